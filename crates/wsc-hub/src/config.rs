@@ -1,0 +1,114 @@
+//! [`HubConfig`]: the hub's own settings, as plain data. The `wsc-config` crate maps the
+//! configuration file onto it; embedders build it in code.
+
+use std::time::Duration;
+
+use crate::codec::DecodeLimits;
+
+/// What happens when a user already has `max_connections_per_user` connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MultiLoginPolicy {
+    /// Every connection coexists; the per-user maximum is not enforced.
+    AllowAll,
+    /// The oldest connection receives `force_offline` and is closed (1008).
+    #[default]
+    KickOld,
+    /// The new connection is refused.
+    KickNew,
+}
+
+/// What happens when a connection's outbound queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close the connection with 1013 so that the client reconnects and catches up.
+    #[default]
+    Disconnect,
+    /// Drop the message for that connection and count it.
+    DropMessage,
+}
+
+/// The hub's settings. Every field has a sane default.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsc_hub::HubConfig;
+/// let config = HubConfig {
+///     client_timeout: Duration::from_secs(60),
+///     ..HubConfig::default()
+/// };
+/// assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// This node's id; unique per process (a random suffix is added by default).
+    pub node_id: String,
+    /// How often the server pings every connection.
+    pub heartbeat_interval: Duration,
+    /// A connection that sends nothing (no frame, no pong) for this long is closed.
+    pub client_timeout: Duration,
+    /// Outbound queue length per connection, in messages.
+    pub queue_capacity: usize,
+    /// Outbound queue size per connection, in bytes.
+    pub queue_max_bytes: usize,
+    /// What to do when a queue is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// How long one batched write may take before the connection counts as a slow consumer.
+    pub write_timeout: Duration,
+    /// Multi-login policy.
+    pub multi_login: MultiLoginPolicy,
+    /// Connections allowed per user (0 = unlimited).
+    pub max_connections_per_user: usize,
+    /// Connections allowed on this node (0 = unlimited).
+    pub max_connections: usize,
+    /// Inbound frame limits.
+    pub limits: DecodeLimits,
+    /// Inbound frames allowed per connection per second (0 = unlimited); above it the
+    /// connection is closed with 1008.
+    pub max_inbound_per_second: u32,
+    /// Whether the hub relays the status types (`typing`, `read`, ...) to `receiver`.
+    pub relay_status_messages: bool,
+    /// Message text of the `force_offline` frame sent by the multi-login policy.
+    pub kick_notification: String,
+    /// How many frames the writer batches into one flush.
+    pub write_batch: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            node_id: default_node_id(),
+            heartbeat_interval: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(90),
+            queue_capacity: 256,
+            queue_max_bytes: 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            write_timeout: Duration::from_secs(10),
+            multi_login: MultiLoginPolicy::KickOld,
+            max_connections_per_user: 3,
+            max_connections: 10_000,
+            limits: DecodeLimits::default(),
+            max_inbound_per_second: 100,
+            relay_status_messages: true,
+            kick_notification: "your account signed in on another device".to_owned(),
+            write_batch: 64,
+        }
+    }
+}
+
+/// A node id unique per process, even for several processes on one host:
+/// `<host>-<pid>-<random>`.
+pub fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 6..]
+    )
+}

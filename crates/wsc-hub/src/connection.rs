@@ -1,0 +1,276 @@
+//! One live connection: its identity, its bounded outbound queue and its close signal.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::Payload;
+use crate::identity::Identity;
+
+/// Process-local connection id. Cheaper to hash than the client id; never reused.
+pub type ConnectionId = u64;
+
+/// What the per-connection writer sends next.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outbound {
+    /// A serialized message (a text frame).
+    Message(Payload),
+    /// A WebSocket ping (liveness probe).
+    Ping,
+}
+
+/// Why a connection ended. Each connection ends exactly once, with the first reason that
+/// applied; the disconnect callbacks receive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client sent a close frame.
+    ClientClosed {
+        /// The close code the client sent (1005 when it sent none).
+        code: u16,
+    },
+    /// The transport failed or the peer vanished without a close frame.
+    ConnectionLost {
+        /// The transport's error.
+        error: String,
+    },
+    /// Nothing arrived for `client_timeout`.
+    Timeout,
+    /// Kicked by the server API.
+    Kicked {
+        /// The reason given by the caller.
+        reason: String,
+    },
+    /// The multi-login policy removed this connection in favour of a newer one.
+    LoginElsewhere,
+    /// A newer connection with the same client id took its place.
+    Replaced,
+    /// Its outbound queue overflowed under the `disconnect` slow-consumer policy, or a write
+    /// did not complete in time.
+    SlowConsumer,
+    /// The client sent a frame larger than the limit.
+    MessageTooLarge,
+    /// The client broke a policy (for example the inbound rate limit).
+    PolicyViolation {
+        /// Which policy.
+        detail: String,
+    },
+    /// The hub is stopping.
+    ServerShutdown,
+}
+
+impl DisconnectReason {
+    /// The WebSocket close code the server sends for this reason.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            DisconnectReason::ClientClosed { code } => *code,
+            DisconnectReason::ConnectionLost { .. } => 1006,
+            DisconnectReason::Timeout | DisconnectReason::Replaced => 1000,
+            DisconnectReason::Kicked { .. }
+            | DisconnectReason::LoginElsewhere
+            | DisconnectReason::PolicyViolation { .. } => 1008,
+            DisconnectReason::SlowConsumer => 1013,
+            DisconnectReason::MessageTooLarge => 1009,
+            DisconnectReason::ServerShutdown => 1001,
+        }
+    }
+
+    /// The human-readable close reason (kept under the 123-byte close-frame limit).
+    pub fn close_text(&self) -> String {
+        let text = match self {
+            DisconnectReason::ClientClosed { .. } => "closed by client".to_owned(),
+            DisconnectReason::ConnectionLost { error } => format!("connection lost: {error}"),
+            DisconnectReason::Timeout => "client timeout: nothing received in time".to_owned(),
+            DisconnectReason::Kicked { reason } => format!("kicked: {reason}"),
+            DisconnectReason::LoginElsewhere => "logged in elsewhere".to_owned(),
+            DisconnectReason::Replaced => "replaced by a newer connection".to_owned(),
+            DisconnectReason::SlowConsumer => "slow consumer: try again later".to_owned(),
+            DisconnectReason::MessageTooLarge => "message too large".to_owned(),
+            DisconnectReason::PolicyViolation { detail } => detail.clone(),
+            DisconnectReason::ServerShutdown => "server shutting down".to_owned(),
+        };
+        truncate_utf8(text, 120)
+    }
+
+    /// Whether frames already queued should still be written before the close frame.
+    pub(crate) fn drains_queue(&self) -> bool {
+        !matches!(
+            self,
+            DisconnectReason::SlowConsumer | DisconnectReason::ConnectionLost { .. }
+        )
+    }
+}
+
+fn truncate_utf8(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// A live connection as the hub sees it. Shared as `Arc<Connection>`.
+#[derive(Debug)]
+pub struct Connection {
+    id: ConnectionId,
+    identity: Identity,
+    connected_at: SystemTime,
+    pub(crate) tx: mpsc::Sender<Outbound>,
+    pub(crate) queued_bytes: AtomicUsize,
+    last_seen_ms: AtomicU64,
+    closing: CancellationToken,
+    reason: OnceLock<DisconnectReason>,
+    metadata: Mutex<HashMap<String, String>>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        id: ConnectionId,
+        identity: Identity,
+        tx: mpsc::Sender<Outbound>,
+        now_ms: u64,
+    ) -> Self {
+        let metadata = Mutex::new(identity.metadata.clone());
+        Connection {
+            id,
+            identity,
+            connected_at: SystemTime::now(),
+            tx,
+            queued_bytes: AtomicUsize::new(0),
+            last_seen_ms: AtomicU64::new(now_ms),
+            closing: CancellationToken::new(),
+            reason: OnceLock::new(),
+            metadata,
+        }
+    }
+
+    /// The process-local id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// The identity the connection registered with (client id filled in).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Shortcut for `identity().user_id`.
+    pub fn user_id(&self) -> &str {
+        &self.identity.user_id
+    }
+
+    /// Shortcut for `identity().client_id`.
+    pub fn client_id(&self) -> &str {
+        &self.identity.client_id
+    }
+
+    /// When the connection registered.
+    pub fn connected_at(&self) -> SystemTime {
+        self.connected_at
+    }
+
+    /// Reads one metadata entry.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.metadata.lock().get(key).cloned()
+    }
+
+    /// Sets one metadata entry (visible to every later query and callback).
+    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.lock().insert(key.into(), value.into());
+    }
+
+    /// A copy of all metadata.
+    pub fn all_metadata(&self) -> HashMap<String, String> {
+        self.metadata.lock().clone()
+    }
+
+    /// Whether a close was requested (by the server or observed from the client).
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_cancelled()
+    }
+
+    /// The reason the connection is closing, once one was recorded.
+    pub fn disconnect_reason(&self) -> Option<&DisconnectReason> {
+        self.reason.get()
+    }
+
+    /// Asks the connection to close. The first reason wins; later calls change nothing.
+    /// Returns whether this call set the reason.
+    pub fn close(&self, reason: DisconnectReason) -> bool {
+        let first = self.reason.set(reason).is_ok();
+        self.closing.cancel();
+        first
+    }
+
+    /// Resolves when a close was requested.
+    pub async fn closed(&self) {
+        self.closing.cancelled().await
+    }
+
+    pub(crate) fn touch(&self, now_ms: u64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_seen_ms(&self) -> u64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
+    /// A serializable snapshot for queries and the server API.
+    pub fn info(&self, node_id: &str) -> ConnectionInfo {
+        ConnectionInfo {
+            connection_id: self.id,
+            client_id: self.identity.client_id.clone(),
+            user_id: self.identity.user_id.clone(),
+            user_type: self.identity.user_type.clone(),
+            device_id: self.identity.device_id.clone(),
+            app_id: self.identity.app_id.clone(),
+            namespace: self.identity.namespace.clone(),
+            ticket_ids: self.identity.ticket_ids.clone(),
+            group_ids: self.identity.group_ids.clone(),
+            node_id: node_id.to_owned(),
+            connected_at: crate::clock::rfc3339(self.connected_at),
+            metadata: self.all_metadata(),
+        }
+    }
+}
+
+/// A snapshot of one connection, for presence queries and the server API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// Process-local id.
+    pub connection_id: ConnectionId,
+    /// Client id (unique per connection).
+    pub client_id: String,
+    /// User id.
+    pub user_id: String,
+    /// User type.
+    pub user_type: String,
+    /// Device id.
+    pub device_id: String,
+    /// App scope.
+    pub app_id: String,
+    /// Namespace scope.
+    pub namespace: String,
+    /// Tickets bound at connect.
+    pub ticket_ids: Vec<String>,
+    /// Groups joined at connect.
+    pub group_ids: Vec<String>,
+    /// The node serving the connection.
+    pub node_id: String,
+    /// Connect time, RFC 3339.
+    pub connected_at: String,
+    /// Metadata.
+    pub metadata: HashMap<String, String>,
+}

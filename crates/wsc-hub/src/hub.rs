@@ -1,0 +1,956 @@
+//! [`Hub`]: registration, routing, inbound handling, presence, stats and lifecycle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
+use crate::clock::now_rfc3339;
+use crate::codec::{self, FrameError, Payload};
+use crate::config::{HubConfig, SlowConsumerPolicy};
+use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
+use crate::identity::Identity;
+use crate::message::{HubMessage, MessageType, SYSTEM};
+use crate::registry::{AdmitError, Registry};
+use crate::report::{
+    DeliveryFailure, DeliveryReport, FailureReason, KickReport, RegisterError, SendError,
+};
+use crate::stats::{Counters, HubStats};
+
+type RelayFn = dyn Fn(&Connection, &HubMessage) -> bool + Send + Sync;
+
+/// The hub: owns every connection on this node and routes messages to them.
+///
+/// Cheap to clone (an `Arc`). Transport-agnostic: a transport calls [`Hub::register`] and
+/// drives the returned [`Registration`] (see [`crate::tungstenite::serve`]).
+///
+/// ```
+/// use wsc_hub::{Hub, HubConfig, HubMessage, Identity};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Hub::new(HubConfig::default());
+/// hub.start();
+/// let registration = hub.register(Identity::new("alice")).await.unwrap();
+/// let report = hub.send_to_user("alice", HubMessage::text("hi")).await.unwrap();
+/// assert_eq!(report.delivered, 1);
+/// drop(registration); // unregisters
+/// assert_eq!(hub.online_user_count(), 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: HubConfig,
+    registry: RwLock<Registry>,
+    next_id: AtomicU64,
+    counters: Counters,
+    callbacks: Callbacks,
+    relay_policy: RwLock<Option<Arc<RelayFn>>>,
+    running: AtomicBool,
+    started_at: Mutex<Option<std::time::Instant>>,
+    origin: tokio::time::Instant,
+    timer: Mutex<Option<CancellationToken>>,
+    emptied: Notify,
+}
+
+/// Options of [`Hub::broadcast`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BroadcastOptions {
+    /// Only connections of this app (also stamped on the message).
+    pub app_id: Option<String>,
+    /// Only connections of this namespace (also stamped on the message).
+    pub namespace: Option<String>,
+    /// Skip every connection of this user.
+    pub exclude_user: Option<String>,
+}
+
+impl BroadcastOptions {
+    /// Everyone except `user_id`.
+    pub fn excluding(user_id: impl Into<String>) -> Self {
+        BroadcastOptions {
+            exclude_user: Some(user_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Only connections of this app and namespace.
+    pub fn scoped(app_id: impl Into<String>, namespace: impl Into<String>) -> Self {
+        BroadcastOptions {
+            app_id: Some(app_id.into()),
+            namespace: Some(namespace.into()),
+            ..Self::default()
+        }
+    }
+}
+
+impl Hub {
+    /// A stopped hub with the given settings. Call [`Hub::start`] inside a tokio runtime.
+    pub fn new(config: HubConfig) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                config,
+                registry: RwLock::new(Registry::default()),
+                next_id: AtomicU64::new(1),
+                counters: Counters::default(),
+                callbacks: Callbacks::default(),
+                relay_policy: RwLock::new(None),
+                running: AtomicBool::new(false),
+                started_at: Mutex::new(None),
+                origin: tokio::time::Instant::now(),
+                timer: Mutex::new(None),
+                emptied: Notify::new(),
+            }),
+        }
+    }
+
+    /// Starts the hub: accepts registrations and runs the shared liveness timer (one task
+    /// for all connections). Idempotent. Must be called inside a tokio runtime.
+    pub fn start(&self) {
+        if self.inner.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        *self.inner.started_at.lock() = Some(std::time::Instant::now());
+        let token = CancellationToken::new();
+        *self.inner.timer.lock() = Some(token.clone());
+        let weak = Arc::downgrade(&self.inner);
+        let period = self
+            .inner
+            .config
+            .heartbeat_interval
+            .max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = ticks.tick() => {}
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                Hub { inner }.sweep();
+            }
+        });
+        tracing::info!(node_id = %self.inner.config.node_id, "hub started");
+    }
+
+    /// Stops the hub: refuses new registrations and sends, closes every connection with
+    /// 1001, and waits until every connection has ended or `deadline` passed. Returns the
+    /// number of connections still open at the deadline (0 on a clean drain).
+    pub async fn stop(&self, deadline: Duration) -> usize {
+        self.inner.running.store(false, Ordering::SeqCst);
+        if let Some(token) = self.inner.timer.lock().take() {
+            token.cancel();
+        }
+        for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
+            conn.close(DisconnectReason::ServerShutdown);
+        }
+        let drained = tokio::time::timeout(deadline, async {
+            loop {
+                let notified = self.inner.emptied.notified();
+                if self.connection_count() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = self.connection_count(),
+                "hub stop deadline passed with connections still open"
+            );
+        }
+        self.connection_count()
+    }
+
+    /// Whether the hub accepts registrations and sends.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// The settings the hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.config.node_id
+    }
+
+    // ---------------------------------------------------------------- callbacks
+
+    /// Adds a connect callback. An error rejects the connection: [`Hub::register`] returns
+    /// [`RegisterError::Rejected`] with its text. The callback runs before the connection is
+    /// reachable by the routes; to greet it, queue a frame with
+    /// [`Hub::send_to_new_connection`].
+    pub fn on_client_connect<F, Fut>(&self, f: F)
+    where
+        F: Fn(Arc<Connection>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), CallbackError>> + Send + 'static,
+    {
+        self.inner
+            .callbacks
+            .connect
+            .push(Arc::new(move |c| Box::pin(f(c))));
+    }
+
+    /// Adds a disconnect callback; it runs exactly once per registered connection, with the
+    /// first reason that applied.
+    pub fn on_client_disconnect<F>(&self, f: F)
+    where
+        F: Fn(&Connection, &DisconnectReason) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.disconnect.push(Arc::new(f));
+    }
+
+    /// Adds a message-received callback for client frames the hub does not handle itself.
+    /// An error stops the chain and answers the client with an error frame (`rejected`).
+    pub fn on_message_received<F, Fut>(&self, f: F)
+    where
+        F: Fn(Arc<Connection>, Arc<HubMessage>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), CallbackError>> + Send + 'static,
+    {
+        self.inner
+            .callbacks
+            .received
+            .push(Arc::new(move |c, m| Box::pin(f(c, m))));
+    }
+
+    /// Adds a callback that runs once per send operation, after routing, with the report.
+    pub fn on_message_sent<F>(&self, f: F)
+    where
+        F: Fn(&HubMessage, &DeliveryReport) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.sent.push(Arc::new(f));
+    }
+
+    /// Adds an error callback (invalid frames, slow consumers, refused callbacks).
+    pub fn on_error<F>(&self, f: F)
+    where
+        F: Fn(Option<&Connection>, &ErrorEvent) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.error.push(Arc::new(f));
+    }
+
+    /// Replaces the relay policy for status frames (`typing`, `read`, ...): it decides
+    /// whether `connection` may relay `message` to `message.receiver`. Without one, every
+    /// relay inside the sender's app and namespace is allowed (when
+    /// [`HubConfig::relay_status_messages`] is on).
+    pub fn set_relay_policy<F>(&self, f: F)
+    where
+        F: Fn(&Connection, &HubMessage) -> bool + Send + Sync + 'static,
+    {
+        *self.inner.relay_policy.write() = Some(Arc::new(f));
+    }
+
+    // ---------------------------------------------------------------- registration
+
+    /// Registers a connection. When this returns `Ok`, the connection is reachable by every
+    /// route: a message sent right after is queued for it.
+    ///
+    /// Order: identity check, node limit, connect callbacks, then one atomic admission
+    /// (client-id replacement, multi-login policy, indexes).
+    pub async fn register(&self, mut identity: Identity) -> Result<Registration, RegisterError> {
+        let result = self.try_register(&mut identity).await;
+        if result.is_err() {
+            Counters::add(&self.inner.counters.connections_rejected, 1);
+        }
+        result
+    }
+
+    async fn try_register(&self, identity: &mut Identity) -> Result<Registration, RegisterError> {
+        if !self.is_running() {
+            return Err(RegisterError::NotRunning);
+        }
+        identity.validate()?;
+        let config = &self.inner.config;
+        if config.max_connections > 0 && self.connection_count() >= config.max_connections {
+            return Err(RegisterError::NodeFull {
+                limit: config.max_connections,
+            });
+        }
+        if identity.client_id.is_empty() {
+            identity.client_id = uuid::Uuid::now_v7().simple().to_string();
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let conn = Arc::new(Connection::new(
+            id,
+            std::mem::take(identity),
+            tx,
+            self.now_ms(),
+        ));
+        for callback in self.inner.callbacks.connect.snapshot() {
+            if let Err(e) = callback(conn.clone()).await {
+                self.emit_error(Some(&conn), &ErrorEvent::CallbackRejected(e.0.clone()));
+                return Err(RegisterError::Rejected(e.0));
+            }
+        }
+        let admitted = self.inner.registry.write().admit(
+            conn.clone(),
+            config.multi_login,
+            config.max_connections_per_user,
+            config.max_connections,
+        );
+        let evicted = admitted.map_err(|e| match e {
+            AdmitError::NodeFull => RegisterError::NodeFull {
+                limit: config.max_connections,
+            },
+            AdmitError::UserLimit => RegisterError::UserConnectionLimit {
+                limit: config.max_connections_per_user,
+            },
+        })?;
+        for (old, reason) in evicted {
+            if reason == DisconnectReason::LoginElsewhere {
+                let notice = HubMessage {
+                    receiver: old.user_id().to_owned(),
+                    ..HubMessage::new(MessageType::ForceOffline, &config.kick_notification)
+                }
+                .with_data("reason", "login_elsewhere");
+                self.send_direct(&old, notice);
+            }
+            old.close(reason);
+        }
+        Counters::add(&self.inner.counters.connections_accepted, 1);
+        tracing::debug!(
+            user_id = conn.user_id(),
+            client_id = conn.client_id(),
+            "registered"
+        );
+        Ok(Registration {
+            hub: self.clone(),
+            conn,
+            rx,
+            window_start_ms: 0,
+            window_count: 0,
+            finished: false,
+        })
+    }
+
+    fn unregister(&self, conn: &Arc<Connection>, observed: DisconnectReason) {
+        conn.close(observed);
+        let reason =
+            conn.disconnect_reason()
+                .cloned()
+                .unwrap_or(DisconnectReason::ConnectionLost {
+                    error: "unknown".to_owned(),
+                });
+        let empty = {
+            let mut registry = self.inner.registry.write();
+            registry.remove(conn.id());
+            registry.len() == 0
+        };
+        Counters::add(&self.inner.counters.connections_closed, 1);
+        if empty {
+            self.inner.emptied.notify_waiters();
+        }
+        tracing::debug!(user_id = conn.user_id(), ?reason, "unregistered");
+        for callback in self.inner.callbacks.disconnect.snapshot() {
+            callback(conn, &reason);
+        }
+    }
+
+    // ---------------------------------------------------------------- routing
+
+    /// Sends to every live connection of a user. When `msg.receiver_client` is set, only
+    /// that connection of the user receives it.
+    pub async fn send_to_user(
+        &self,
+        user_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        non_empty(user_id, "user_id")?;
+        if msg.receiver.is_empty() {
+            msg.receiver = user_id.to_owned();
+        }
+        let only = std::mem::take(&mut msg.receiver_client);
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.user(user_id)
+                    .filter(|c| only.is_empty() || c.client_id() == only)
+                    .filter(|c| in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Sends to every connection bound to a ticket, except the connections of
+    /// `msg.sender` (the sender does not get its own message back).
+    pub async fn send_to_ticket(
+        &self,
+        ticket_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        non_empty(ticket_id, "ticket_id")?;
+        msg.ticket_id = ticket_id.to_owned();
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.ticket(ticket_id)
+                    .filter(|c| c.user_id() != m.sender && in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Sends to every connection of a group: connections that joined at connect and every
+    /// connection of users who joined through [`Hub::join_group`].
+    pub async fn send_to_group(
+        &self,
+        group_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        non_empty(group_id, "group_id")?;
+        if !msg.group_ids.iter().any(|g| g == group_id) {
+            msg.group_ids.push(group_id.to_owned());
+        }
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.group(group_id)
+                    .into_iter()
+                    .filter(|c| in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Sends to one connection, by client id.
+    pub async fn send_to_connection(
+        &self,
+        client_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        non_empty(client_id, "client_id")?;
+        msg.receiver_client = client_id.to_owned();
+        self.route(msg, |reg, m, out| {
+            out.extend(reg.by_client(client_id).filter(|c| in_scope(c, m)).cloned())
+        })
+    }
+
+    /// Sends to every connection, optionally scoped to an app/namespace and excluding a user.
+    pub async fn broadcast(
+        &self,
+        mut msg: HubMessage,
+        options: BroadcastOptions,
+    ) -> Result<DeliveryReport, SendError> {
+        if let Some(app) = options.app_id {
+            msg.app_id = app;
+        }
+        if let Some(ns) = options.namespace {
+            msg.namespace = ns;
+        }
+        let exclude = options.exclude_user.unwrap_or_default();
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.all()
+                    .filter(|c| (exclude.is_empty() || c.user_id() != exclude) && in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Closes every connection of a user with 1008. With `notify`, each first receives a
+    /// `kick_out` frame, written before the close frame.
+    pub async fn kick_user(
+        &self,
+        user_id: &str,
+        reason: &str,
+        notify: bool,
+    ) -> Result<KickReport, SendError> {
+        self.ensure_running()?;
+        non_empty(user_id, "user_id")?;
+        let conns = self.snapshot(|reg, out| out.extend(reg.user(user_id).cloned()));
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for conn in &conns {
+            if notify {
+                let notice = HubMessage {
+                    receiver: user_id.to_owned(),
+                    ..HubMessage::new(MessageType::KickOut, reason)
+                }
+                .with_data("reason", reason)
+                .with_data("kicked_at", secs);
+                self.send_direct(conn, notice);
+            }
+            conn.close(DisconnectReason::Kicked {
+                reason: reason.to_owned(),
+            });
+        }
+        Ok(KickReport {
+            kicked: conns.len(),
+        })
+    }
+
+    /// Queues a message for a connection that may not be registered yet (for example a
+    /// welcome frame from a connect callback). Returns whether it was queued.
+    pub fn send_to_new_connection(&self, conn: &Connection, msg: HubMessage) -> bool {
+        self.send_direct(conn, msg)
+    }
+
+    fn send_direct(&self, conn: &Connection, mut msg: HubMessage) -> bool {
+        self.prepare(&mut msg);
+        match codec::encode(&msg) {
+            Ok(payload) => self.enqueue(conn, &payload).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn route(
+        &self,
+        mut msg: HubMessage,
+        select: impl FnOnce(&Registry, &HubMessage, &mut Vec<Arc<Connection>>),
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        self.prepare(&mut msg);
+        let payload = codec::encode(&msg)?;
+        let targets = {
+            let mut out = Vec::new();
+            select(&self.inner.registry.read(), &msg, &mut out);
+            out
+        };
+        let mut report = DeliveryReport {
+            message_id: msg.message_id.clone(),
+            ..DeliveryReport::default()
+        };
+        for conn in &targets {
+            match self.enqueue(conn, &payload) {
+                Ok(()) => report.delivered += 1,
+                Err(reason) => report.failures.push(DeliveryFailure {
+                    client_id: conn.client_id().to_owned(),
+                    user_id: conn.user_id().to_owned(),
+                    reason,
+                }),
+            }
+        }
+        report.nodes = usize::from(report.delivered > 0);
+        if !self.inner.callbacks.sent.is_empty() {
+            for callback in self.inner.callbacks.sent.snapshot() {
+                callback(&msg, &report);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Fills the ids and the timestamp the caller left empty.
+    fn prepare(&self, msg: &mut HubMessage) {
+        if msg.id.is_empty() {
+            msg.id = uuid::Uuid::now_v7().to_string();
+        }
+        if msg.message_id.is_empty() {
+            msg.message_id = msg.id.clone();
+        }
+        if msg.create_at.is_empty() {
+            msg.create_at = now_rfc3339();
+        }
+    }
+
+    /// Non-blocking enqueue with the slow-consumer policy. Never awaits.
+    fn enqueue(&self, conn: &Connection, payload: &Payload) -> Result<(), FailureReason> {
+        let counters = &self.inner.counters;
+        if conn.is_closing() {
+            Counters::add(&counters.messages_dropped, 1);
+            return Err(FailureReason::ConnectionClosed);
+        }
+        let len = payload.len();
+        let before = conn.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        // A single message larger than the byte bound still goes through an empty queue.
+        let fits = before == 0 || before + len <= self.inner.config.queue_max_bytes;
+        if fits {
+            match conn.tx.try_send(Outbound::Message(payload.clone())) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    Counters::add(&counters.messages_dropped, 1);
+                    return Err(FailureReason::ConnectionClosed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+            }
+        }
+        conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        Counters::add(&counters.messages_dropped, 1);
+        match self.inner.config.slow_consumer {
+            SlowConsumerPolicy::DropMessage => Err(FailureReason::QueueFull),
+            _ => {
+                if conn.close(DisconnectReason::SlowConsumer) {
+                    Counters::add(&counters.slow_consumer_disconnects, 1);
+                    tracing::warn!(client_id = conn.client_id(), "slow consumer disconnected");
+                    self.emit_error(Some(conn), &ErrorEvent::SlowConsumer);
+                }
+                Err(FailureReason::SlowConsumerDisconnected)
+            }
+        }
+    }
+
+    fn snapshot(
+        &self,
+        select: impl FnOnce(&Registry, &mut Vec<Arc<Connection>>),
+    ) -> Vec<Arc<Connection>> {
+        let mut out = Vec::new();
+        select(&self.inner.registry.read(), &mut out);
+        out
+    }
+
+    fn ensure_running(&self) -> Result<(), SendError> {
+        if self.is_running() {
+            Ok(())
+        } else {
+            Err(SendError::NotRunning)
+        }
+    }
+
+    // ---------------------------------------------------------------- inbound
+
+    async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) {
+        // The server speaks for the connection: a client cannot claim another identity or
+        // leave its app and namespace.
+        let identity = conn.identity();
+        msg.sender = identity.user_id.clone();
+        msg.sender_type = identity.user_type.clone();
+        msg.sender_client = identity.client_id.clone();
+        msg.app_id = identity.app_id.clone();
+        msg.namespace = identity.namespace.clone();
+        self.prepare(&mut msg);
+
+        if msg.message_type.is_heartbeat() {
+            let pong = HubMessage {
+                id: msg.id.clone(),
+                message_type: MessageType::Pong,
+                sender: SYSTEM.to_owned(),
+                sender_type: SYSTEM.to_owned(),
+                receiver: identity.user_id.clone(),
+                receiver_type: identity.user_type.clone(),
+                ..HubMessage::default()
+            };
+            self.send_direct(conn, pong);
+            return;
+        }
+        if msg.message_type == MessageType::Ack {
+            let detail = if msg.message_id.is_empty() {
+                "message_id is required".to_owned()
+            } else {
+                format!("no delivery {} is waiting for an ack", msg.message_id)
+            };
+            self.reject_frame(conn, FrameError::UnknownAck(detail), &msg.id);
+            return;
+        }
+        if msg.message_type.is_forwardable() && self.inner.config.relay_status_messages {
+            self.relay(conn, msg).await;
+            return;
+        }
+        let msg = Arc::new(msg);
+        for callback in self.inner.callbacks.received.snapshot() {
+            if let Err(e) = callback(conn.clone(), msg.clone()).await {
+                self.emit_error(Some(conn), &ErrorEvent::CallbackRejected(e.0.clone()));
+                self.reject_frame(conn, FrameError::Rejected(e.0), &msg.id);
+                return;
+            }
+        }
+    }
+
+    async fn relay(&self, conn: &Arc<Connection>, msg: HubMessage) {
+        if msg.receiver.is_empty() {
+            let err = FrameError::MissingReceiver(msg.message_type.to_string());
+            self.reject_frame(conn, err, &msg.id);
+            return;
+        }
+        let policy = self.inner.relay_policy.read().clone();
+        if let Some(policy) = policy
+            && !policy(conn, &msg)
+        {
+            self.reject_frame(conn, FrameError::RelayDenied(msg.receiver.clone()), &msg.id);
+            return;
+        }
+        let receiver = msg.receiver.clone();
+        let origin = conn.id();
+        let _ = self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.user(&receiver)
+                    .filter(|c| c.id() != origin && in_scope(c, m))
+                    .cloned(),
+            )
+        });
+    }
+
+    fn reject_frame(&self, conn: &Connection, error: FrameError, reply_to: &str) {
+        Counters::add(&self.inner.counters.invalid_frames, 1);
+        tracing::debug!(
+            client_id = conn.client_id(),
+            code = error.code(),
+            "frame refused"
+        );
+        self.send_direct(conn, error.to_message(reply_to));
+        self.emit_error(Some(conn), &ErrorEvent::InvalidFrame(error));
+    }
+
+    fn emit_error(&self, conn: Option<&Connection>, event: &ErrorEvent) {
+        for callback in self.inner.callbacks.error.snapshot() {
+            callback(conn, event);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.origin.elapsed().as_millis() as u64
+    }
+
+    /// One pass of the shared liveness timer: close the silent, ping the rest.
+    fn sweep(&self) {
+        let now = self.now_ms();
+        let timeout = self.inner.config.client_timeout.as_millis() as u64;
+        for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
+            if now.saturating_sub(conn.last_seen_ms()) >= timeout {
+                conn.close(DisconnectReason::Timeout);
+            } else {
+                // A full queue already means traffic is pending; skipping the ping is fine.
+                let _ = conn.tx.try_send(Outbound::Ping);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// Ids of every user with a live connection on this node, sorted.
+    pub fn online_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self.inner.registry.read().users().cloned().collect();
+        users.sort();
+        users
+    }
+
+    /// Number of users with a live connection.
+    pub fn online_user_count(&self) -> usize {
+        self.inner.registry.read().user_count()
+    }
+
+    /// Whether the user has a live connection.
+    pub fn is_user_online(&self, user_id: &str) -> bool {
+        self.inner.registry.read().is_user_online(user_id)
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.registry.read().len()
+    }
+
+    /// Snapshots of a user's live connections.
+    pub fn user_connections(&self, user_id: &str) -> Vec<ConnectionInfo> {
+        let node = self.node_id();
+        self.snapshot(|reg, out| out.extend(reg.user(user_id).cloned()))
+            .iter()
+            .map(|c| c.info(node))
+            .collect()
+    }
+
+    /// A live connection by client id.
+    pub fn connection(&self, client_id: &str) -> Option<Arc<Connection>> {
+        self.inner.registry.read().by_client(client_id).cloned()
+    }
+
+    /// A live connection by process-local id.
+    pub fn connection_by_id(&self, id: ConnectionId) -> Option<Arc<Connection>> {
+        self.inner.registry.read().get(id).cloned()
+    }
+
+    /// Adds a user to a group (kept until [`Hub::leave_group`], across reconnects).
+    /// Returns whether the user was not a member yet.
+    pub fn join_group(&self, group_id: &str, user_id: &str) -> bool {
+        self.inner.registry.write().join_group(group_id, user_id)
+    }
+
+    /// Removes a user from a group. Returns whether it was a member through the API.
+    pub fn leave_group(&self, group_id: &str, user_id: &str) -> bool {
+        self.inner.registry.write().leave_group(group_id, user_id)
+    }
+
+    /// Users in a group, sorted.
+    pub fn group_members(&self, group_id: &str) -> Vec<String> {
+        self.inner.registry.read().group_members(group_id)
+    }
+
+    /// An exact snapshot of the counters.
+    pub fn stats(&self) -> HubStats {
+        let (connections, users) = {
+            let reg = self.inner.registry.read();
+            (reg.len(), reg.user_count())
+        };
+        let uptime = self
+            .inner
+            .started_at
+            .lock()
+            .map(|t| t.elapsed().as_secs())
+            .unwrap_or(0);
+        self.inner
+            .counters
+            .snapshot(self.node_id(), connections, users, uptime)
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("node_id", &self.node_id())
+            .field("running", &self.is_running())
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
+    if value.is_empty() {
+        Err(SendError::InvalidTarget(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// A message with an app id (namespace) only reaches connections of that app (namespace).
+fn in_scope(conn: &Connection, msg: &HubMessage) -> bool {
+    let identity = conn.identity();
+    (msg.app_id.is_empty() || msg.app_id == identity.app_id)
+        && (msg.namespace.is_empty() || msg.namespace == identity.namespace)
+}
+
+/// A registered connection, as its transport drives it.
+///
+/// The transport reads outbound frames with [`recv`](Self::recv) /
+/// [`try_recv`](Self::try_recv), feeds inbound frames to [`handle_text`](Self::handle_text),
+/// and ends with [`finish`](Self::finish). Dropping it unregisters the connection too, so a
+/// transport that fails cannot leak a registration. The disconnect callbacks run exactly once.
+pub struct Registration {
+    hub: Hub,
+    conn: Arc<Connection>,
+    rx: mpsc::Receiver<Outbound>,
+    window_start_ms: u64,
+    window_count: u32,
+    finished: bool,
+}
+
+impl Registration {
+    /// The connection.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// The hub it belongs to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The next outbound frame. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let frame = self.rx.recv().await;
+        self.dequeued(frame.as_ref());
+        frame
+    }
+
+    /// The next outbound frame if one is ready.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let frame = self.rx.try_recv().ok();
+        self.dequeued(frame.as_ref());
+        frame
+    }
+
+    fn dequeued(&self, frame: Option<&Outbound>) {
+        if let Some(Outbound::Message(p)) = frame {
+            self.conn.queued_bytes.fetch_sub(p.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Records frames the transport wrote (for stats).
+    pub fn record_written(&self, messages: u64, bytes: u64) {
+        let counters = &self.hub.inner.counters;
+        Counters::add(&counters.messages_out, messages);
+        Counters::add(&counters.bytes_out, bytes);
+    }
+
+    /// Marks the connection alive (any inbound frame or pong).
+    pub fn touch(&self) {
+        self.conn.touch(self.hub.now_ms());
+    }
+
+    /// Handles one inbound text frame: liveness, rate limit, decoding, then pong, relay or
+    /// the message-received callbacks. Invalid frames get an error frame; the connection
+    /// stays open unless a limit closes it.
+    pub async fn handle_text(&mut self, text: &str) {
+        let now = self.hub.now_ms();
+        self.conn.touch(now);
+        let counters = &self.hub.inner.counters;
+        Counters::add(&counters.messages_in, 1);
+        Counters::add(&counters.bytes_in, text.len() as u64);
+        let limit = self.hub.inner.config.max_inbound_per_second;
+        if limit > 0 {
+            if now.saturating_sub(self.window_start_ms) >= 1000 {
+                self.window_start_ms = now;
+                self.window_count = 0;
+            }
+            self.window_count += 1;
+            if self.window_count > limit {
+                self.conn.close(DisconnectReason::PolicyViolation {
+                    detail: format!("rate limit exceeded: more than {limit} messages per second"),
+                });
+                return;
+            }
+        }
+        match codec::decode(text, self.hub.inner.config.limits) {
+            Ok(msg) => self.hub.handle_message(&self.conn, msg).await,
+            Err(error) => {
+                let reply_to = if matches!(error, FrameError::InvalidField(_)) {
+                    codec::offending_id(text)
+                } else {
+                    String::new()
+                };
+                self.hub.reject_frame(&self.conn, error, &reply_to);
+            }
+        }
+    }
+
+    /// Answers a frame the transport could not accept (binary, invalid UTF-8) with an error
+    /// frame; the connection stays open.
+    pub fn reject_frame(&self, error: FrameError) {
+        self.touch();
+        Counters::add(&self.hub.inner.counters.messages_in, 1);
+        self.hub.reject_frame(&self.conn, error, "");
+    }
+
+    /// Unregisters the connection; `observed` is the reason when none was recorded before.
+    pub fn finish(mut self, observed: DisconnectReason) {
+        self.finished = true;
+        self.hub.unregister(&self.conn, observed);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.hub.unregister(
+                &self.conn,
+                DisconnectReason::ConnectionLost {
+                    error: "transport dropped".to_owned(),
+                },
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("connection", &self.conn.id())
+            .field("client_id", &self.conn.client_id())
+            .finish()
+    }
+}
+
+/// Reads `data.code` of an error frame (test and client helper).
+pub fn error_code(msg: &HubMessage) -> Option<&str> {
+    msg.data_value("code").and_then(Value::as_str)
+}

@@ -1,0 +1,51 @@
+//! `wsc-hub`: a transport-agnostic WebSocket hub.
+//!
+//! The hub owns the connections of one node: who they are ([`Identity`]), how to reach them
+//! (by user, ticket, group, connection or everyone), the wire codec (go-wsc compatible JSON,
+//! see [`HubMessage`]), presence, exact stats and callback chains. It knows nothing of web
+//! frameworks or config files: a transport registers a connection with [`Hub::register`]
+//! and drives the returned [`Registration`]. The `tungstenite` feature (on by default) adds
+//! [`tungstenite::serve`] for any `tokio_tungstenite::WebSocketStream`.
+//!
+//! ```
+//! use wsc_hub::{Hub, HubConfig, HubMessage, Identity, Outbound};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let hub = Hub::new(HubConfig::default());
+//! hub.start();
+//! let mut phone = hub.register(Identity::new("alice").with_device_id("phone")).await.unwrap();
+//! let report = hub.send_to_user("alice", HubMessage::text("hello")).await.unwrap();
+//! assert_eq!(report.delivered, 1);
+//! let Some(Outbound::Message(frame)) = phone.recv().await else { panic!() };
+//! assert!(frame.as_str().contains("hello"));
+//! # }
+//! ```
+
+mod callbacks;
+mod clock;
+pub mod codec;
+mod config;
+mod connection;
+mod hub;
+mod identity;
+pub mod message;
+mod registry;
+mod report;
+mod stats;
+#[cfg(feature = "tungstenite")]
+pub mod tungstenite;
+
+pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
+pub use codec::{DecodeLimits, FrameError, Payload};
+pub use config::{HubConfig, MultiLoginPolicy, SlowConsumerPolicy, default_node_id};
+pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
+pub use hub::{BroadcastOptions, Hub, Registration, error_code};
+pub use identity::{
+    DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,
+};
+pub use message::{HubMessage, MessageType, Priority, Source};
+pub use report::{
+    DeliveryFailure, DeliveryReport, FailureReason, KickReport, RegisterError, SendError,
+};
+pub use stats::HubStats;

@@ -1,0 +1,232 @@
+//! The connection registry: every index the router needs, kept consistent under one lock.
+//!
+//! All mutation happens inside [`Registry::admit`] and [`Registry::remove`], called with the
+//! hub's write lock held, so an admission (replacement, multi-login eviction, insertion) is
+//! atomic: no reader ever sees a user with neither the old nor the new connection.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::config::MultiLoginPolicy;
+use crate::connection::{Connection, ConnectionId, DisconnectReason};
+
+/// The connections removed to admit a new one, with why.
+pub(crate) type Evicted = Vec<(Arc<Connection>, DisconnectReason)>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    by_id: HashMap<ConnectionId, Arc<Connection>>,
+    by_client: HashMap<String, ConnectionId>,
+    /// Oldest first, so the multi-login policy can find the oldest connection.
+    by_user: HashMap<String, Vec<ConnectionId>>,
+    by_ticket: HashMap<String, Vec<ConnectionId>>,
+    /// Groups joined by a connection at connect time; they end with the connection.
+    group_conns: HashMap<String, HashSet<ConnectionId>>,
+    /// Groups joined by a user through the API; they outlive connections.
+    group_users: HashMap<String, HashSet<String>>,
+}
+
+/// Why [`Registry::admit`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdmitError {
+    NodeFull,
+    UserLimit,
+}
+
+impl Registry {
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub(crate) fn user_count(&self) -> usize {
+        self.by_user.len()
+    }
+
+    /// Inserts `conn`, applying client-id replacement and the multi-login policy.
+    pub(crate) fn admit(
+        &mut self,
+        conn: Arc<Connection>,
+        policy: MultiLoginPolicy,
+        max_per_user: usize,
+        max_connections: usize,
+    ) -> Result<Evicted, AdmitError> {
+        let replaced = self.by_client.get(conn.client_id()).copied();
+        let live = self.len() - usize::from(replaced.is_some());
+        if max_connections > 0 && live >= max_connections {
+            return Err(AdmitError::NodeFull);
+        }
+        let user_conns: Vec<ConnectionId> = self
+            .by_user
+            .get(conn.user_id())
+            .map(|ids| {
+                ids.iter()
+                    .copied()
+                    .filter(|id| Some(*id) != replaced)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let over = if max_per_user == 0 || policy == MultiLoginPolicy::AllowAll {
+            0
+        } else {
+            (user_conns.len() + 1).saturating_sub(max_per_user)
+        };
+        if over > 0 && policy == MultiLoginPolicy::KickNew {
+            return Err(AdmitError::UserLimit);
+        }
+        let mut evicted = Vec::new();
+        if let Some(old) = replaced.and_then(|id| self.remove(id)) {
+            evicted.push((old, DisconnectReason::Replaced));
+        }
+        for id in user_conns.into_iter().take(over) {
+            if let Some(old) = self.remove(id) {
+                evicted.push((old, DisconnectReason::LoginElsewhere));
+            }
+        }
+        let id = conn.id();
+        self.by_client.insert(conn.client_id().to_owned(), id);
+        self.by_user
+            .entry(conn.user_id().to_owned())
+            .or_default()
+            .push(id);
+        for ticket in &conn.identity().ticket_ids {
+            self.by_ticket.entry(ticket.clone()).or_default().push(id);
+        }
+        for group in &conn.identity().group_ids {
+            self.group_conns
+                .entry(group.clone())
+                .or_default()
+                .insert(id);
+        }
+        self.by_id.insert(id, conn);
+        Ok(evicted)
+    }
+
+    /// Removes a connection from every index. `None` when it was already gone (evicted).
+    pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<Arc<Connection>> {
+        let conn = self.by_id.remove(&id)?;
+        if self.by_client.get(conn.client_id()) == Some(&id) {
+            self.by_client.remove(conn.client_id());
+        }
+        remove_from_list(&mut self.by_user, conn.user_id(), id);
+        for ticket in &conn.identity().ticket_ids {
+            remove_from_list(&mut self.by_ticket, ticket, id);
+        }
+        for group in &conn.identity().group_ids {
+            if let Some(set) = self.group_conns.get_mut(group) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.group_conns.remove(group);
+                }
+            }
+        }
+        Some(conn)
+    }
+
+    pub(crate) fn get(&self, id: ConnectionId) -> Option<&Arc<Connection>> {
+        self.by_id.get(&id)
+    }
+
+    pub(crate) fn by_client(&self, client_id: &str) -> Option<&Arc<Connection>> {
+        self.by_client
+            .get(client_id)
+            .and_then(|id| self.by_id.get(id))
+    }
+
+    pub(crate) fn user(&self, user_id: &str) -> impl Iterator<Item = &Arc<Connection>> {
+        self.ids(self.by_user.get(user_id))
+    }
+
+    pub(crate) fn ticket(&self, ticket_id: &str) -> impl Iterator<Item = &Arc<Connection>> {
+        self.ids(self.by_ticket.get(ticket_id))
+    }
+
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.by_id.values()
+    }
+
+    pub(crate) fn users(&self) -> impl Iterator<Item = &String> {
+        self.by_user.keys()
+    }
+
+    pub(crate) fn is_user_online(&self, user_id: &str) -> bool {
+        self.by_user.contains_key(user_id)
+    }
+
+    /// Connections in a group: those that joined at connect plus every connection of the
+    /// users who joined through the API, each once.
+    pub(crate) fn group(&self, group_id: &str) -> Vec<&Arc<Connection>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let direct = self.group_conns.get(group_id).into_iter().flatten();
+        let via_users = self
+            .group_users
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|user| self.by_user.get(user))
+            .flatten();
+        for id in direct.chain(via_users) {
+            if seen.insert(*id)
+                && let Some(conn) = self.by_id.get(id)
+            {
+                out.push(conn);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn join_group(&mut self, group_id: &str, user_id: &str) -> bool {
+        self.group_users
+            .entry(group_id.to_owned())
+            .or_default()
+            .insert(user_id.to_owned())
+    }
+
+    pub(crate) fn leave_group(&mut self, group_id: &str, user_id: &str) -> bool {
+        let Some(set) = self.group_users.get_mut(group_id) else {
+            return false;
+        };
+        let removed = set.remove(user_id);
+        if set.is_empty() {
+            self.group_users.remove(group_id);
+        }
+        removed
+    }
+
+    /// Members of a group: API members plus users with a connection that joined at connect.
+    pub(crate) fn group_members(&self, group_id: &str) -> Vec<String> {
+        let mut members: HashSet<&str> = self
+            .group_users
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        for id in self.group_conns.get(group_id).into_iter().flatten() {
+            if let Some(conn) = self.by_id.get(id) {
+                members.insert(conn.user_id());
+            }
+        }
+        let mut members: Vec<String> = members.into_iter().map(str::to_owned).collect();
+        members.sort();
+        members
+    }
+
+    fn ids<'a>(
+        &'a self,
+        ids: Option<&'a Vec<ConnectionId>>,
+    ) -> impl Iterator<Item = &'a Arc<Connection>> + 'a {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+    }
+}
+
+fn remove_from_list(map: &mut HashMap<String, Vec<ConnectionId>>, key: &str, id: ConnectionId) {
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|x| *x != id);
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}

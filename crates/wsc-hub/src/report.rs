@@ -1,0 +1,129 @@
+//! What a send returns: [`DeliveryReport`], and the errors of each operation.
+
+use serde::Serialize;
+
+use crate::identity::IdentityError;
+
+/// The outcome of one send.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// The message's `message_id` (generated when the caller left it empty).
+    pub message_id: String,
+    /// Connections on this node whose queue accepted the message.
+    pub delivered: usize,
+    /// Nodes the message was routed to (this node counts when it had a recipient).
+    pub nodes: usize,
+    /// Whether the message went to the offline store.
+    pub stored_offline: bool,
+    /// Connections that did not get the message, with why.
+    pub failures: Vec<DeliveryFailure>,
+}
+
+/// One connection that did not receive a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DeliveryFailure {
+    /// Its client id.
+    pub client_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Why.
+    pub reason: FailureReason,
+}
+
+/// Why one connection did not receive a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// Its queue was full and the message was dropped (policy `drop_message`).
+    QueueFull,
+    /// Its queue was full and it was disconnected (policy `disconnect`, close 1013).
+    SlowConsumerDisconnected,
+    /// It was already closing.
+    ConnectionClosed,
+}
+
+/// Why a send failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The hub is not running (not started yet, or stopped).
+    #[error("the hub is not running")]
+    NotRunning,
+    /// The target id is empty or otherwise unusable.
+    #[error("invalid target: {0}")]
+    InvalidTarget(&'static str),
+    /// The message could not be serialized.
+    #[error("message could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl SendError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendError::NotRunning => "not_running",
+            SendError::InvalidTarget(_) => "invalid_target",
+            SendError::Encode(_) => "encode_failed",
+        }
+    }
+}
+
+/// Why a connection could not register.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// The hub is not running.
+    #[error("the hub is not running")]
+    NotRunning,
+    /// The identity is missing or invalid.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// This node already holds its maximum of connections.
+    #[error("node is full ({limit} connections); try another node or later")]
+    NodeFull {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The user already holds its maximum of connections and the policy is `kick_new`.
+    #[error("user already has {limit} connections")]
+    UserConnectionLimit {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A connect callback refused the connection.
+    #[error("connection rejected: {0}")]
+    Rejected(String),
+}
+
+impl RegisterError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegisterError::NotRunning => "shutting_down",
+            RegisterError::Identity(e) => e.code(),
+            RegisterError::NodeFull { .. } => "node_full",
+            RegisterError::UserConnectionLimit { .. } => "user_connection_limit",
+            RegisterError::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The close code used when the refusal has to be told over an open WebSocket.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            RegisterError::NotRunning => 1001,
+            RegisterError::NodeFull { .. } => 1013,
+            _ => 1008,
+        }
+    }
+}
+
+/// The outcome of a kick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct KickReport {
+    /// Connections closed on this node.
+    pub kicked: usize,
+}

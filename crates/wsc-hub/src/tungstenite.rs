@@ -1,0 +1,305 @@
+//! Serve any `tokio_tungstenite::WebSocketStream` with the hub (feature `tungstenite`).
+//!
+//! One task per connection runs both directions: it waits on the close signal, the
+//! outbound queue and the socket at once. Outbound frames are written in batches: every
+//! frame that is ready is fed to the socket, then one flush (one syscall for many frames).
+//!
+//! ```no_run
+//! use tokio::net::TcpListener;
+//! use wsc_hub::{Hub, HubConfig, IdentityParams, tungstenite};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hub = Hub::new(HubConfig::default());
+//! hub.start();
+//! let listener = TcpListener::bind("127.0.0.1:8081").await?;
+//! loop {
+//!     let (stream, _) = listener.accept().await?;
+//!     let hub = hub.clone();
+//!     tokio::spawn(async move {
+//!         let (ws, identity) =
+//!             tungstenite::accept_with_identity(stream, &IdentityParams::default(), hub.config())
+//!                 .await?;
+//!         let _ = tungstenite::accept(&hub, identity, ws).await;
+//!         Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+//!     });
+//! }
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes, error::CapacityError};
+
+use crate::codec::{FrameError, Payload};
+use crate::config::HubConfig;
+use crate::connection::{DisconnectReason, Outbound};
+use crate::hub::{Hub, Registration};
+use crate::identity::{Identity, IdentityParams};
+use crate::report::RegisterError;
+
+/// How long the server waits for the client's close reply after sending its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The WebSocket settings the hub wants: small read/write buffers (they dominate idle memory
+/// per connection), a bounded write buffer, and the inbound size limit from the config.
+pub fn websocket_config(config: &HubConfig) -> WebSocketConfig {
+    let max = config.limits.max_message_size;
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(config.queue_max_bytes.max(64 * 1024) + max + 4 * 1024)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// Registers `identity` and serves the connection until it ends. When the registration is
+/// refused, the client gets a close frame with the reason and the error is returned.
+pub async fn accept<S>(
+    hub: &Hub,
+    identity: Identity,
+    mut ws: WebSocketStream<S>,
+) -> Result<(), RegisterError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match hub.register(identity).await {
+        Ok(registration) => {
+            serve(registration, ws).await;
+            Ok(())
+        }
+        Err(error) => {
+            close_with(&mut ws, error.close_code(), &error.to_string()).await;
+            Err(error)
+        }
+    }
+}
+
+/// Performs the server handshake on a raw stream, reading the identity from the request.
+/// A request without a valid identity is answered with HTTP 400 and a JSON error body.
+pub async fn accept_with_identity<S>(
+    stream: S,
+    params: &IdentityParams,
+    config: &HubConfig,
+) -> Result<(WebSocketStream<S>, Identity), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut identity = None;
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        match params.extract(request.uri(), request.headers()) {
+            Ok(id) => {
+                identity = Some(id);
+                Ok(response)
+            }
+            Err(e) => {
+                let body = serde_json::json!({"error": e.code(), "message": e.to_string()});
+                let mut response = ErrorResponse::new(Some(body.to_string()));
+                *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Err(response)
+            }
+        }
+    };
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(websocket_config(config)),
+    )
+    .await?;
+    match identity {
+        Some(identity) => Ok((ws, identity)),
+        None => Err(WsError::ConnectionClosed),
+    }
+}
+
+/// Sends a close frame with `code` and `reason`, then waits briefly for the client's reply.
+pub async fn close_with<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if ws.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}
+
+enum Event {
+    Closing,
+    Outbound(Option<Outbound>),
+    Inbound(Option<Result<Message, WsError>>),
+}
+
+/// Serves a registered connection until it ends, then unregisters it.
+pub async fn serve<S>(mut registration: Registration, mut ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = registration.connection().clone();
+    let write_timeout = registration.hub().config().write_timeout;
+    let batch = registration.hub().config().write_batch.max(1);
+    let mut client_closed = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = conn.closed() => Event::Closing,
+            frame = registration.recv() => Event::Outbound(frame),
+            incoming = ws.next() => Event::Inbound(incoming),
+        };
+        match event {
+            Event::Closing | Event::Outbound(None) => break,
+            Event::Outbound(Some(first)) => {
+                let written = tokio::time::timeout(
+                    write_timeout,
+                    write_batch(&mut registration, &mut ws, first, batch),
+                )
+                .await;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        conn.close(DisconnectReason::ConnectionLost {
+                            error: e.to_string(),
+                        });
+                        break;
+                    }
+                    Err(_) => {
+                        conn.close(DisconnectReason::SlowConsumer);
+                        break;
+                    }
+                }
+            }
+            Event::Inbound(None) => {
+                conn.close(DisconnectReason::ConnectionLost {
+                    error: "connection reset without close frame".to_owned(),
+                });
+                break;
+            }
+            Event::Inbound(Some(Ok(message))) => match message {
+                Message::Text(text) => registration.handle_text(text.as_str()).await,
+                Message::Binary(_) => registration.reject_frame(FrameError::BinaryNotSupported),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => registration.touch(),
+                Message::Close(frame) => {
+                    let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                    conn.close(DisconnectReason::ClientClosed { code });
+                    client_closed = true;
+                    break;
+                }
+            },
+            Event::Inbound(Some(Err(error))) => match error {
+                WsError::Utf8(_) => registration.reject_frame(FrameError::InvalidUtf8),
+                WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                    conn.close(DisconnectReason::MessageTooLarge);
+                    break;
+                }
+                WsError::Protocol(e) => {
+                    conn.close(DisconnectReason::PolicyViolation {
+                        detail: format!("protocol error: {e}"),
+                    });
+                    break;
+                }
+                other => {
+                    conn.close(DisconnectReason::ConnectionLost {
+                        error: other.to_string(),
+                    });
+                    break;
+                }
+            },
+        }
+    }
+    let reason = conn
+        .disconnect_reason()
+        .cloned()
+        .unwrap_or(DisconnectReason::ConnectionLost {
+            error: "unknown".to_owned(),
+        });
+    if client_closed {
+        // tungstenite queued the close reply while reading; make sure it goes out.
+        let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
+    } else if !matches!(reason, DisconnectReason::ConnectionLost { .. }) {
+        if reason.drains_queue() {
+            drain(&mut registration, &mut ws, write_timeout).await;
+        }
+        close_with(&mut ws, reason.close_code(), &reason.close_text()).await;
+    }
+    registration.finish(reason);
+}
+
+/// Writes what is still queued (for example a kick notice) before the close frame.
+async fn drain<S>(registration: &mut Registration, ws: &mut WebSocketStream<S>, limit: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(limit, async {
+        let (mut messages, mut bytes) = (0, 0);
+        while let Some(frame) = registration.try_recv() {
+            if let Outbound::Message(p) = &frame {
+                messages += 1;
+                bytes += p.len() as u64;
+            }
+            if ws.feed(to_message(frame)).await.is_err() {
+                return;
+            }
+        }
+        if ws.flush().await.is_ok() {
+            registration.record_written(messages, bytes);
+        }
+    })
+    .await;
+}
+
+async fn write_batch<S>(
+    registration: &mut Registration,
+    ws: &mut WebSocketStream<S>,
+    first: Outbound,
+    batch: usize,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut next = Some(first);
+    let mut fed = 0;
+    while let Some(frame) = next.take() {
+        if let Outbound::Message(p) = &frame {
+            messages += 1;
+            bytes += p.len() as u64;
+        }
+        ws.feed(to_message(frame)).await?;
+        fed += 1;
+        if fed < batch {
+            next = registration.try_recv();
+        }
+    }
+    ws.flush().await?;
+    registration.record_written(messages, bytes);
+    Ok(())
+}
+
+fn to_message(frame: Outbound) -> Message {
+    match frame {
+        Outbound::Message(payload) => Message::Text(utf8(payload)),
+        Outbound::Ping => Message::Ping(Default::default()),
+    }
+}
+
+#[allow(unsafe_code)]
+fn utf8(payload: Payload) -> Utf8Bytes {
+    // SAFETY: a `Payload` is only built by `codec::encode` from serde_json output, which is
+    // always valid UTF-8. Skipping the re-validation keeps fan-out a refcount bump per
+    // recipient instead of a scan of every frame.
+    unsafe { Utf8Bytes::from_bytes_unchecked(payload.bytes().clone()) }
+}
