@@ -1,1 +1,27 @@
-//! placeholder
+//! `gateway-server`: the wsc gateway as a server.
+//!
+//! [`Server`] builds a [`Hub`](wsc_hub::Hub) from a [`GatewayConfig`](wsc_config::GatewayConfig),
+//! binds the public listener (`/ws`, `/health`) and the API listener (`/health`, `/ready`,
+//! `/api/v1/...`), and returns a [`RunningServer`] once both are bound. Stopping it closes
+//! every WebSocket with 1001 and drains within a deadline.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use gateway_server::Server;
+//! use wsc_config::GatewayConfig;
+//!
+//! # async fn run() -> Result<(), gateway_server::StartError> {
+//! let running = Server::new(GatewayConfig::default()).start().await?;
+//! println!("WebSocket on ws://{}/ws", running.public_addr());
+//! running.stop(Duration::from_secs(10)).await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod error;
+mod server;
+mod upgrade;
+
+pub use error::ApiError;
+pub use server::{RunningServer, Server, StartError};

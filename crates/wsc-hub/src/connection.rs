@@ -100,8 +100,9 @@ impl DisconnectReason {
         truncate_utf8(text, 120)
     }
 
-    /// Whether frames already queued should still be written before the close frame.
-    pub(crate) fn drains_queue(&self) -> bool {
+    /// Whether frames already queued should still be written before the close frame (a
+    /// kick notice, for example); not for slow consumers or lost connections.
+    pub fn drains_queue(&self) -> bool {
         !matches!(
             self,
             DisconnectReason::SlowConsumer | DisconnectReason::ConnectionLost { .. }

@@ -542,8 +542,14 @@ impl Hub {
         Ok(report)
     }
 
-    /// Fills the ids and the timestamp the caller left empty.
+    /// Fills the ids, the sender and the timestamp the caller left empty.
     fn prepare(&self, msg: &mut HubMessage) {
+        if msg.sender.is_empty() {
+            msg.sender = SYSTEM.to_owned();
+            if msg.sender_type.is_empty() {
+                msg.sender_type = SYSTEM.to_owned();
+            }
+        }
         if msg.id.is_empty() {
             msg.id = uuid::Uuid::now_v7().to_string();
         }

@@ -1,0 +1,213 @@
+//! Lifecycle: build, bind, serve, stop.
+//!
+//! Order of `start`: start the hub, bind the public listener, bind the API listener (or
+//! share the public one when the ports are equal), then spawn the accept loops. A bind
+//! failure is an error from `start`. Order of `stop`: stop accepting, close every WebSocket
+//! with 1001 through the hub, wait for connection tasks until the deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wsc_config::GatewayConfig;
+use wsc_hub::{Hub, IdentityParams};
+
+use crate::{api, upgrade};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) hub: Hub,
+    pub(crate) identity_params: Arc<IdentityParams>,
+    pub(crate) origins: Arc<Vec<String>>,
+    pub(crate) allowed_user_types: Arc<Vec<String>>,
+    pub(crate) connections: TaskTracker,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not be bound (port in use, bad address, ...).
+    #[error("cannot bind {what} listener on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A configured, not yet started gateway server.
+pub struct Server {
+    config: GatewayConfig,
+    hub: Hub,
+}
+
+impl Server {
+    /// Builds the hub from the configuration.
+    pub fn new(config: GatewayConfig) -> Self {
+        let hub = Hub::new(config.wsc.hub_config());
+        Server { config, hub }
+    }
+
+    /// Uses an existing hub (for embedders that registered callbacks on it).
+    pub fn with_hub(config: GatewayConfig, hub: Hub) -> Self {
+        Server { config, hub }
+    }
+
+    /// The hub, to register callbacks before starting.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// Starts the hub and binds both listeners; returns once they accept connections.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let config = self.config;
+        let hub = self.hub;
+        let public_addr = format!("{}:{}", config.wsc.node_ip, config.wsc.node_port);
+        let public = bind("public", &public_addr).await?;
+        let shared = config.http.port == config.wsc.node_port && config.http.port != 0;
+        let api_listener = if shared {
+            None
+        } else {
+            let api_addr = format!("{}:{}", config.http.host, config.http.port);
+            Some(bind("API", &api_addr).await?)
+        };
+        hub.start();
+
+        let state = AppState {
+            hub: hub.clone(),
+            identity_params: Arc::new(config.wsc.identity_params()),
+            origins: Arc::new(config.wsc.websocket_origins.clone()),
+            allowed_user_types: Arc::new(config.wsc.security.allowed_user_types.clone()),
+            connections: TaskTracker::new(),
+        };
+        let mut public_router = Router::new().route("/health", get(api::health));
+        if config.wsc.enabled {
+            public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
+        }
+        let api_router = api::router();
+        let shutdown = CancellationToken::new();
+        let servers = TaskTracker::new();
+        let public_addr = local_addr(&public);
+        let api_addr = match api_listener {
+            None => {
+                let app = public_router.merge(api_router).with_state(state.clone());
+                serve(&servers, public, app, shutdown.clone());
+                public_addr
+            }
+            Some(listener) => {
+                let addr = local_addr(&listener);
+                serve(
+                    &servers,
+                    public,
+                    public_router.with_state(state.clone()),
+                    shutdown.clone(),
+                );
+                serve(
+                    &servers,
+                    listener,
+                    api_router.with_state(state.clone()),
+                    shutdown.clone(),
+                );
+                addr
+            }
+        };
+        tracing::info!(%public_addr, %api_addr, node_id = hub.node_id(), "gateway started");
+        Ok(RunningServer {
+            hub,
+            public_addr,
+            api_addr,
+            shutdown,
+            servers,
+            connections: state.connections,
+        })
+    }
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: CancellationToken) {
+    tracker.spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "listener failed");
+        }
+    });
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::stop`].
+pub struct RunningServer {
+    hub: Hub,
+    public_addr: SocketAddr,
+    api_addr: SocketAddr,
+    shutdown: CancellationToken,
+    servers: TaskTracker,
+    connections: TaskTracker,
+}
+
+impl RunningServer {
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Where the public listener (`/ws`) is bound.
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// Where the API listener is bound (equal to the public one when they share a port).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001 and waits for the connections to
+    /// finish, at most `deadline`. Returns whether everything drained in time.
+    pub async fn stop(self, deadline: Duration) -> bool {
+        let started = tokio::time::Instant::now();
+        self.shutdown.cancel();
+        let remaining = self.hub.stop(deadline).await;
+        self.connections.close();
+        self.servers.close();
+        let left = deadline.saturating_sub(started.elapsed());
+        let drained = tokio::time::timeout(left, async {
+            self.connections.wait().await;
+            self.servers.wait().await;
+        })
+        .await
+        .is_ok();
+        tracing::info!(drained, remaining, "gateway stopped");
+        drained && remaining == 0
+    }
+}

@@ -1,0 +1,171 @@
+//! The WebSocket upgrade on the public listener.
+//!
+//! Every check happens before the `101 Switching Protocols`: a refused handshake is a real
+//! HTTP error with a JSON body, never an empty 200. The connection is registered with the
+//! hub before the handler returns, so a message sent as soon as the client sees the 101
+//! reaches it. The upgrade is done directly on hyper's upgraded stream and served by
+//! `wsc_hub::tungstenite::serve` (cheaper per frame than going through axum's wrapper).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use wsc_hub::{RegisterError, tungstenite};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+pub(crate) async fn websocket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response {
+    let key = match check_handshake(request.headers()) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = check_origin(request.headers(), &state.origins) {
+        return e.into_response();
+    }
+    let params = state.identity_params.clone();
+    let mut identity = match params.extract(request.uri(), request.headers()) {
+        Ok(identity) => identity,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()).into_response();
+        }
+    };
+    if !state.allowed_user_types.is_empty()
+        && !state
+            .allowed_user_types
+            .iter()
+            .any(|t| *t == identity.user_type)
+    {
+        let message = format!("user type `{}` may not connect", identity.user_type);
+        return ApiError::new(StatusCode::FORBIDDEN, "user_type_not_allowed", message)
+            .into_response();
+    }
+    identity
+        .metadata
+        .insert("peer_addr".to_owned(), peer.to_string());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let hub = state.hub.clone();
+    // A connect callback's refusal is told over the socket (close 1008 with its reason);
+    // every other refusal is an HTTP error before the upgrade.
+    let (registration, refusal) = match hub.register(identity).await {
+        Ok(registration) => (Some(registration), String::new()),
+        Err(e @ RegisterError::Rejected(_)) => (None, e.to_string()),
+        Err(e) => return register_error(e).into_response(),
+    };
+    let client_id = registration
+        .as_ref()
+        .map(|r| r.connection().client_id().to_owned());
+    let config = tungstenite::websocket_config(hub.config());
+    state.connections.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        match registration {
+            Some(registration) => tungstenite::serve(registration, ws).await,
+            None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(Ok(id)) = client_id.map(|id| HeaderValue::from_str(&id)) {
+        headers.insert("x-wsc-client-id", id);
+    }
+    if let Ok(node) = HeaderValue::from_str(hub.node_id()) {
+        headers.insert("x-wsc-node-id", node);
+    }
+    response
+}
+
+fn register_error(e: RegisterError) -> ApiError {
+    let status = match &e {
+        RegisterError::Identity(_) => StatusCode::BAD_REQUEST,
+        RegisterError::NotRunning | RegisterError::NodeFull { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        RegisterError::UserConnectionLimit { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::FORBIDDEN,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_upgrade_required",
+            "this endpoint only accepts WebSocket upgrades (Connection: upgrade, Upgrade: websocket)",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_websocket_version",
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_websocket_key",
+                "Sec-WebSocket-Key is required",
+            )
+        })
+}
+
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    if allowed.is_empty() || allowed.iter().any(|o| o == "*") {
+        return Ok(());
+    }
+    // Non-browser clients send no Origin; the allowlist protects browsers from
+    // cross-site WebSocket hijacking, which always carries one.
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!("origin `{origin}` is not allowed"),
+        ))
+    }
+}
