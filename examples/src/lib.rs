@@ -1,1 +1,1 @@
-
+//! Runnable examples of the wsc gateway; see the `[[example]]` targets of this package.

@@ -1,1 +1,156 @@
-fn main() {}
+//! Project tasks: `cargo xtask <task>`.
+//!
+//! - `ci`: formatting check, clippy (`-D warnings`, all targets), every test and doc test.
+//!   Makes sure a Redis server answers first (starting a throwaway `redis-server` on a free
+//!   port when none does) and exports its URL as `WSC_TEST_REDIS_URL`.
+//! - `demo`: runs the gateway on its embedded defaults (release build).
+//! - `bench`: runs the criterion benchmarks.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci(),
+        "demo" => run("cargo", &["run", "--release", "-p", "gateway-server"]),
+        "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let _redis = ensure_redis()?;
+    let started = Instant::now();
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ],
+    )?;
+    run("cargo", &["test", "--workspace", "--doc"])?;
+    println!("xtask ci: all green in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed with {status}", args.join(" ")))
+    }
+}
+
+/// A throwaway Redis started by this task; killed when dropped.
+struct Redis(Option<Child>);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Finds a Redis that answers PING: `WSC_TEST_REDIS_URL` when set, else 127.0.0.1:6379,
+/// else a throwaway `redis-server` on a free port. Fails, with the install command, only
+/// when there is no `redis-server` binary.
+fn ensure_redis() -> Result<Redis, String> {
+    if let Ok(url) = std::env::var("WSC_TEST_REDIS_URL") {
+        let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+        if ping(addr) {
+            println!("xtask: using Redis at {url}");
+            return Ok(Redis(None));
+        }
+        return Err(format!("WSC_TEST_REDIS_URL={url} does not answer PING"));
+    }
+    if ping("127.0.0.1:6379") {
+        set_redis_url("127.0.0.1:6379");
+        println!("xtask: using Redis at 127.0.0.1:6379");
+        return Ok(Redis(None));
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "no Redis answers on 127.0.0.1:6379 and redis-server cannot be started ({e}).\n\
+                 Install it: apt-get update && apt-get install -y redis-server"
+            )
+        })?;
+    let redis = Redis(Some(child));
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ping(&addr) {
+        if Instant::now() > deadline {
+            return Err(format!("throwaway redis-server on {addr} did not answer PING"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("xtask: no Redis on 6379; started a throwaway redis-server on {addr}");
+    set_redis_url(&addr);
+    Ok(redis)
+}
+
+fn set_redis_url(addr: &str) {
+    // SAFETY: xtask has a single thread at this point, so no other thread reads the
+    // environment while it changes; the variable is inherited by the cargo children.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("WSC_TEST_REDIS_URL", format!("redis://{addr}/"));
+    }
+}
+
+fn ping(addr: &str) -> bool {
+    let Ok(addr) = addr.parse() else { return false };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}

@@ -95,7 +95,7 @@ impl Server {
             allowed_user_types: Arc::new(config.wsc.security.allowed_user_types.clone()),
             connections: TaskTracker::new(),
         };
-        let mut public_router = Router::new().route("/health", get(api::health));
+        let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
         }
@@ -111,6 +111,7 @@ impl Server {
             }
             Some(listener) => {
                 let addr = local_addr(&listener);
+                let public_router = public_router.route("/health", get(api::health));
                 serve(
                     &servers,
                     public,

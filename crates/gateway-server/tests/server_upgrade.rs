@@ -1,0 +1,294 @@
+//! End-to-end tests of the gateway server's WebSocket upgrade and lifecycle, with real
+//! WebSocket clients over 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use gateway_server::{RunningServer, Server};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use wsc_config::{GatewayConfig, LoginPolicy};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn local_config() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    config
+}
+
+async fn start(config: GatewayConfig) -> RunningServer {
+    Server::new(config).start().await.expect("server starts")
+}
+
+async fn connect(addr: SocketAddr, query: &str) -> Result<Client, WsError> {
+    connect_async(format!("ws://{addr}/ws?{query}"))
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The status and JSON body of a refused handshake.
+async fn refused(addr: SocketAddr, query: &str, origin: Option<&str>) -> (u16, Value) {
+    let mut request = format!("ws://{addr}/ws?{query}")
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match connect_async(request).await {
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let json = serde_json::from_slice(&body).expect("JSON error body");
+            (response.status().as_u16(), json)
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
+    }
+}
+
+async fn next_json(ws: &mut Client) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("frame ok");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+async fn close_frame(ws: &mut Client) -> (u16, String) {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn post(addr: SocketAddr, path: &str, body: &str) -> Value {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response)
+        .await
+        .unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON body in {response}"))
+}
+
+#[tokio::test]
+async fn upgrade_answers_identity_headers_and_pong() {
+    let server = start(local_config()).await;
+    let (mut ws, response) = connect_async(format!(
+        "ws://{}/ws?user_id=alice&client_id=c1",
+        server.public_addr()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["x-wsc-client-id"], "c1");
+    assert_eq!(response.headers()["x-wsc-node-id"], server.hub().node_id());
+    ws.send(Message::text(r#"{"message_type":"ping","id":"p1"}"#))
+        .await
+        .unwrap();
+    let pong = next_json(&mut ws).await;
+    assert_eq!(pong["message_type"], "pong");
+    assert_eq!(pong["id"], "p1");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn identity_from_header_and_cookie() {
+    let server = start(local_config()).await;
+    let mut request = format!("ws://{}/ws", server.public_addr())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-user-id", "bob".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", "user_type=agent".parse().unwrap());
+    let (_ws, _) = connect_async(request).await.unwrap();
+    let conns = server.hub().user_connections("bob");
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].user_type, "agent");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_message_sent_right_after_connect_arrives() {
+    let server = start(local_config()).await;
+    let mut ws = connect(server.public_addr(), "user_id=carol").await.unwrap();
+    let report = post(
+        server.api_addr(),
+        "/api/v1/users/carol/messages",
+        r#"{"content":"first"}"#,
+    )
+    .await;
+    assert_eq!(report["delivered"], 1, "{report}");
+    let msg = next_json(&mut ws).await;
+    assert_eq!(msg["content"], "first");
+    assert_eq!(msg["receiver"], "carol");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn refusals_are_http_errors_with_json_bodies() {
+    let mut config = local_config();
+    config.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    config.wsc.security.allowed_user_types = vec!["visitor".to_owned(), "agent".to_owned()];
+    let server = start(config).await;
+    let addr = server.public_addr();
+
+    let (status, body) = refused(addr, "", None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("missing_user_id")));
+    assert!(body["message"].as_str().unwrap().contains("user_id"));
+
+    let (status, body) = refused(addr, "user_id=a", Some("https://evil.example")).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("origin_not_allowed")));
+
+    let (status, body) = refused(addr, "user_id=a&user_type=admin", None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("user_type_not_allowed")));
+
+    let long = "x".repeat(300);
+    let (status, body) = refused(addr, &format!("user_id={long}"), None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_identity")));
+
+    // The allowed origin and a client without Origin both get through.
+    let mut request = format!("ws://{addr}/ws?user_id=a").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://app.example".parse().unwrap());
+    assert!(connect_async(request).await.is_ok());
+    assert!(connect(addr, "user_id=b").await.is_ok());
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn plain_get_on_the_websocket_path_is_426() {
+    let server = start(local_config()).await;
+    let mut stream = TcpStream::connect(server.public_addr()).await.unwrap();
+    let request = format!(
+        "GET /ws?user_id=a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+    assert!(response.contains("websocket_upgrade_required"));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn node_full_is_503_and_user_limit_is_409() {
+    let mut config = local_config();
+    config.wsc.performance.max_connections_per_node = 2;
+    config.wsc.multi_login.policy = LoginPolicy::KickNew;
+    config.wsc.multi_login.max_connections_per_user = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let _a = connect(addr, "user_id=a").await.unwrap();
+    let (status, body) = refused(addr, "user_id=a", None).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("user_connection_limit")));
+    let _b = connect(addr, "user_id=b").await.unwrap();
+    let (status, body) = refused(addr, "user_id=c", None).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("node_full")));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_connect_callback_refusal_is_a_close_frame_with_the_reason() {
+    let server = Server::new(local_config());
+    server
+        .hub()
+        .on_client_connect(|conn| async move {
+            if conn.user_id() == "mallory" {
+                Err("banned user".into())
+            } else {
+                Ok(())
+            }
+        });
+    let server = server.start().await.unwrap();
+    let mut ws = connect(server.public_addr(), "user_id=mallory").await.unwrap();
+    let (code, reason) = close_frame(&mut ws).await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("banned user"), "{reason}");
+    assert_eq!(server.hub().connection_count(), 0);
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn stop_sends_1001_to_every_connection_and_drains() {
+    let server = start(local_config()).await;
+    let mut a = connect(server.public_addr(), "user_id=a").await.unwrap();
+    let mut b = connect(server.public_addr(), "user_id=b").await.unwrap();
+    let hub = server.hub().clone();
+    let stopping = tokio::spawn(server.stop(WAIT));
+    assert_eq!(close_frame(&mut a).await.0, 1001);
+    assert_eq!(close_frame(&mut b).await.0, 1001);
+    drop((a, b));
+    assert!(stopping.await.unwrap(), "drained within the deadline");
+    assert_eq!(hub.connection_count(), 0);
+    assert!(!hub.is_running());
+}
+
+#[tokio::test]
+async fn a_port_in_use_fails_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = local_config();
+    config.wsc.node_port = taken.local_addr().unwrap().port();
+    let err = Server::new(config).start().await.err().expect("bind error");
+    assert!(err.to_string().contains("public"), "{err}");
+}
+
+#[tokio::test]
+async fn one_listener_when_ports_are_equal() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut config = local_config();
+    config.wsc.node_port = port;
+    config.http.port = port;
+    let server = start(config).await;
+    assert_eq!(server.public_addr(), server.api_addr());
+    let mut ws = connect(server.public_addr(), "user_id=d").await.unwrap();
+    let report = post(server.api_addr(), "/api/v1/broadcast", r#"{"content":"all"}"#).await;
+    assert_eq!(report["delivered"], 1);
+    assert_eq!(next_json(&mut ws).await["content"], "all");
+    server.stop(WAIT).await;
+}
