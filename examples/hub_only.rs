@@ -35,7 +35,10 @@ async fn main() -> std::io::Result<()> {
         .with_state(hub);
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    println!("hub_only on ws://{}/ws?user_id=alice", listener.local_addr()?);
+    println!(
+        "hub_only on ws://{}/ws?user_id=alice",
+        listener.local_addr()?
+    );
     axum::serve(listener, app).await
 }
 

@@ -71,7 +71,10 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{program} {}` failed with {status}", args.join(" ")))
+        Err(format!(
+            "`{program} {}` failed with {status}",
+            args.join(" ")
+        ))
     }
 }
 
@@ -124,7 +127,9 @@ fn ensure_redis() -> Result<Redis, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ping(&addr) {
         if Instant::now() > deadline {
-            return Err(format!("throwaway redis-server on {addr} did not answer PING"));
+            return Err(format!(
+                "throwaway redis-server on {addr} did not answer PING"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -40,10 +40,7 @@ pub(crate) async fn websocket(
         }
     };
     if !state.allowed_user_types.is_empty()
-        && !state
-            .allowed_user_types
-            .iter()
-            .any(|t| *t == identity.user_type)
+        && !state.allowed_user_types.contains(&identity.user_type)
     {
         let message = format!("user type `{}` may not connect", identity.user_type);
         return ApiError::new(StatusCode::FORBIDDEN, "user_type_not_allowed", message)

@@ -148,7 +148,9 @@ async fn identity_from_header_and_cookie() {
 #[tokio::test]
 async fn a_message_sent_right_after_connect_arrives() {
     let server = start(local_config()).await;
-    let mut ws = connect(server.public_addr(), "user_id=carol").await.unwrap();
+    let mut ws = connect(server.public_addr(), "user_id=carol")
+        .await
+        .unwrap();
     let report = post(
         server.api_addr(),
         "/api/v1/users/carol/messages",
@@ -171,21 +173,35 @@ async fn refusals_are_http_errors_with_json_bodies() {
     let addr = server.public_addr();
 
     let (status, body) = refused(addr, "", None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("missing_user_id")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("missing_user_id"))
+    );
     assert!(body["message"].as_str().unwrap().contains("user_id"));
 
     let (status, body) = refused(addr, "user_id=a", Some("https://evil.example")).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("origin_not_allowed")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
 
     let (status, body) = refused(addr, "user_id=a&user_type=admin", None).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("user_type_not_allowed")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("user_type_not_allowed"))
+    );
 
     let long = "x".repeat(300);
     let (status, body) = refused(addr, &format!("user_id={long}"), None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_identity")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_identity"))
+    );
 
     // The allowed origin and a client without Origin both get through.
-    let mut request = format!("ws://{addr}/ws?user_id=a").into_client_request().unwrap();
+    let mut request = format!("ws://{addr}/ws?user_id=a")
+        .into_client_request()
+        .unwrap();
     request
         .headers_mut()
         .insert("origin", "https://app.example".parse().unwrap());
@@ -198,9 +214,7 @@ async fn refusals_are_http_errors_with_json_bodies() {
 async fn plain_get_on_the_websocket_path_is_426() {
     let server = start(local_config()).await;
     let mut stream = TcpStream::connect(server.public_addr()).await.unwrap();
-    let request = format!(
-        "GET /ws?user_id=a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    );
+    let request = "GET /ws?user_id=a HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
         .await
         .unwrap();
@@ -223,7 +237,10 @@ async fn node_full_is_503_and_user_limit_is_409() {
     let addr = server.public_addr();
     let _a = connect(addr, "user_id=a").await.unwrap();
     let (status, body) = refused(addr, "user_id=a", None).await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("user_connection_limit")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("user_connection_limit"))
+    );
     let _b = connect(addr, "user_id=b").await.unwrap();
     let (status, body) = refused(addr, "user_id=c", None).await;
     assert_eq!((status, body["error"].as_str()), (503, Some("node_full")));
@@ -233,17 +250,17 @@ async fn node_full_is_503_and_user_limit_is_409() {
 #[tokio::test]
 async fn a_connect_callback_refusal_is_a_close_frame_with_the_reason() {
     let server = Server::new(local_config());
-    server
-        .hub()
-        .on_client_connect(|conn| async move {
-            if conn.user_id() == "mallory" {
-                Err("banned user".into())
-            } else {
-                Ok(())
-            }
-        });
+    server.hub().on_client_connect(|conn| async move {
+        if conn.user_id() == "mallory" {
+            Err("banned user".into())
+        } else {
+            Ok(())
+        }
+    });
     let server = server.start().await.unwrap();
-    let mut ws = connect(server.public_addr(), "user_id=mallory").await.unwrap();
+    let mut ws = connect(server.public_addr(), "user_id=mallory")
+        .await
+        .unwrap();
     let (code, reason) = close_frame(&mut ws).await;
     assert_eq!(code, 1008);
     assert!(reason.contains("banned user"), "{reason}");
@@ -287,7 +304,12 @@ async fn one_listener_when_ports_are_equal() {
     let server = start(config).await;
     assert_eq!(server.public_addr(), server.api_addr());
     let mut ws = connect(server.public_addr(), "user_id=d").await.unwrap();
-    let report = post(server.api_addr(), "/api/v1/broadcast", r#"{"content":"all"}"#).await;
+    let report = post(
+        server.api_addr(),
+        "/api/v1/broadcast",
+        r#"{"content":"all"}"#,
+    )
+    .await;
     assert_eq!(report["delivered"], 1);
     assert_eq!(next_json(&mut ws).await["content"], "all");
     server.stop(WAIT).await;

@@ -95,7 +95,10 @@ impl Fixture {
             hub.join_group(GROUP_ID, &user(i));
         }
         assert_eq!(hub.connection_count(), CONNECTIONS);
-        assert_eq!(hub.group_members(GROUP_ID).len(), CONNECTIONS / GROUP_STRIDE);
+        assert_eq!(
+            hub.group_members(GROUP_ID).len(),
+            CONNECTIONS / GROUP_STRIDE
+        );
         Fixture { rt, hub, regs }
     }
 
@@ -158,7 +161,10 @@ fn routing(c: &mut Criterion) {
     // Sanity: each route reaches exactly the expected connections.
     let report = fx
         .rt
-        .block_on(fx.hub.broadcast(typical_message(), BroadcastOptions::default()))
+        .block_on(
+            fx.hub
+                .broadcast(typical_message(), BroadcastOptions::default()),
+        )
         .expect("broadcast");
     assert_eq!(report.delivered, CONNECTIONS);
     assert_eq!(fx.drain(0..CONNECTIONS), CONNECTIONS);

@@ -82,6 +82,9 @@ where
 
 /// Performs the server handshake on a raw stream, reading the identity from the request.
 /// A request without a valid identity is answered with HTTP 400 and a JSON error body.
+// The error is tungstenite's own (large) type, passed through unchanged so callers can match
+// on it as they would on `tokio_tungstenite::accept_async`.
+#[allow(clippy::result_large_err)]
 pub async fn accept_with_identity<S>(
     stream: S,
     params: &IdentityParams,
