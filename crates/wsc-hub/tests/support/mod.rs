@@ -122,11 +122,6 @@ impl TestServer {
             }
         }
     }
-
-    /// Whether no further connection task ended so far.
-    pub(crate) fn no_end_pending(&mut self) -> bool {
-        self.ends.try_recv().is_err()
-    }
 }
 
 impl Drop for TestServer {
@@ -343,4 +338,45 @@ pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) 
     })
     .await;
     assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+/// Records every disconnect callback: how many ran, and each `(client_id, reason)` in a
+/// channel so that a test can wait for one without sleeping.
+pub(crate) struct Disconnects {
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    rx: mpsc::UnboundedReceiver<(String, wsc_hub::DisconnectReason)>,
+}
+
+impl Disconnects {
+    /// Installs the recorder on `hub`.
+    pub(crate) fn record(hub: &Hub) -> Self {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counter = count.clone();
+        hub.on_client_disconnect(move |conn, reason| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send((conn.client_id().to_owned(), reason.clone()));
+        });
+        Disconnects { count, rx }
+    }
+
+    /// Waits for the next disconnect callback.
+    pub(crate) async fn next(&mut self) -> (String, wsc_hub::DisconnectReason) {
+        tokio::time::timeout(TIMEOUT, self.rx.recv())
+            .await
+            .expect("timed out waiting for a disconnect callback")
+            .expect("hub dropped")
+    }
+
+    /// How many disconnect callbacks ran so far.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Asserts that no disconnect callback ran since the last [`next`](Self::next).
+    pub(crate) fn assert_none_pending(&mut self) {
+        if let Ok(event) = self.rx.try_recv() {
+            panic!("unexpected extra disconnect callback: {event:?}");
+        }
+    }
 }

@@ -1,0 +1,192 @@
+//! Inbound client frames: the server stamps the sender from the connection, relays status
+//! frames to `receiver`, and hands the rest to the message-received callbacks.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use support::TestServer;
+use tokio::sync::mpsc;
+use wsc_hub::{CallbackError, Connection, Hub, HubConfig, HubMessage, MessageType};
+
+/// A hub whose message-received callback records every message (and its connection's
+/// client id), refusing those whose content is `forbidden`.
+fn recording_hub() -> (Hub, mpsc::UnboundedReceiver<(String, HubMessage)>) {
+    let hub = Hub::new(HubConfig::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    hub.on_message_received(move |conn: Arc<Connection>, msg: Arc<HubMessage>| {
+        let _ = tx.send((conn.client_id().to_owned(), (*msg).clone()));
+        async move {
+            if msg.content == "forbidden" {
+                Err(CallbackError::from("not allowed here"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    (hub, rx)
+}
+
+#[tokio::test]
+async fn sender_is_stamped_from_the_connection() {
+    let (hub, mut received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    let mut alice = server
+        .connect_ready("user_id=alice&client_id=a1&user_type=customer&app_id=app1&namespace=ns1")
+        .await;
+
+    alice
+        .send_json(&json!({
+            "message_type": "text",
+            "id": "m1",
+            "sender": "mallory",
+            "sender_type": "admin",
+            "sender_client": "evil",
+            "app_id": "other-app",
+            "namespace": "other-ns",
+            "content": "x",
+        }))
+        .await;
+    // The ping's pong proves the frame before it was handled (frames are handled in order).
+    alice.assert_nothing_received().await;
+
+    let (client_id, msg) = received.try_recv().expect("callback did not run");
+    assert_eq!(client_id, "a1");
+    assert_eq!(msg.message_type, MessageType::Text);
+    assert_eq!(msg.content, "x");
+    assert_eq!(msg.id, "m1");
+    assert_eq!(msg.sender, "alice");
+    assert_eq!(msg.sender_client, "a1");
+    assert_eq!(msg.sender_type, "customer");
+    assert_eq!(msg.app_id, "app1");
+    assert_eq!(msg.namespace, "ns1");
+    assert!(!msg.create_at.is_empty(), "create_at is filled");
+    // Pings are answered by the hub itself and never reach the callbacks.
+    assert!(received.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn typing_is_relayed_to_the_receiver_with_the_real_sender() {
+    let (hub, mut received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    let mut alice = server.connect_ready("user_id=alice&client_id=a1").await;
+    let mut alice2 = server.connect_ready("user_id=alice&client_id=a2").await;
+    let mut bob = server.connect_ready("user_id=bob&client_id=b1").await;
+    let mut carol = server.connect_ready("user_id=carol&client_id=c1").await;
+
+    alice
+        .send_json(&json!({
+            "message_type": "typing",
+            "sender": "mallory",
+            "receiver": "bob",
+            "id": "t1",
+        }))
+        .await;
+    let frame = bob.recv_json().await;
+    assert_eq!(frame["message_type"], "typing", "{frame}");
+    assert_eq!(frame["sender"], "alice", "{frame}");
+    assert_eq!(frame["sender_client"], "a1", "{frame}");
+    assert_eq!(frame["receiver"], "bob", "{frame}");
+    alice.assert_nothing_received().await;
+    alice2.assert_nothing_received().await;
+    carol.assert_nothing_received().await;
+    // Relayed frames are handled by the hub, not by the message-received callbacks.
+    assert!(received.try_recv().is_err());
+
+    // Relaying to one's own user reaches the other devices, not the sending connection.
+    alice
+        .send_json(&json!({"message_type": "read", "receiver": "alice"}))
+        .await;
+    let frame = alice2.recv_json().await;
+    assert_eq!(frame["message_type"], "read", "{frame}");
+    assert_eq!(frame["sender_client"], "a1", "{frame}");
+    alice.assert_nothing_received().await;
+}
+
+#[tokio::test]
+async fn typing_without_receiver_is_missing_receiver() {
+    let (hub, _received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    let mut alice = server.connect_ready("user_id=alice&client_id=a1").await;
+    alice
+        .send_json(&json!({"message_type": "typing", "id": "t2"}))
+        .await;
+    let error = alice.expect_error("missing_receiver").await;
+    assert_eq!(error["reply_to_msg_id"], "t2", "{error}");
+    alice.ping().await;
+}
+
+#[tokio::test]
+async fn relay_policy_can_deny() {
+    let hub = Hub::new(HubConfig::default());
+    hub.set_relay_policy(|conn, msg| conn.user_id() == "agent" || msg.receiver == "agent");
+    let server = TestServer::serve(hub).await;
+    let mut customer = server.connect_ready("user_id=cust&client_id=c1").await;
+    let mut other = server.connect_ready("user_id=other&client_id=o1").await;
+    customer
+        .send_json(&json!({"message_type": "typing", "receiver": "other", "id": "t3"}))
+        .await;
+    let error = customer.expect_error("relay_denied").await;
+    assert_eq!(error["reply_to_msg_id"], "t3", "{error}");
+    other.assert_nothing_received().await;
+}
+
+#[tokio::test]
+async fn callback_error_answers_rejected() {
+    let (hub, mut received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    let mut alice = server.connect_ready("user_id=alice&client_id=a1").await;
+    alice
+        .send_json(&json!({"message_type": "text", "content": "forbidden", "id": "bad"}))
+        .await;
+    let error = alice.expect_error("rejected").await;
+    assert_eq!(error["reply_to_msg_id"], "bad", "{error}");
+    assert!(
+        error["content"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed here"),
+        "{error}"
+    );
+    assert_eq!(received.try_recv().unwrap().1.content, "forbidden");
+    // The connection stays open and later frames still reach the callbacks.
+    alice
+        .send_json(&json!({"message_type": "text", "content": "fine"}))
+        .await;
+    alice.ping().await;
+    assert_eq!(received.try_recv().unwrap().1.content, "fine");
+    assert_eq!(server.hub.stats().invalid_frames, 1);
+}
+
+#[tokio::test]
+async fn callbacks_run_in_registration_order_and_stop_at_the_first_error() {
+    let hub = Hub::new(HubConfig::default());
+    let (tx, mut order) = mpsc::unbounded_channel();
+    for name in ["first", "second", "third"] {
+        let tx = tx.clone();
+        hub.on_message_received(move |_conn, msg: Arc<HubMessage>| {
+            let _ = tx.send(name);
+            let refuse = name == "second" && msg.content == "stop";
+            async move {
+                if refuse {
+                    Err(CallbackError::from("stopped"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    }
+    let server = TestServer::serve(hub).await;
+    let mut alice = server.connect_ready("user_id=alice&client_id=a1").await;
+
+    alice.send_text(r#"{"content":"go"}"#).await;
+    alice.ping().await;
+    let seen: Vec<_> = std::iter::from_fn(|| order.try_recv().ok()).collect();
+    assert_eq!(seen, ["first", "second", "third"]);
+
+    alice.send_text(r#"{"content":"stop"}"#).await;
+    alice.expect_error("rejected").await;
+    let seen: Vec<_> = std::iter::from_fn(|| order.try_recv().ok()).collect();
+    assert_eq!(seen, ["first", "second"]);
+}

@@ -1,0 +1,163 @@
+//! Frames the server cannot accept: each gets an error frame with a stable `data.code`, and
+//! the connection keeps working (a ping right after is answered).
+
+mod support;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use support::{Client, TestServer};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use wsc_hub::HubConfig;
+
+async fn client() -> (TestServer, Client) {
+    let server = TestServer::start(HubConfig::default()).await;
+    let client = server.connect_ready("user_id=alice&client_id=a1").await;
+    (server, client)
+}
+
+/// Sends `frame`, expects an error frame with `code`, then checks the connection still
+/// answers a ping. Returns the error frame.
+async fn assert_refused(client: &mut Client, frame: Message, code: &str) -> Value {
+    client.send(frame).await;
+    let error = client.expect_error(code).await;
+    assert_eq!(error["sender"], "system", "{error}");
+    client.ping().await;
+    error
+}
+
+async fn assert_text_refused(text: &str, code: &str) -> Value {
+    let (server, mut client) = client().await;
+    let error = assert_refused(&mut client, Message::text(text), code).await;
+    assert_eq!(server.hub.connection_count(), 1);
+    assert_eq!(server.hub.stats().invalid_frames, 1);
+    error
+}
+
+#[tokio::test]
+async fn null_is_not_an_object() {
+    let error = assert_text_refused("null", "not_an_object").await;
+    assert!(
+        error["content"].as_str().unwrap().contains("null"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn array_is_not_an_object() {
+    assert_text_refused("[1]", "not_an_object").await;
+}
+
+#[tokio::test]
+async fn number_is_not_an_object() {
+    assert_text_refused("42", "not_an_object").await;
+}
+
+#[tokio::test]
+async fn string_is_not_an_object() {
+    assert_text_refused(r#""str""#, "not_an_object").await;
+}
+
+#[tokio::test]
+async fn garbage_is_invalid_json() {
+    assert_text_refused("not json", "invalid_json").await;
+}
+
+#[tokio::test]
+async fn truncated_object_is_invalid_json() {
+    assert_text_refused(r#"{"message_type":"ping""#, "invalid_json").await;
+}
+
+#[tokio::test]
+async fn deeply_nested_data_is_too_deep() {
+    let depth = 100;
+    let text = format!(
+        r#"{{"message_type":"text","data":{}1{}}}"#,
+        r#"{"a":"#.repeat(depth),
+        "}".repeat(depth)
+    );
+    assert_text_refused(&text, "too_deep").await;
+}
+
+#[tokio::test]
+async fn wrong_field_type_is_invalid_message_replying_to_its_id() {
+    let error = assert_text_refused(r#"{"seq_no":"x","id":"abc"}"#, "invalid_message").await;
+    assert_eq!(error["reply_to_msg_id"], "abc", "{error}");
+}
+
+#[tokio::test]
+async fn ack_for_nothing_is_unknown_ack() {
+    let error = assert_text_refused(
+        r#"{"message_type":"ack","message_id":"nope","id":"ack-1"}"#,
+        "unknown_ack",
+    )
+    .await;
+    assert_eq!(error["reply_to_msg_id"], "ack-1", "{error}");
+}
+
+#[tokio::test]
+async fn binary_frame_is_not_supported() {
+    let (server, mut client) = client().await;
+    assert_refused(
+        &mut client,
+        Message::binary(vec![1u8, 2, 3]),
+        "binary_not_supported",
+    )
+    .await;
+    assert_eq!(server.hub.connection_count(), 1);
+    assert_eq!(server.hub.stats().invalid_frames, 1);
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_frame_gets_an_error_frame_and_the_connection_stays() {
+    let (server, mut client) = client().await;
+    // tungstenite validates `Message::Text`, but a raw frame goes out as it is (masked).
+    let raw = Frame::message(vec![0xffu8, 0xfe], OpCode::Data(Data::Text), true);
+    client.send(Message::Frame(raw)).await;
+    client.expect_error("invalid_utf8").await;
+    // The connection must keep working after the error frame.
+    client
+        .send_text(r#"{"message_type":"ping","id":"after-utf8"}"#)
+        .await;
+    match tokio::time::timeout(support::TIMEOUT, client.ws.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => {
+            assert!(text.as_str().contains("after-utf8"), "{text}");
+        }
+        other => panic!("the connection did not survive an invalid UTF-8 frame: {other:?}"),
+    }
+    assert_eq!(server.hub.connection_count(), 1);
+    assert_eq!(server.hub.stats().invalid_frames, 1);
+}
+
+#[tokio::test]
+async fn every_malformed_frame_in_a_row_on_one_connection() {
+    let (server, mut client) = client().await;
+    let cases = [
+        ("null", "not_an_object"),
+        ("[1]", "not_an_object"),
+        ("42", "not_an_object"),
+        (r#""str""#, "not_an_object"),
+        ("true", "not_an_object"),
+        ("not json", "invalid_json"),
+        ("", "invalid_json"),
+        (r#"{"seq_no":"x","id":"abc"}"#, "invalid_message"),
+        (
+            r#"{"message_type":"ack","message_id":"nope"}"#,
+            "unknown_ack",
+        ),
+        (r#"{"message_type":"ack"}"#, "unknown_ack"),
+    ];
+    for (text, code) in cases {
+        assert_refused(&mut client, Message::text(text), code).await;
+    }
+    assert_refused(
+        &mut client,
+        Message::binary(vec![0u8]),
+        "binary_not_supported",
+    )
+    .await;
+    let stats = server.hub.stats();
+    assert_eq!(stats.invalid_frames, cases.len() as u64 + 1);
+    assert_eq!(server.hub.connection_count(), 1);
+}
