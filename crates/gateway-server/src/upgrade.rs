@@ -100,7 +100,9 @@ fn register_error(e: RegisterError) -> ApiError {
         RegisterError::NotRunning | RegisterError::NodeFull { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        RegisterError::UserConnectionLimit { .. } => StatusCode::CONFLICT,
+        RegisterError::UserConnectionLimit { .. } | RegisterError::ClientIdInUse => {
+            StatusCode::CONFLICT
+        }
         _ => StatusCode::FORBIDDEN,
     };
     ApiError::new(status, e.code(), e.to_string())

@@ -34,10 +34,8 @@ pub enum SlowConsumerPolicy {
 /// ```
 /// use std::time::Duration;
 /// use wsc_hub::HubConfig;
-/// let config = HubConfig {
-///     client_timeout: Duration::from_secs(60),
-///     ..HubConfig::default()
-/// };
+/// let mut config = HubConfig::default();
+/// config.client_timeout = Duration::from_secs(60);
 /// assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
 /// ```
 #[derive(Debug, Clone, PartialEq)]

@@ -58,6 +58,8 @@ pub enum DisconnectReason {
     SlowConsumer,
     /// The client sent a frame larger than the limit.
     MessageTooLarge,
+    /// The client sent a text frame that is not valid UTF-8.
+    InvalidPayload,
     /// The client broke a policy (for example the inbound rate limit).
     PolicyViolation {
         /// Which policy.
@@ -79,6 +81,7 @@ impl DisconnectReason {
             | DisconnectReason::PolicyViolation { .. } => 1008,
             DisconnectReason::SlowConsumer => 1013,
             DisconnectReason::MessageTooLarge => 1009,
+            DisconnectReason::InvalidPayload => 1007,
             DisconnectReason::ServerShutdown => 1001,
         }
     }
@@ -94,6 +97,7 @@ impl DisconnectReason {
             DisconnectReason::Replaced => "replaced by a newer connection".to_owned(),
             DisconnectReason::SlowConsumer => "slow consumer: try again later".to_owned(),
             DisconnectReason::MessageTooLarge => "message too large".to_owned(),
+            DisconnectReason::InvalidPayload => "text frame is not valid UTF-8".to_owned(),
             DisconnectReason::PolicyViolation { detail } => detail.clone(),
             DisconnectReason::ServerShutdown => "server shutting down".to_owned(),
         };
@@ -110,7 +114,9 @@ impl DisconnectReason {
     }
 }
 
-fn truncate_utf8(mut text: String, max: usize) -> String {
+/// Cuts `text` to at most `max` bytes on a character boundary (close reasons are limited
+/// to 123 bytes by the protocol).
+pub(crate) fn truncate_utf8(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut cut = max;
         while !text.is_char_boundary(cut) {

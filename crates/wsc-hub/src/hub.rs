@@ -274,7 +274,12 @@ impl Hub {
         }
         identity.validate()?;
         let config = &self.inner.config;
-        if config.max_connections > 0 && self.connection_count() >= config.max_connections {
+        let reconnect =
+            !identity.client_id.is_empty() && self.connection(&identity.client_id).is_some();
+        if config.max_connections > 0
+            && !reconnect
+            && self.connection_count() >= config.max_connections
+        {
             return Err(RegisterError::NodeFull {
                 limit: config.max_connections,
             });
@@ -309,6 +314,7 @@ impl Hub {
             AdmitError::UserLimit => RegisterError::UserConnectionLimit {
                 limit: config.max_connections_per_user,
             },
+            AdmitError::ClientIdInUse => RegisterError::ClientIdInUse,
         })?;
         for (old, reason) in evicted {
             if reason == DisconnectReason::LoginElsewhere {
@@ -626,11 +632,12 @@ impl Hub {
         msg.sender_client = identity.client_id.clone();
         msg.app_id = identity.app_id.clone();
         msg.namespace = identity.namespace.clone();
-        self.prepare(&mut msg);
+        // Error frames name the id the client chose, never one the server generated.
+        let frame_id = msg.id.clone();
 
         if msg.message_type.is_heartbeat() {
             let pong = HubMessage {
-                id: msg.id.clone(),
+                id: frame_id,
                 message_type: MessageType::Pong,
                 sender: SYSTEM.to_owned(),
                 sender_type: SYSTEM.to_owned(),
@@ -647,42 +654,53 @@ impl Hub {
             } else {
                 format!("no delivery {} is waiting for an ack", msg.message_id)
             };
-            self.reject_frame(conn, FrameError::UnknownAck(detail), &msg.id);
+            self.reject_frame(conn, FrameError::UnknownAck(detail), &frame_id);
             return;
         }
+        self.prepare(&mut msg);
         if msg.message_type.is_forwardable() && self.inner.config.relay_status_messages {
-            self.relay(conn, msg).await;
+            self.relay(conn, msg, &frame_id).await;
             return;
         }
         let msg = Arc::new(msg);
         for callback in self.inner.callbacks.received.snapshot() {
             if let Err(e) = callback(conn.clone(), msg.clone()).await {
                 self.emit_error(Some(conn), &ErrorEvent::CallbackRejected(e.0.clone()));
-                self.reject_frame(conn, FrameError::Rejected(e.0), &msg.id);
+                self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
                 return;
             }
         }
     }
 
-    async fn relay(&self, conn: &Arc<Connection>, msg: HubMessage) {
+    async fn relay(&self, conn: &Arc<Connection>, msg: HubMessage, frame_id: &str) {
         if msg.receiver.is_empty() {
             let err = FrameError::MissingReceiver(msg.message_type.to_string());
-            self.reject_frame(conn, err, &msg.id);
+            self.reject_frame(conn, err, frame_id);
             return;
         }
         let policy = self.inner.relay_policy.read().clone();
         if let Some(policy) = policy
             && !policy(conn, &msg)
         {
-            self.reject_frame(conn, FrameError::RelayDenied(msg.receiver.clone()), &msg.id);
+            self.reject_frame(
+                conn,
+                FrameError::RelayDenied(msg.receiver.clone()),
+                frame_id,
+            );
             return;
         }
         let receiver = msg.receiver.clone();
+        let only = msg.receiver_client.clone();
         let origin = conn.id();
-        let _ = self.route(msg, |reg, m, out| {
+        let (app, namespace) = (&conn.identity().app_id, &conn.identity().namespace);
+        // A relay stays inside the sender's exact app and namespace, even when those are
+        // empty (an empty scope on a message would otherwise mean "anywhere").
+        let _ = self.route(msg, |reg, _, out| {
             out.extend(
                 reg.user(&receiver)
-                    .filter(|c| c.id() != origin && in_scope(c, m))
+                    .filter(|c| c.id() != origin)
+                    .filter(|c| only.is_empty() || c.client_id() == only)
+                    .filter(|c| &c.identity().app_id == app && &c.identity().namespace == namespace)
                     .cloned(),
             )
         });
@@ -887,32 +905,18 @@ impl Registration {
     /// the message-received callbacks. Invalid frames get an error frame; the connection
     /// stays open unless a limit closes it.
     pub async fn handle_text(&mut self, text: &str) {
-        let now = self.hub.now_ms();
-        self.conn.touch(now);
-        let counters = &self.hub.inner.counters;
-        Counters::add(&counters.messages_in, 1);
-        Counters::add(&counters.bytes_in, text.len() as u64);
-        let limit = self.hub.inner.config.max_inbound_per_second;
-        if limit > 0 {
-            if now.saturating_sub(self.window_start_ms) >= 1000 {
-                self.window_start_ms = now;
-                self.window_count = 0;
-            }
-            self.window_count += 1;
-            if self.window_count > limit {
-                self.conn.close(DisconnectReason::PolicyViolation {
-                    detail: format!("rate limit exceeded: more than {limit} messages per second"),
-                });
-                return;
-            }
+        Counters::add(&self.hub.inner.counters.bytes_in, text.len() as u64);
+        if !self.accept_inbound() {
+            return;
         }
         match codec::decode(text, self.hub.inner.config.limits) {
             Ok(msg) => self.hub.handle_message(&self.conn, msg).await,
             Err(error) => {
-                let reply_to = if matches!(error, FrameError::InvalidField(_)) {
-                    codec::offending_id(text)
-                } else {
-                    String::new()
+                let reply_to = match error {
+                    FrameError::InvalidField(_) | FrameError::TooDeep(_) => {
+                        codec::offending_id(text)
+                    }
+                    _ => String::new(),
                 };
                 self.hub.reject_frame(&self.conn, error, &reply_to);
             }
@@ -920,11 +924,49 @@ impl Registration {
     }
 
     /// Answers a frame the transport could not accept (binary, invalid UTF-8) with an error
-    /// frame; the connection stays open.
-    pub fn reject_frame(&self, error: FrameError) {
-        self.touch();
+    /// frame. Such frames count against the inbound rate limit like any other.
+    pub fn reject_frame(&mut self, error: FrameError) {
+        if self.accept_inbound() {
+            self.hub.reject_frame(&self.conn, error, "");
+        }
+    }
+
+    /// Liveness, the `messages_in` counter and the inbound rate limit, for every data frame.
+    /// Returns false (and closes with 1008) when the frame breaks the rate limit.
+    fn accept_inbound(&mut self) -> bool {
+        let now = self.hub.now_ms();
+        self.conn.touch(now);
         Counters::add(&self.hub.inner.counters.messages_in, 1);
-        self.hub.reject_frame(&self.conn, error, "");
+        let limit = self.hub.inner.config.max_inbound_per_second;
+        if limit == 0 {
+            return true;
+        }
+        if now.saturating_sub(self.window_start_ms) >= 1000 {
+            self.window_start_ms = now;
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        if self.window_count > limit {
+            self.conn.close(DisconnectReason::PolicyViolation {
+                detail: format!("rate limit exceeded: more than {limit} messages per second"),
+            });
+            return false;
+        }
+        true
+    }
+
+    /// A write did not finish within `write_timeout`: the client does not read fast enough.
+    /// Counted and reported like a queue overflow.
+    pub fn write_timed_out(&self) {
+        if self.conn.close(DisconnectReason::SlowConsumer) {
+            Counters::add(&self.hub.inner.counters.slow_consumer_disconnects, 1);
+            tracing::warn!(
+                client_id = self.conn.client_id(),
+                "write timed out: slow consumer"
+            );
+            self.hub
+                .emit_error(Some(&self.conn), &ErrorEvent::SlowConsumer);
+        }
     }
 
     /// Unregisters the connection; `observed` is the reason when none was recorded before.

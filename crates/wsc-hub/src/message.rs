@@ -18,72 +18,93 @@ use serde_json::{Map, Value};
 #[serde(default)]
 pub struct HubMessage {
     /// Hub-level id of this frame. Generated (UUIDv7) by the hub when empty.
+    #[serde(deserialize_with = "nullable")]
     pub id: String,
     /// Trace id propagated from the request that produced the message.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub trace_id: String,
     /// What kind of message this is (an open enum: unknown names are preserved).
     #[serde(alias = "type")]
+    #[serde(deserialize_with = "nullable")]
     pub message_type: MessageType,
     /// User id of the sender; `system` for messages produced by the server. Always stamped
     /// from the authenticated connection for client frames.
     #[serde(alias = "from")]
+    #[serde(deserialize_with = "nullable")]
     pub sender: String,
     /// Display name of the sender.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub sender_name: String,
     /// User type of the sender (`visitor`, `customer`, `agent`, ... or `system`).
+    #[serde(deserialize_with = "nullable")]
     pub sender_type: String,
     /// Client (connection) id the message came from.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub sender_client: String,
     /// Target user id.
     #[serde(alias = "to")]
+    #[serde(deserialize_with = "nullable")]
     pub receiver: String,
     /// Display name of the receiver.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub receiver_name: String,
     /// User type of the receiver.
+    #[serde(deserialize_with = "nullable")]
     pub receiver_type: String,
     /// When set, the message is meant for this one connection of the receiver only.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub receiver_client: String,
     /// Business session id.
+    #[serde(deserialize_with = "nullable")]
     pub session_id: String,
     /// The text body.
+    #[serde(deserialize_with = "nullable")]
     pub content: String,
     /// Structured payload. Error frames put their machine code in `data.code`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Map<String, Value>>,
     /// Creation time in RFC 3339. Filled by the hub when empty.
+    #[serde(deserialize_with = "nullable")]
     pub create_at: String,
     /// Business message id: the acknowledgement and offline-store key.
     #[serde(alias = "msg_id")]
+    #[serde(deserialize_with = "nullable")]
     pub message_id: String,
     /// The message this one answers (error frames name the offending frame's `id`).
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub reply_to_msg_id: String,
     /// Per-user sequence number (0 when not assigned).
+    #[serde(deserialize_with = "nullable")]
     pub seq_no: i64,
     /// Priority; metadata only, ordered `low < normal < high < urgent < critical`.
+    #[serde(deserialize_with = "nullable")]
     pub priority: Priority,
     /// Whether the message was delivered live or replayed from the offline store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
     /// Application scope; a message with an app id only reaches connections of that app.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub app_id: String,
     /// Namespace (tenant) scope inside the app.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub namespace: String,
     /// Groups this message was routed to.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub group_ids: Vec<String>,
     /// Ticket (customer-service conversation) this message belongs to.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub ticket_id: String,
     /// Whether the receiver must answer with an `ack` frame naming `message_id`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(deserialize_with = "nullable")]
     pub require_ack: bool,
 }
 
@@ -124,13 +145,21 @@ impl HubMessage {
     }
 }
 
+/// Reads `null` as the field's default, as go-wsc (Go's `encoding/json`) did, so clients
+/// that send `"content": null` keep working.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 /// The sender name the hub uses for messages it produces itself.
 pub const SYSTEM: &str = "system";
 
 /// Message priority. Metadata only (no queueing by priority), but correctly ordered.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// `low`
@@ -144,6 +173,21 @@ pub enum Priority {
     Urgent,
     /// `critical`
     Critical,
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    /// Unknown names read as `normal`: priority is metadata, and a go-wsc client that sends a
+    /// value of its own must not have its message refused for it.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            "urgent" => Priority::Urgent,
+            "critical" => Priority::Critical,
+            _ => Priority::Normal,
+        })
+    }
 }
 
 /// Whether a message reached the client live or from the offline store.
@@ -344,5 +388,18 @@ mod tests {
         assert_eq!(msg.sender, "a");
         assert_eq!(msg.receiver, "b");
         assert_eq!(msg.message_id, "m1");
+    }
+
+    #[test]
+    fn nulls_and_unknown_priorities_read_as_defaults() {
+        let msg: HubMessage = serde_json::from_str(
+            r#"{"content":null,"seq_no":null,"group_ids":null,"priority":"whatever"}"#,
+        )
+        .unwrap();
+        assert_eq!(msg.content, "");
+        assert_eq!(msg.seq_no, 0);
+        assert_eq!(msg.priority, Priority::Normal);
+        let msg: HubMessage = serde_json::from_str(r#"{"priority":"URGENT"}"#).unwrap();
+        assert_eq!(msg.priority, Priority::Urgent);
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Registry {
 pub(crate) enum AdmitError {
     NodeFull,
     UserLimit,
+    /// The client id belongs to a live connection of another user.
+    ClientIdInUse,
 }
 
 impl Registry {
@@ -51,6 +53,13 @@ impl Registry {
         max_connections: usize,
     ) -> Result<Evicted, AdmitError> {
         let replaced = self.by_client.get(conn.client_id()).copied();
+        // Only the same user may take over a client id; anyone else would be able to kick a
+        // stranger off by copying its client id.
+        if let Some(old) = replaced.and_then(|id| self.by_id.get(&id))
+            && old.user_id() != conn.user_id()
+        {
+            return Err(AdmitError::ClientIdInUse);
+        }
         let live = self.len() - usize::from(replaced.is_some());
         if max_connections > 0 && live >= max_connections {
             return Err(AdmitError::NodeFull);

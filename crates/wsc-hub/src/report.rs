@@ -93,6 +93,9 @@ pub enum RegisterError {
         /// The configured limit.
         limit: usize,
     },
+    /// The client id is in use by a live connection of another user.
+    #[error("client_id is in use by another user's connection")]
+    ClientIdInUse,
     /// A connect callback refused the connection.
     #[error("connection rejected: {0}")]
     Rejected(String),
@@ -106,6 +109,7 @@ impl RegisterError {
             RegisterError::Identity(e) => e.code(),
             RegisterError::NodeFull { .. } => "node_full",
             RegisterError::UserConnectionLimit { .. } => "user_connection_limit",
+            RegisterError::ClientIdInUse => "client_id_in_use",
             RegisterError::Rejected(_) => "rejected",
         }
     }

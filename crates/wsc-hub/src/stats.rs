@@ -35,7 +35,7 @@ pub struct HubStats {
     pub connections: u64,
     /// Distinct users with at least one live connection now.
     pub users: u64,
-    /// Text frames received from clients (valid or not).
+    /// Data frames received from clients: text (valid or not) and binary.
     pub messages_in: u64,
     /// Message frames written to client sockets (pings excluded).
     pub messages_out: u64,

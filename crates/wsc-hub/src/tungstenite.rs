@@ -31,10 +31,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes, error::CapacityError};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::codec::{FrameError, Payload};
 use crate::config::HubConfig;
@@ -131,7 +132,7 @@ where
 {
     let frame = CloseFrame {
         code: CloseCode::from(code),
-        reason: Utf8Bytes::from(reason),
+        reason: Utf8Bytes::from(crate::connection::truncate_utf8(reason.to_owned(), 120)),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         if ws.send(Message::Close(Some(frame))).await.is_ok() {
@@ -180,7 +181,7 @@ where
                         break;
                     }
                     Err(_) => {
-                        conn.close(DisconnectReason::SlowConsumer);
+                        registration.write_timed_out();
                         break;
                     }
                 }
@@ -203,9 +204,25 @@ where
                 }
             },
             Event::Inbound(Some(Err(error))) => match error {
-                WsError::Utf8(_) => registration.reject_frame(FrameError::InvalidUtf8),
+                // tokio-tungstenite ends the stream after any read error, and RFC 6455 asks
+                // to fail the connection on invalid UTF-8: answer with the error frame, then
+                // close with 1007.
+                WsError::Utf8(_) => {
+                    registration.reject_frame(FrameError::InvalidUtf8);
+                    conn.close(DisconnectReason::InvalidPayload);
+                    break;
+                }
                 WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
                     conn.close(DisconnectReason::MessageTooLarge);
+                    break;
+                }
+                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+                | WsError::Io(_)
+                | WsError::ConnectionClosed
+                | WsError::AlreadyClosed => {
+                    conn.close(DisconnectReason::ConnectionLost {
+                        error: error.to_string(),
+                    });
                     break;
                 }
                 WsError::Protocol(e) => {

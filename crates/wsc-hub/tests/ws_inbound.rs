@@ -190,3 +190,43 @@ async fn callbacks_run_in_registration_order_and_stop_at_the_first_error() {
     let seen: Vec<_> = std::iter::from_fn(|| order.try_recv().ok()).collect();
     assert_eq!(seen, ["first", "second"]);
 }
+
+#[tokio::test]
+async fn relays_stay_in_the_exact_scope_and_honour_receiver_client() {
+    let (hub, _received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    // A connection without app/namespace must not reach users of a scoped app.
+    let mut unscoped = server.connect_ready("user_id=eve&client_id=e1").await;
+    let mut scoped = server
+        .connect_ready("user_id=bob&client_id=b1&app_id=app1&namespace=ns1")
+        .await;
+    let mut bob_phone = server.connect_ready("user_id=bob&client_id=b2").await;
+    let mut bob_tablet = server.connect_ready("user_id=bob&client_id=b3").await;
+
+    unscoped
+        .send_json(&json!({"message_type": "typing", "receiver": "bob", "receiver_client": "b3"}))
+        .await;
+    let frame = bob_tablet.recv_json().await;
+    assert_eq!(frame["message_type"], "typing", "{frame}");
+    assert_eq!(frame["sender"], "eve", "{frame}");
+    bob_phone.assert_nothing_received().await;
+    scoped.assert_nothing_received().await;
+    unscoped.assert_nothing_received().await;
+}
+
+#[tokio::test]
+async fn error_frames_name_only_the_id_the_client_sent() {
+    let (hub, _received) = recording_hub();
+    let server = TestServer::serve(hub).await;
+    let mut alice = server.connect_ready("user_id=alice").await;
+    alice
+        .send_json(&json!({"message_type": "text", "content": "forbidden"}))
+        .await;
+    let error = alice.expect_error("rejected").await;
+    assert!(error.get("reply_to_msg_id").is_none(), "{error}");
+    alice
+        .send_json(&json!({"message_type": "typing", "id": "t9"}))
+        .await;
+    let error = alice.expect_error("missing_receiver").await;
+    assert_eq!(error["reply_to_msg_id"], "t9");
+}

@@ -164,3 +164,20 @@ async fn same_client_id_replaces_the_old_connection() {
     assert_eq!(hub.stats().connections_accepted, 2);
     assert_eq!(hub.stats().connections_closed, 1);
 }
+
+#[tokio::test]
+async fn another_user_cannot_take_over_a_client_id() {
+    let hub = wsc_hub::Hub::new(wsc_hub::HubConfig::default());
+    hub.start();
+    let _alice = hub
+        .register(wsc_hub::Identity::new("alice").with_client_id("shared"))
+        .await
+        .unwrap();
+    let err = hub
+        .register(wsc_hub::Identity::new("mallory").with_client_id("shared"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, wsc_hub::RegisterError::ClientIdInUse);
+    assert_eq!(hub.connection("shared").unwrap().user_id(), "alice");
+    assert_eq!(hub.connection_count(), 1);
+}
