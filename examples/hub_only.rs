@@ -82,7 +82,7 @@ async fn drive(mut registration: Registration, mut socket: WebSocket) {
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => registration.handle_text(text.as_str()).await,
-                Some(Ok(Message::Binary(_))) => registration.reject_frame(FrameError::BinaryNotSupported),
+                Some(Ok(Message::Binary(_))) => registration.reject_frame(FrameError::BinaryNotSupported, 0),
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map(|f| f.code).unwrap_or(1005);
                     break Some(DisconnectReason::ClientClosed { code });

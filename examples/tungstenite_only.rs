@@ -40,7 +40,7 @@ async fn main() -> std::io::Result<()> {
         let hub = hub.clone();
         tokio::spawn(async move {
             let params = IdentityParams::default();
-            match tungstenite::accept_with_identity(stream, &params, hub.config()).await {
+            match tungstenite::accept_with_identity(stream, &params, &hub.config()).await {
                 Ok((ws, identity)) => {
                     if let Err(e) = tungstenite::accept(&hub, identity, ws).await {
                         println!("refused: {e}");

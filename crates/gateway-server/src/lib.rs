@@ -24,4 +24,4 @@ mod server;
 mod upgrade;
 
 pub use error::ApiError;
-pub use server::{RunningServer, Server, StartError};
+pub use server::{ConfigApplier, RunningServer, Server, StartError};

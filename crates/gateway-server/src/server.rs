@@ -6,7 +6,7 @@
 //! with 1001 through the hub, wait for connection tasks until the deadline.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,9 +24,24 @@ use crate::{api, upgrade};
 pub(crate) struct AppState {
     pub(crate) hub: Hub,
     pub(crate) identity_params: Arc<IdentityParams>,
-    pub(crate) origins: Arc<Vec<String>>,
-    pub(crate) allowed_user_types: Arc<Vec<String>>,
+    pub(crate) policy: Arc<RwLock<UpgradePolicy>>,
     pub(crate) connections: TaskTracker,
+}
+
+/// The upgrade checks that hot-reload.
+#[derive(Debug, Clone)]
+pub(crate) struct UpgradePolicy {
+    pub(crate) origins: Vec<String>,
+    pub(crate) allowed_user_types: Vec<String>,
+}
+
+impl UpgradePolicy {
+    fn from_config(config: &GatewayConfig) -> Self {
+        UpgradePolicy {
+            origins: config.wsc.websocket_origins.clone(),
+            allowed_user_types: config.wsc.security.allowed_user_types.clone(),
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -91,8 +106,7 @@ impl Server {
         let state = AppState {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
-            origins: Arc::new(config.wsc.websocket_origins.clone()),
-            allowed_user_types: Arc::new(config.wsc.security.allowed_user_types.clone()),
+            policy: Arc::new(RwLock::new(UpgradePolicy::from_config(&config))),
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();
@@ -129,6 +143,7 @@ impl Server {
         };
         tracing::info!(%public_addr, %api_addr, node_id = hub.node_id(), "gateway started");
         Ok(RunningServer {
+            policy: state.policy.clone(),
             hub,
             public_addr,
             api_addr,
@@ -167,9 +182,28 @@ fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: Ca
     });
 }
 
+/// Applies the runtime-safe keys of a reloaded configuration; see
+/// [`RunningServer::config_applier`].
+#[derive(Clone)]
+pub struct ConfigApplier {
+    hub: Hub,
+    policy: Arc<RwLock<UpgradePolicy>>,
+}
+
+impl ConfigApplier {
+    /// Applies hub limits, timeouts and policies, allowed origins and user types.
+    pub fn apply(&self, config: &GatewayConfig) {
+        self.hub.reconfigure(config.wsc.hub_config());
+        if let Ok(mut policy) = self.policy.write() {
+            *policy = UpgradePolicy::from_config(config);
+        }
+    }
+}
+
 /// A started server. Dropping it does not stop it; call [`RunningServer::stop`].
 pub struct RunningServer {
     hub: Hub,
+    policy: Arc<RwLock<UpgradePolicy>>,
     public_addr: SocketAddr,
     api_addr: SocketAddr,
     shutdown: CancellationToken,
@@ -181,6 +215,21 @@ impl RunningServer {
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Applies the runtime-safe keys of a (reloaded) configuration: hub limits, timeouts and
+    /// policies, allowed origins and user types. Listener addresses need a restart.
+    pub fn apply_config(&self, config: &GatewayConfig) {
+        self.config_applier().apply(config);
+    }
+
+    /// A handle that applies reloaded configurations, usable from another task while the
+    /// server keeps running (and after it stopped, where it changes nothing visible).
+    pub fn config_applier(&self) -> ConfigApplier {
+        ConfigApplier {
+            hub: self.hub.clone(),
+            policy: self.policy.clone(),
+        }
     }
 
     /// Where the public listener (`/ws`) is bound.

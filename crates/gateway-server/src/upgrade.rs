@@ -29,7 +29,14 @@ pub(crate) async fn websocket(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = check_origin(request.headers(), &state.origins) {
+    let policy = match state.policy.read() {
+        Ok(policy) => policy.clone(),
+        Err(_) => {
+            let e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "policy lock");
+            return e.into_response();
+        }
+    };
+    if let Err(e) = check_origin(request.headers(), &policy.origins) {
         return e.into_response();
     }
     let params = state.identity_params.clone();
@@ -39,8 +46,8 @@ pub(crate) async fn websocket(
             return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()).into_response();
         }
     };
-    if !state.allowed_user_types.is_empty()
-        && !state.allowed_user_types.contains(&identity.user_type)
+    if !policy.allowed_user_types.is_empty()
+        && !policy.allowed_user_types.contains(&identity.user_type)
     {
         let message = format!("user type `{}` may not connect", identity.user_type);
         return ApiError::new(StatusCode::FORBIDDEN, "user_type_not_allowed", message)
@@ -61,7 +68,7 @@ pub(crate) async fn websocket(
     let client_id = registration
         .as_ref()
         .map(|r| r.connection().client_id().to_owned());
-    let config = tungstenite::websocket_config(hub.config());
+    let config = tungstenite::websocket_config(&hub.config());
     state.connections.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,

@@ -1,5 +1,5 @@
 //! `wsc-config`: the gateway's configuration schema, its defaults, loading from a file plus
-//! environment overrides, and validation.
+//! environment overrides, validation, a redacted view for printing and hot reload.
 //!
 //! Every key has a default, so an empty file (or no file) is a valid configuration.
 //! Environment variables override any key: `GATEWAY__WSC__NODE_PORT=9000` sets
@@ -7,17 +7,21 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use wsc_config::{GatewayConfig, Loader};
+//! use wsc_config::Loader;
 //!
 //! let env = HashMap::from([("GATEWAY__WSC__NODE_PORT".to_owned(), "9000".to_owned())]);
-//! let config: GatewayConfig = Loader::new().environment(env).load().unwrap();
-//! assert_eq!(config.wsc.node_port, 9000);
-//! assert_eq!(config.http.port, 8080);
+//! let loaded = Loader::new().environment(env).load().unwrap();
+//! assert_eq!(loaded.config.wsc.node_port, 9000);
+//! assert_eq!(loaded.config.http.port, 8080);
+//! assert!(loaded.warnings.is_empty());
 //! ```
 
 pub mod duration;
 mod load;
+mod reload;
 mod schema;
+pub mod size;
 
-pub use load::{ConfigError, ENV_PREFIX, Loader, Problem, validate};
+pub use load::{ConfigError, ENV_PREFIX, Loaded, Loader, Problem, validate};
+pub use reload::{ConfigWatch, HOT_KEYS, ReloadEvent, WatchError, is_hot, watch_file};
 pub use schema::*;

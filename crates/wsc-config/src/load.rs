@@ -1,20 +1,33 @@
-//! Loading (file + environment) and validation.
+//! Loading (file + environment), seed compatibility, unknown-key warnings, validation and
+//! the redacted view.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::schema::GatewayConfig;
+use serde_json::{Map, Value};
+
+use crate::schema::{GatewayConfig, OfflineStore};
 
 /// The environment prefix: `GATEWAY__WSC__NODE_PORT` sets `wsc.node_port`.
 pub const ENV_PREFIX: &str = "GATEWAY";
 
-/// One problem found by validation: where, what is wrong, and what is allowed.
+/// One finding: where, what is wrong, and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Dotted key path, e.g. `wsc.node_port`.
     pub key: String,
     /// What is wrong and what is allowed.
     pub message: String,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -31,12 +44,30 @@ pub enum ConfigError {
     #[error("cannot load configuration: {0}")]
     Load(#[from] config::ConfigError),
     /// The values parsed but are not acceptable; every problem is listed.
-    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("invalid configuration:\n{}", list(.0))]
     Invalid(Vec<Problem>),
 }
 
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A loaded configuration and what looked wrong but did not stop it (unknown keys, keys of
+/// the Go gateway that have no effect here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: GatewayConfig,
+    /// Warnings, each with its key path.
+    pub warnings: Vec<Problem>,
+}
+
 /// Builds a [`GatewayConfig`] from an optional file and the environment.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Loader {
     file: Option<PathBuf>,
     env: Option<HashMap<String, String>>,
@@ -54,14 +85,19 @@ impl Loader {
         self
     }
 
+    /// The file this loader reads, if any.
+    pub fn file_path(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
     /// Uses this map instead of the process environment (for tests).
     pub fn environment(mut self, env: HashMap<String, String>) -> Self {
         self.env = Some(env);
         self
     }
 
-    /// Loads and validates.
-    pub fn load(self) -> Result<GatewayConfig, ConfigError> {
+    /// Loads, checks and validates. Every problem is reported at once.
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = &self.file {
             builder = builder.add_source(config::File::from(path.as_path()).required(true));
@@ -73,34 +109,264 @@ impl Loader {
             .list_separator(",")
             .with_list_parse_key("wsc.websocket_origins")
             .with_list_parse_key("wsc.security.allowed_user_types")
-            .source(self.env);
-        let config: GatewayConfig = builder.add_source(env).build()?.try_deserialize()?;
-        let problems = validate(&config);
+            .with_list_parse_key("wsc.security.allowed_ips")
+            .with_list_parse_key("wsc.security.blocked_ips")
+            .with_list_parse_key("api.keys")
+            .source(self.env.clone());
+        let mut raw: Value = builder.add_source(env).build()?.try_deserialize()?;
+        let mut warnings = Vec::new();
+        unwrap_gateway_root(&mut raw, &mut warnings);
+        translate_seed_keys(&mut raw, &mut warnings);
+        let known = serde_json::to_value(GatewayConfig::default()).unwrap_or_default();
+        unknown_keys(&raw, &known, "", &mut warnings);
+        let (config, mut problems) = deserialize_all(raw, &known);
+        problems.extend(validate(&config));
         if problems.is_empty() {
-            Ok(config)
+            Ok(Loaded { config, warnings })
         } else {
             Err(ConfigError::Invalid(problems))
         }
     }
 }
 
-/// Every problem of a configuration, at once.
+/// Two of the seed's examples wrap everything in `gateway:`; read those as the root.
+fn unwrap_gateway_root(raw: &mut Value, warnings: &mut Vec<Problem>) {
+    let Some(root) = raw.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(inner)) = root.remove("gateway") {
+        warnings.push(Problem::new(
+            "gateway",
+            "keys under `gateway:` are read from the root of the file; move them up a level",
+        ));
+        for (key, value) in inner {
+            root.entry(key).or_insert(value);
+        }
+    }
+}
+
+/// Keys of the go-rpc-gateway seed that this gateway reads under another name.
+const RENAMED: &[(&str, &str)] = &[
+    ("wsc.sse_heartbeat", "wsc.sse.heartbeat"),
+    ("grpc.server.host", "grpc.host"),
+    ("grpc.server.port", "grpc.port"),
+    ("http_server.host", "http.host"),
+    ("http_server.port", "http.port"),
+];
+
+/// Keys of the go-rpc-gateway seed that are accepted but have no effect here.
+const NO_EFFECT: &[&str] = &[
+    "wsc.sse_timeout",
+    "wsc.sse_message_buffer",
+    "wsc.group",
+    "wsc.ticket",
+    "wsc.distributed.node_discovery",
+    "wsc.distributed.message_routing",
+    "wsc.distributed.enable_load_balance",
+    "wsc.performance.enable_compression",
+    "wsc.performance.metrics_interval",
+    "wsc.security.enable_encryption",
+    "wsc.security.enable_ip_whitelist",
+    "wsc.security.token_expiration",
+];
+
+fn translate_seed_keys(raw: &mut Value, warnings: &mut Vec<Problem>) {
+    for (old, new) in RENAMED {
+        if let Some(value) = take(raw, old) {
+            warnings.push(Problem::new(
+                *old,
+                format!("read as `{new}` (the new name)"),
+            ));
+            if get(raw, new).is_none() {
+                put(raw, new, value);
+            }
+        }
+    }
+    // The seed writes Redis as host/port/db; this gateway takes one URL.
+    let parts: Vec<Option<Value>> = ["host", "port", "db"]
+        .iter()
+        .map(|k| take(raw, &format!("wsc.redis.{k}")))
+        .collect();
+    if parts.iter().any(Option::is_some) {
+        let text = |v: &Option<Value>, default: &str| match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => default.to_owned(),
+        };
+        let url = format!(
+            "redis://{}:{}/{}",
+            text(&parts[0], "127.0.0.1"),
+            text(&parts[1], "6379"),
+            text(&parts[2], "0")
+        );
+        warnings.push(Problem::new(
+            "wsc.redis.host",
+            format!("host/port/db are read as `wsc.redis.url` = {url}"),
+        ));
+        if get(raw, "wsc.redis.url").is_none() {
+            put(raw, "wsc.redis.url", Value::String(url));
+        }
+    }
+    for key in NO_EFFECT {
+        if take(raw, key).is_some() {
+            warnings.push(Problem::new(
+                *key,
+                "a go-rpc-gateway key this gateway does not implement; it has no effect",
+            ));
+        }
+    }
+}
+
+fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, k| v.get(k))
+}
+
+fn take(value: &mut Value, path: &str) -> Option<Value> {
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((parent, last)) => (parent, last),
+        None => ("", path),
+    };
+    let mut node = value;
+    for key in parent.split('.').filter(|k| !k.is_empty()) {
+        node = node.get_mut(key)?;
+    }
+    node.as_object_mut()?.remove(last)
+}
+
+fn put(value: &mut Value, path: &str, new: Value) {
+    let mut node = value;
+    let keys: Vec<&str> = path.split('.').collect();
+    for key in &keys[..keys.len() - 1] {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        node = node
+            .as_object_mut()
+            .map(|m| {
+                m.entry(key.to_string())
+                    .or_insert(Value::Object(Map::new()))
+            })
+            .expect("object");
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.insert(keys[keys.len() - 1].to_owned(), new);
+    }
+}
+
+/// Warns about every key the schema does not have, suggesting the closest known one.
+fn unknown_keys(raw: &Value, known: &Value, prefix: &str, warnings: &mut Vec<Problem>) {
+    let (Some(raw), Some(known)) = (raw.as_object(), known.as_object()) else {
+        return;
+    };
+    for (key, value) in raw {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known.get(key) {
+            Some(expected) => unknown_keys(value, expected, &path, warnings),
+            None => {
+                let suggestion = known
+                    .keys()
+                    .map(|k| (edit_distance(k, key), k))
+                    .filter(|(d, k)| *d <= 3.max(k.len() / 3))
+                    .min()
+                    .map(|(_, k)| format!("; did you mean `{}`?", join(prefix, k)))
+                    .unwrap_or_default();
+                warnings.push(Problem::new(
+                    path,
+                    format!("unknown key, ignored{suggestion}"),
+                ));
+            }
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+/// Deserializes, collecting every type error: a bad value is reported with its path, then
+/// replaced by its default so the rest can still be checked.
+fn deserialize_all(mut raw: Value, defaults: &Value) -> (GatewayConfig, Vec<Problem>) {
+    let mut problems = Vec::new();
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, GatewayConfig>(raw.clone()) {
+            Ok(config) => return (config, problems),
+            Err(e) => {
+                let path = e.path().to_string();
+                let bad = get(&raw, &path).map(Value::to_string).unwrap_or_default();
+                problems.push(Problem::new(
+                    path.clone(),
+                    format!("{} (got {bad})", e.inner()),
+                ));
+                match get(defaults, &path) {
+                    Some(default) if get(&raw, &path).is_some() => {
+                        put(&mut raw, &path, default.clone())
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    (GatewayConfig::default(), problems)
+}
+
+/// Every value problem of a configuration, at once.
 pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut check = |ok: bool, key: &str, message: String| {
         if !ok {
-            problems.push(Problem {
-                key: key.to_owned(),
-                message,
-            });
+            problems.push(Problem::new(key, message));
         }
     };
     let wsc = &config.wsc;
-    check(
-        wsc.path.starts_with('/'),
-        "wsc.path",
-        format!("`{}` must start with `/`", wsc.path),
-    );
+    for (key, path) in [
+        ("wsc.path", &wsc.path),
+        ("wsc.sse.path", &wsc.sse.path),
+        ("health.path", &config.health.path),
+        ("health.ready_path", &config.health.ready_path),
+        ("metrics.path", &config.metrics.path),
+    ] {
+        check(
+            path.starts_with('/'),
+            key,
+            format!("`{path}` must start with `/`"),
+        );
+    }
+    for (key, ip) in [
+        ("wsc.node_ip", &wsc.node_ip),
+        ("http.host", &config.http.host),
+        ("grpc.host", &config.grpc.host),
+    ] {
+        check(
+            ip.parse::<IpAddr>().is_ok(),
+            key,
+            format!("`{ip}` is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
+        );
+    }
     check(
         !wsc.heartbeat_interval.is_zero(),
         "wsc.heartbeat_interval",
@@ -110,8 +376,9 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         wsc.client_timeout > wsc.heartbeat_interval,
         "wsc.client_timeout",
         format!(
-            "{:?} must be longer than wsc.heartbeat_interval ({:?})",
-            wsc.client_timeout, wsc.heartbeat_interval
+            "{} must be longer than wsc.heartbeat_interval ({})",
+            crate::duration::format(wsc.client_timeout),
+            crate::duration::format(wsc.heartbeat_interval)
         ),
     );
     check(
@@ -119,86 +386,178 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         "wsc.message_buffer_size",
         "must be at least 1".to_owned(),
     );
+    let max_size = wsc.security.max_message_size;
     check(
-        (128..=64 * 1024 * 1024).contains(&wsc.security.max_message_size),
+        (128..=64 * 1024 * 1024).contains(&max_size),
         "wsc.security.max_message_size",
         format!(
-            "{} must be between 128 bytes and 64 MiB",
-            wsc.security.max_message_size
+            "{} must be between 128B and 64MiB",
+            crate::size::format(max_size)
+        ),
+    );
+    for (key, size) in [
+        (
+            "wsc.performance.read_buffer_size",
+            wsc.performance.read_buffer_size,
+        ),
+        (
+            "wsc.performance.write_buffer_size",
+            wsc.performance.write_buffer_size,
+        ),
+    ] {
+        check(
+            (256..=16 * 1024 * 1024).contains(&size),
+            key,
+            format!(
+                "{} must be between 256B and 16MiB",
+                crate::size::format(size)
+            ),
+        );
+    }
+    check(
+        wsc.performance.queue_max_bytes >= 1024,
+        "wsc.performance.queue_max_bytes",
+        "must be at least 1KiB".to_owned(),
+    );
+    let token = &wsc.security.token;
+    check(
+        !wsc.security.enable_auth || !token.secret.is_empty() || !token.public_key.is_empty(),
+        "wsc.security.enable_auth",
+        "is true but neither wsc.security.token.secret (HS256) nor \
+         wsc.security.token.public_key (RS256) is set"
+            .to_owned(),
+    );
+    for (key, list) in [
+        ("wsc.security.allowed_ips", &wsc.security.allowed_ips),
+        ("wsc.security.blocked_ips", &wsc.security.blocked_ips),
+    ] {
+        for entry in list {
+            check(
+                valid_ip_or_cidr(entry),
+                key,
+                format!("`{entry}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)"),
+            );
+        }
+    }
+    check(
+        !wsc.distributed.enabled || wsc.redis.enabled,
+        "wsc.distributed.enabled",
+        "multi-node operation needs wsc.redis.enabled: true".to_owned(),
+    );
+    check(
+        wsc.offline.store != OfflineStore::Redis || wsc.redis.enabled,
+        "wsc.offline.store",
+        "`redis` needs wsc.redis.enabled: true".to_owned(),
+    );
+    check(
+        !wsc.redis.enabled
+            || wsc.redis.url.starts_with("redis://")
+            || wsc.redis.url.starts_with("rediss://"),
+        "wsc.redis.url",
+        format!(
+            "`{}` must start with redis:// or rediss://",
+            mask_url(&wsc.redis.url)
         ),
     );
     check(
-        wsc.node_ip.parse::<std::net::IpAddr>().is_ok(),
-        "wsc.node_ip",
-        format!("`{}` is not an IP address", wsc.node_ip),
+        wsc.redis.pool_size > 0,
+        "wsc.redis.pool_size",
+        "must be at least 1".to_owned(),
     );
     check(
-        config.http.host.parse::<std::net::IpAddr>().is_ok(),
-        "http.host",
-        format!("`{}` is not an IP address", config.http.host),
+        !wsc.distributed.key_prefix.is_empty(),
+        "wsc.distributed.key_prefix",
+        "must not be empty (every key and channel is prefixed)".to_owned(),
     );
     problems
+}
+
+fn valid_ip_or_cidr(entry: &str) -> bool {
+    match entry.split_once('/') {
+        None => entry.parse::<IpAddr>().is_ok(),
+        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
+            (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
+            (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
+            _ => false,
+        },
+    }
+}
+
+/// Masks the password of a URL (`redis://:secret@host` -> `redis://:***@host`).
+fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme + 3 => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+const MASK: &str = "***";
+
+impl GatewayConfig {
+    /// The configuration as JSON with every secret masked (API keys, token secret, the
+    /// Redis password), for printing and logs.
+    pub fn redacted(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(Value::Array(keys)) = value.pointer_mut("/api/keys") {
+            for key in keys.iter_mut() {
+                *key = Value::from(MASK);
+            }
+        }
+        if let Some(secret) = value.pointer_mut("/wsc/security/token/secret")
+            && secret.as_str().is_some_and(|s| !s.is_empty())
+        {
+            *secret = Value::from(MASK);
+        }
+        if let Some(url) = value.pointer_mut("/wsc/redis/url") {
+            *url = Value::from(mask_url(url.as_str().unwrap_or_default()));
+        }
+        value
+    }
+
+    /// Every leaf key as a dotted path with its value (used for documentation checks and to
+    /// tell which keys changed on reload).
+    pub fn flatten(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        flatten_into(
+            &serde_json::to_value(self).unwrap_or_default(),
+            "",
+            &mut out,
+        );
+        out
+    }
+}
+
+fn flatten_into(value: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    match value.as_object() {
+        Some(map) => {
+            for (key, value) in map {
+                flatten_into(value, &join(prefix, key), out);
+            }
+        }
+        None => {
+            out.insert(prefix.to_owned(), value.clone());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
-    fn empty_environment_gives_defaults() {
-        let config = Loader::new().environment(HashMap::new()).load().unwrap();
-        assert_eq!(config, GatewayConfig::default());
-        assert_eq!(config.wsc.node_port, 8081);
-        assert_eq!(config.http.port, 8080);
-    }
-
-    #[test]
-    fn environment_overrides_nested_snake_case_keys() {
-        let config = Loader::new()
-            .environment(env(&[
-                ("GATEWAY__WSC__NODE_PORT", "9000"),
-                ("GATEWAY__WSC__NODE_IP", "127.0.0.1"),
-                ("GATEWAY__HTTP__PORT", "9001"),
-                ("GATEWAY__HTTP__HOST", "127.0.0.1"),
-                ("GATEWAY__WSC__HEARTBEAT_INTERVAL", "5s"),
-                ("GATEWAY__WSC__SECURITY__ENABLE_RATE_LIMIT", "false"),
-                (
-                    "GATEWAY__WSC__WEBSOCKET_ORIGINS",
-                    "https://a.example,https://b.example",
-                ),
-            ]))
-            .load()
-            .unwrap();
-        assert_eq!(config.wsc.node_port, 9000);
-        assert_eq!(config.wsc.node_ip, "127.0.0.1");
-        assert_eq!(config.http.port, 9001);
-        assert_eq!(config.wsc.heartbeat_interval, Duration::from_secs(5));
-        assert!(!config.wsc.security.enable_rate_limit);
-        assert_eq!(config.wsc.websocket_origins.len(), 2);
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_once() {
-        let err = Loader::new()
-            .environment(env(&[
-                ("GATEWAY__WSC__PATH", "ws"),
-                ("GATEWAY__WSC__CLIENT_TIMEOUT", "1"),
-                ("GATEWAY__WSC__NODE_IP", "not-an-ip"),
-            ]))
-            .load()
-            .unwrap_err();
-        let ConfigError::Invalid(problems) = err else {
-            panic!("expected validation errors, got {err}")
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["wsc.path", "wsc.client_timeout", "wsc.node_ip"]);
+    fn edit_distance_and_masking() {
+        assert_eq!(edit_distance("node_port", "node_prot"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(mask_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(mask_url("redis://u:pw@h/0"), "redis://u:***@h/0");
+        assert_eq!(mask_url("redis://h:6379/0"), "redis://h:6379/0");
+        assert!(valid_ip_or_cidr("10.0.0.0/8"));
+        assert!(valid_ip_or_cidr("::1"));
+        assert!(!valid_ip_or_cidr("10.0.0.0/33"));
+        assert!(!valid_ip_or_cidr("example.com"));
     }
 }

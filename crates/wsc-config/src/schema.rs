@@ -1,11 +1,12 @@
-//! The configuration schema. Keys are snake_case, as in the seed's files.
+//! The configuration schema. Keys are snake_case, as in the seed's files. Every struct has a
+//! `Default` that is the documented default (docs/configuration.md lists every key).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wsc_hub::{DecodeLimits, HubConfig, IdentityParams, MultiLoginPolicy, SlowConsumerPolicy};
 
-use crate::duration;
+use crate::{duration, size};
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,10 +21,18 @@ pub struct GatewayConfig {
     pub environment: String,
     /// The API listener (REST, health, metrics).
     pub http: HttpConfig,
-    /// The WebSocket hub and its public listener.
-    pub wsc: WscConfig,
+    /// The gRPC listener.
+    pub grpc: GrpcConfig,
+    /// Health endpoints on the API listener.
+    pub health: HealthConfig,
+    /// The Prometheus endpoint on the API listener.
+    pub metrics: MetricsConfig,
     /// Logging.
     pub logging: LoggingConfig,
+    /// Server API authentication.
+    pub api: ApiConfig,
+    /// The WebSocket hub and its public listener.
+    pub wsc: WscConfig,
 }
 
 impl Default for GatewayConfig {
@@ -33,8 +42,12 @@ impl Default for GatewayConfig {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             environment: "development".to_owned(),
             http: HttpConfig::default(),
-            wsc: WscConfig::default(),
+            grpc: GrpcConfig::default(),
+            health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
             logging: LoggingConfig::default(),
+            api: ApiConfig::default(),
+            wsc: WscConfig::default(),
         }
     }
 }
@@ -46,7 +59,7 @@ impl Default for GatewayConfig {
 pub struct HttpConfig {
     /// Bind address.
     pub host: String,
-    /// Port (0 picks a free one).
+    /// Port (0 picks a free one). Equal to `wsc.node_port`: one listener serves everything.
     pub port: u16,
 }
 
@@ -59,6 +72,72 @@ impl Default for HttpConfig {
     }
 }
 
+/// The gRPC listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct GrpcConfig {
+    /// Whether the gRPC server runs.
+    pub enabled: bool,
+    /// Bind address.
+    pub host: String,
+    /// Port (0 picks a free one).
+    pub port: u16,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            enabled: true,
+            host: "0.0.0.0".to_owned(),
+            port: 9090,
+        }
+    }
+}
+
+/// Health endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct HealthConfig {
+    /// Whether `/health` and `/ready` are served.
+    pub enabled: bool,
+    /// Liveness path.
+    pub path: String,
+    /// Readiness path.
+    pub ready_path: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: true,
+            path: "/health".to_owned(),
+            ready_path: "/ready".to_owned(),
+        }
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served.
+    pub enabled: bool,
+    /// Path.
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            path: "/metrics".to_owned(),
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -66,14 +145,37 @@ impl Default for HttpConfig {
 pub struct LoggingConfig {
     /// `trace`, `debug`, `info`, `warn`, `error` or a tracing filter directive.
     pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
             level: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
+}
+
+/// `logging.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Server API authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// API keys accepted as `Authorization: Bearer <key>`; empty = the API is open.
+    /// Secret: masked when printed.
+    pub keys: Vec<String>,
 }
 
 /// The hub and its public listener (the seed's `wsc` section).
@@ -99,8 +201,20 @@ pub struct WscConfig {
     pub message_buffer_size: usize,
     /// Allowed `Origin` values; `*` allows any.
     pub websocket_origins: Vec<String>,
+    /// Whether the hub relays status frames (`typing`, `read`, ...) to their `receiver`.
+    pub relay_status_messages: bool,
     /// Multi-login policy.
     pub multi_login: MultiLoginConfig,
+    /// Acknowledged delivery.
+    pub ack: AckConfig,
+    /// Offline messages.
+    pub offline: OfflineConfig,
+    /// Server-sent events fallback.
+    pub sse: SseConfig,
+    /// Multi-node operation.
+    pub distributed: DistributedConfig,
+    /// Redis (multi-node backplane, offline store).
+    pub redis: RedisConfig,
     /// Inbound limits and handshake checks.
     pub security: SecurityConfig,
     /// Capacity and slow-consumer settings.
@@ -118,7 +232,13 @@ impl Default for WscConfig {
             client_timeout: Duration::from_secs(90),
             message_buffer_size: 256,
             websocket_origins: vec!["*".to_owned()],
+            relay_status_messages: true,
             multi_login: MultiLoginConfig::default(),
+            ack: AckConfig::default(),
+            offline: OfflineConfig::default(),
+            sse: SseConfig::default(),
+            distributed: DistributedConfig::default(),
+            redis: RedisConfig::default(),
             security: SecurityConfig::default(),
             performance: PerformanceConfig::default(),
         }
@@ -134,6 +254,8 @@ pub struct MultiLoginConfig {
     pub policy: LoginPolicy,
     /// Connections per user (0 = unlimited).
     pub max_connections_per_user: usize,
+    /// Text of the `force_offline` frame a kicked connection receives.
+    pub kick_notification: String,
 }
 
 impl Default for MultiLoginConfig {
@@ -141,11 +263,12 @@ impl Default for MultiLoginConfig {
         MultiLoginConfig {
             policy: LoginPolicy::KickOld,
             max_connections_per_user: 3,
+            kick_notification: HubConfig::default().kick_notification,
         }
     }
 }
 
-/// `multi_login.policy`.
+/// `wsc.multi_login.policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginPolicy {
@@ -157,14 +280,147 @@ pub enum LoginPolicy {
     KickNew,
 }
 
-/// `performance.slow_consumer`.
+/// Acknowledged delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct AckConfig {
+    /// How long to wait for an ack before resending.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Resends after the first attempt.
+    pub max_retries: u32,
+    /// Deliveries waiting for an ack, per connection.
+    pub max_pending_per_connection: usize,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig {
+            timeout: Duration::from_secs(5),
+            max_retries: 3,
+            max_pending_per_connection: 1000,
+        }
+    }
+}
+
+/// Offline messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct OfflineConfig {
+    /// Whether undeliverable messages are stored for replay.
+    pub enabled: bool,
+    /// `memory` or `redis`.
+    pub store: OfflineStore,
+    /// Messages kept per user (the oldest are dropped first).
+    pub max_per_user: usize,
+    /// How long a stored message is kept.
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig {
+            enabled: true,
+            store: OfflineStore::Memory,
+            max_per_user: 100,
+            ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// `wsc.offline.store`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SlowConsumer {
-    /// Close with 1013.
-    Disconnect,
-    /// Drop the message for that connection.
-    DropMessage,
+pub enum OfflineStore {
+    /// In this process (lost on restart).
+    Memory,
+    /// In Redis (needs `wsc.redis.enabled`).
+    Redis,
+}
+
+/// Server-sent events fallback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SseConfig {
+    /// Whether `/sse` is served.
+    pub enabled: bool,
+    /// Path.
+    pub path: String,
+    /// Interval of SSE keep-alive comments.
+    #[serde(with = "duration")]
+    pub heartbeat: Duration,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            enabled: true,
+            path: "/sse".to_owned(),
+            heartbeat: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Multi-node operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct DistributedConfig {
+    /// Whether nodes share presence and route through Redis.
+    pub enabled: bool,
+    /// This node's id; empty = generated, unique per process.
+    pub node_id: String,
+    /// How long a user's presence entry lives without renewal.
+    #[serde(with = "duration")]
+    pub presence_ttl: Duration,
+    /// How long a node's registry entry lives without renewal.
+    #[serde(with = "duration")]
+    pub node_ttl: Duration,
+    /// Prefix of every Redis key and channel.
+    pub key_prefix: String,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        DistributedConfig {
+            enabled: false,
+            node_id: String::new(),
+            presence_ttl: Duration::from_secs(30),
+            node_ttl: Duration::from_secs(30),
+            key_prefix: "wsc:".to_owned(),
+        }
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Whether Redis is used.
+    pub enabled: bool,
+    /// Connection URL (`redis://[:password@]host:port/db`). Its password is masked when printed.
+    pub url: String,
+    /// Pooled connections.
+    pub pool_size: usize,
+    /// Connect timeout.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            enabled: false,
+            url: "redis://127.0.0.1:6379/0".to_owned(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Inbound limits and handshake checks.
@@ -172,25 +428,92 @@ pub enum SlowConsumer {
 #[serde(default)]
 #[non_exhaustive]
 pub struct SecurityConfig {
-    /// Largest inbound frame, in bytes (larger frames close the connection with 1009).
-    pub max_message_size: usize,
-    /// Whether the inbound rate limit applies.
+    /// Whether a signed token is required at the upgrade.
+    pub enable_auth: bool,
+    /// Token verification.
+    pub token: TokenConfig,
+    /// Whether the inbound rate limits apply.
     pub enable_rate_limit: bool,
-    /// Inbound frames per connection per second when the rate limit is on.
+    /// Inbound frames per connection per second.
     pub max_messages_per_second: u32,
+    /// Inbound bytes per connection per second.
+    #[serde(with = "size")]
+    pub max_bytes_per_second: usize,
+    /// Largest inbound frame (larger frames close the connection with 1009).
+    #[serde(with = "size")]
+    pub max_message_size: usize,
     /// User types allowed to connect (empty = any).
     pub allowed_user_types: Vec<String>,
+    /// Client IPs or CIDR ranges allowed to connect (empty = any).
+    pub allowed_ips: Vec<String>,
+    /// Client IPs or CIDR ranges refused.
+    pub blocked_ips: Vec<String>,
+    /// Handshakes accepted per client IP per second (0 = unlimited).
+    pub max_handshakes_per_ip_per_second: u32,
+    /// How long a client may take to complete the upgrade.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
-            max_message_size: 64 * 1024,
+            enable_auth: false,
+            token: TokenConfig::default(),
             enable_rate_limit: true,
             max_messages_per_second: 100,
+            max_bytes_per_second: 1024 * 1024,
+            max_message_size: 64 * 1024,
             allowed_user_types: Vec::new(),
+            allowed_ips: Vec::new(),
+            blocked_ips: Vec::new(),
+            max_handshakes_per_ip_per_second: 20,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Token verification (JWT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TokenConfig {
+    /// `HS256` or `RS256`.
+    pub algorithm: TokenAlgorithm,
+    /// HS256 shared secret. Secret: masked when printed.
+    pub secret: String,
+    /// RS256 public key (PEM).
+    pub public_key: String,
+    /// Required `iss` claim (empty = not checked).
+    pub issuer: String,
+    /// Required `aud` claim (empty = not checked).
+    pub audience: String,
+    /// Query parameter carrying the token (the `Authorization: Bearer` header works too).
+    pub query_param: String,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            algorithm: TokenAlgorithm::Hs256,
+            secret: String::new(),
+            public_key: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            query_param: "token".to_owned(),
+        }
+    }
+}
+
+/// `wsc.security.token.algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenAlgorithm {
+    /// HMAC with SHA-256 (shared secret).
+    #[serde(rename = "HS256", alias = "hs256")]
+    Hs256,
+    /// RSA with SHA-256 (public key).
+    #[serde(rename = "RS256", alias = "rs256")]
+    Rs256,
 }
 
 /// Capacity and slow-consumer settings.
@@ -200,30 +523,62 @@ impl Default for SecurityConfig {
 pub struct PerformanceConfig {
     /// Connections this node accepts (0 = unlimited); above it the upgrade gets 503.
     pub max_connections_per_node: usize,
-    /// Outbound queue size per connection, in bytes.
+    /// WebSocket read buffer per connection.
+    #[serde(with = "size")]
+    pub read_buffer_size: usize,
+    /// WebSocket write buffer per connection.
+    #[serde(with = "size")]
+    pub write_buffer_size: usize,
+    /// Outbound queue size per connection.
+    #[serde(with = "size")]
     pub queue_max_bytes: usize,
-    /// What happens when a connection's queue is full.
+    /// What happens when a connection's queue is full: `disconnect` or `drop_message`.
     pub slow_consumer: SlowConsumer,
-    /// How long one batched write may take.
+    /// How long one batched write may take before the client counts as a slow consumer.
     #[serde(with = "duration")]
     pub write_timeout: Duration,
+    /// Whether `/metrics` collects hub metrics.
+    pub enable_metrics: bool,
+    /// Whether slow operations are logged.
+    pub enable_slow_log: bool,
+    /// What counts as slow.
+    #[serde(with = "duration")]
+    pub slow_log_threshold: Duration,
 }
 
 impl Default for PerformanceConfig {
     fn default() -> Self {
         PerformanceConfig {
             max_connections_per_node: 10_000,
+            read_buffer_size: 4 * 1024,
+            write_buffer_size: 4 * 1024,
             queue_max_bytes: 1024 * 1024,
             slow_consumer: SlowConsumer::Disconnect,
             write_timeout: Duration::from_secs(10),
+            enable_metrics: true,
+            enable_slow_log: false,
+            slow_log_threshold: Duration::from_millis(100),
         }
     }
+}
+
+/// `wsc.performance.slow_consumer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumer {
+    /// Close with 1013.
+    Disconnect,
+    /// Drop the message for that connection.
+    DropMessage,
 }
 
 impl WscConfig {
     /// The hub settings this configuration describes.
     pub fn hub_config(&self) -> HubConfig {
         let mut hub = HubConfig::default();
+        if !self.distributed.node_id.is_empty() {
+            hub.node_id = self.distributed.node_id.clone();
+        }
         hub.heartbeat_interval = self.heartbeat_interval;
         hub.client_timeout = self.client_timeout;
         hub.queue_capacity = self.message_buffer_size;
@@ -233,22 +588,30 @@ impl WscConfig {
             SlowConsumer::DropMessage => SlowConsumerPolicy::DropMessage,
         };
         hub.write_timeout = self.performance.write_timeout;
+        hub.read_buffer_size = self.performance.read_buffer_size;
+        hub.write_buffer_size = self.performance.write_buffer_size;
         hub.multi_login = match self.multi_login.policy {
             LoginPolicy::AllowAll => MultiLoginPolicy::AllowAll,
             LoginPolicy::KickOld => MultiLoginPolicy::KickOld,
             LoginPolicy::KickNew => MultiLoginPolicy::KickNew,
         };
         hub.max_connections_per_user = self.multi_login.max_connections_per_user;
+        hub.kick_notification = self.multi_login.kick_notification.clone();
         hub.max_connections = self.performance.max_connections_per_node;
         hub.limits = DecodeLimits {
             max_message_size: self.security.max_message_size,
             ..DecodeLimits::default()
         };
-        hub.max_inbound_per_second = if self.security.enable_rate_limit {
-            self.security.max_messages_per_second
-        } else {
-            0
-        };
+        (hub.max_inbound_per_second, hub.max_inbound_bytes_per_second) =
+            if self.security.enable_rate_limit {
+                (
+                    self.security.max_messages_per_second,
+                    self.security.max_bytes_per_second,
+                )
+            } else {
+                (0, 0)
+            };
+        hub.relay_status_messages = self.relay_status_messages;
         hub
     }
 

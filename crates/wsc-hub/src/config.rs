@@ -66,6 +66,13 @@ pub struct HubConfig {
     /// Inbound frames allowed per connection per second (0 = unlimited); above it the
     /// connection is closed with 1008.
     pub max_inbound_per_second: u32,
+    /// Inbound bytes allowed per connection per second (0 = unlimited); above it the
+    /// connection is closed with 1008.
+    pub max_inbound_bytes_per_second: usize,
+    /// WebSocket read buffer per connection, in bytes (the main cost of an idle connection).
+    pub read_buffer_size: usize,
+    /// WebSocket write buffer per connection, in bytes.
+    pub write_buffer_size: usize,
     /// Whether the hub relays the status types (`typing`, `read`, ...) to `receiver`.
     pub relay_status_messages: bool,
     /// Message text of the `force_offline` frame sent by the multi-login policy.
@@ -89,6 +96,9 @@ impl Default for HubConfig {
             max_connections: 10_000,
             limits: DecodeLimits::default(),
             max_inbound_per_second: 100,
+            max_inbound_bytes_per_second: 1024 * 1024,
+            read_buffer_size: 4 * 1024,
+            write_buffer_size: 4 * 1024,
             relay_status_messages: true,
             kick_notification: "your account signed in on another device".to_owned(),
             write_batch: 64,

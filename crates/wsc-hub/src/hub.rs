@@ -48,7 +48,9 @@ pub struct Hub {
 }
 
 struct Inner {
-    config: HubConfig,
+    /// Swapped as a whole by `reconfigure`; readers take one `Arc` per operation.
+    config: RwLock<Arc<HubConfig>>,
+    node_id: String,
     registry: RwLock<Registry>,
     next_id: AtomicU64,
     counters: Counters,
@@ -97,7 +99,8 @@ impl Hub {
     pub fn new(config: HubConfig) -> Self {
         Hub {
             inner: Arc::new(Inner {
-                config,
+                node_id: config.node_id.clone(),
+                config: RwLock::new(Arc::new(config)),
                 registry: RwLock::new(Registry::default()),
                 next_id: AtomicU64::new(1),
                 counters: Counters::default(),
@@ -122,24 +125,36 @@ impl Hub {
         let token = CancellationToken::new();
         *self.inner.timer.lock() = Some(token.clone());
         let weak = Arc::downgrade(&self.inner);
-        let period = self
-            .inner
-            .config
-            .heartbeat_interval
-            .max(Duration::from_millis(10));
+        let heartbeat = |hub: &Hub| {
+            hub.config()
+                .heartbeat_interval
+                .max(Duration::from_millis(10))
+        };
+        let mut period = heartbeat(self);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let every = |period| {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            };
+            let mut ticks = every(period);
             loop {
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = ticks.tick() => {}
                 }
                 let Some(inner) = weak.upgrade() else { break };
-                Hub { inner }.sweep();
+                let hub = Hub { inner };
+                hub.sweep();
+                // A reconfigured heartbeat interval takes effect from the next tick.
+                if heartbeat(&hub) != period {
+                    period = heartbeat(&hub);
+                    ticks = every(period);
+                }
             }
         });
-        tracing::info!(node_id = %self.inner.config.node_id, "hub started");
+        tracing::info!(node_id = %self.node_id(), "hub started");
     }
 
     /// Stops the hub: refuses new registrations and sends, closes every connection with
@@ -177,14 +192,22 @@ impl Hub {
         self.inner.running.load(Ordering::SeqCst)
     }
 
-    /// The settings the hub runs with.
-    pub fn config(&self) -> &HubConfig {
-        &self.inner.config
+    /// The settings the hub runs with now.
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.inner.config.read().clone()
+    }
+
+    /// Applies new settings at runtime (hot reload). Limits, timeouts, policies and rate
+    /// limits apply to every later operation; `queue_capacity` and the buffer sizes apply to
+    /// connections registered afterwards. The node id never changes.
+    pub fn reconfigure(&self, mut config: HubConfig) {
+        config.node_id = self.inner.node_id.clone();
+        *self.inner.config.write() = Arc::new(config);
     }
 
     /// This node's id.
     pub fn node_id(&self) -> &str {
-        &self.inner.config.node_id
+        &self.inner.node_id
     }
 
     // ---------------------------------------------------------------- callbacks
@@ -273,7 +296,7 @@ impl Hub {
             return Err(RegisterError::NotRunning);
         }
         identity.validate()?;
-        let config = &self.inner.config;
+        let config = self.config();
         let reconnect =
             !identity.client_id.is_empty() && self.connection(&identity.client_id).is_some();
         if config.max_connections > 0
@@ -339,6 +362,7 @@ impl Hub {
             rx,
             window_start_ms: 0,
             window_count: 0,
+            window_bytes: 0,
             finished: false,
         })
     }
@@ -507,7 +531,7 @@ impl Hub {
     fn send_direct(&self, conn: &Connection, mut msg: HubMessage) -> bool {
         self.prepare(&mut msg);
         match codec::encode(&msg) {
-            Ok(payload) => self.enqueue(conn, &payload).is_ok(),
+            Ok(payload) => self.enqueue(conn, &payload, &self.config()).is_ok(),
             Err(_) => false,
         }
     }
@@ -529,8 +553,9 @@ impl Hub {
             message_id: msg.message_id.clone(),
             ..DeliveryReport::default()
         };
+        let config = self.config();
         for conn in &targets {
-            match self.enqueue(conn, &payload) {
+            match self.enqueue(conn, &payload, &config) {
                 Ok(()) => report.delivered += 1,
                 Err(reason) => report.failures.push(DeliveryFailure {
                     client_id: conn.client_id().to_owned(),
@@ -568,7 +593,12 @@ impl Hub {
     }
 
     /// Non-blocking enqueue with the slow-consumer policy. Never awaits.
-    fn enqueue(&self, conn: &Connection, payload: &Payload) -> Result<(), FailureReason> {
+    fn enqueue(
+        &self,
+        conn: &Connection,
+        payload: &Payload,
+        config: &HubConfig,
+    ) -> Result<(), FailureReason> {
         let counters = &self.inner.counters;
         if conn.is_closing() {
             Counters::add(&counters.messages_dropped, 1);
@@ -577,7 +607,7 @@ impl Hub {
         let len = payload.len();
         let before = conn.queued_bytes.fetch_add(len, Ordering::Relaxed);
         // A single message larger than the byte bound still goes through an empty queue.
-        let fits = before == 0 || before + len <= self.inner.config.queue_max_bytes;
+        let fits = before == 0 || before + len <= config.queue_max_bytes;
         if fits {
             match conn.tx.try_send(Outbound::Message(payload.clone())) {
                 Ok(()) => return Ok(()),
@@ -591,7 +621,7 @@ impl Hub {
         }
         conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         Counters::add(&counters.messages_dropped, 1);
-        match self.inner.config.slow_consumer {
+        match config.slow_consumer {
             SlowConsumerPolicy::DropMessage => Err(FailureReason::QueueFull),
             _ => {
                 if conn.close(DisconnectReason::SlowConsumer) {
@@ -658,7 +688,7 @@ impl Hub {
             return;
         }
         self.prepare(&mut msg);
-        if msg.message_type.is_forwardable() && self.inner.config.relay_status_messages {
+        if msg.message_type.is_forwardable() && self.config().relay_status_messages {
             self.relay(conn, msg, &frame_id).await;
             return;
         }
@@ -730,7 +760,7 @@ impl Hub {
     /// One pass of the shared liveness timer: close the silent, ping the rest.
     fn sweep(&self) {
         let now = self.now_ms();
-        let timeout = self.inner.config.client_timeout.as_millis() as u64;
+        let timeout = self.config().client_timeout.as_millis() as u64;
         for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
             if now.saturating_sub(conn.last_seen_ms()) >= timeout {
                 conn.close(DisconnectReason::Timeout);
@@ -855,6 +885,7 @@ pub struct Registration {
     rx: mpsc::Receiver<Outbound>,
     window_start_ms: u64,
     window_count: u32,
+    window_bytes: usize,
     finished: bool,
 }
 
@@ -906,10 +937,10 @@ impl Registration {
     /// stays open unless a limit closes it.
     pub async fn handle_text(&mut self, text: &str) {
         Counters::add(&self.hub.inner.counters.bytes_in, text.len() as u64);
-        if !self.accept_inbound() {
+        if !self.accept_inbound(text.len()) {
             return;
         }
-        match codec::decode(text, self.hub.inner.config.limits) {
+        match codec::decode(text, self.hub.config().limits) {
             Ok(msg) => self.hub.handle_message(&self.conn, msg).await,
             Err(error) => {
                 let reply_to = match error {
@@ -925,34 +956,44 @@ impl Registration {
 
     /// Answers a frame the transport could not accept (binary, invalid UTF-8) with an error
     /// frame. Such frames count against the inbound rate limit like any other.
-    pub fn reject_frame(&mut self, error: FrameError) {
-        if self.accept_inbound() {
+    pub fn reject_frame(&mut self, error: FrameError, len: usize) {
+        if self.accept_inbound(len) {
             self.hub.reject_frame(&self.conn, error, "");
         }
     }
 
-    /// Liveness, the `messages_in` counter and the inbound rate limit, for every data frame.
-    /// Returns false (and closes with 1008) when the frame breaks the rate limit.
-    fn accept_inbound(&mut self) -> bool {
+    /// Liveness, the `messages_in` counter and the inbound rate limits (frames and bytes per
+    /// second, in fixed one-second windows), for every data frame. Returns false (and closes
+    /// with 1008) when the frame breaks a limit.
+    fn accept_inbound(&mut self, len: usize) -> bool {
         let now = self.hub.now_ms();
         self.conn.touch(now);
         Counters::add(&self.hub.inner.counters.messages_in, 1);
-        let limit = self.hub.inner.config.max_inbound_per_second;
-        if limit == 0 {
+        let config = self.hub.config();
+        let (max_frames, max_bytes) = (
+            config.max_inbound_per_second,
+            config.max_inbound_bytes_per_second,
+        );
+        if max_frames == 0 && max_bytes == 0 {
             return true;
         }
         if now.saturating_sub(self.window_start_ms) >= 1000 {
             self.window_start_ms = now;
             self.window_count = 0;
+            self.window_bytes = 0;
         }
         self.window_count += 1;
-        if self.window_count > limit {
-            self.conn.close(DisconnectReason::PolicyViolation {
-                detail: format!("rate limit exceeded: more than {limit} messages per second"),
-            });
-            return false;
-        }
-        true
+        self.window_bytes += len;
+        let detail = if max_frames > 0 && self.window_count > max_frames {
+            format!("rate limit exceeded: more than {max_frames} messages per second")
+        } else if max_bytes > 0 && self.window_bytes > max_bytes {
+            format!("rate limit exceeded: more than {max_bytes} bytes per second")
+        } else {
+            return true;
+        };
+        self.conn
+            .close(DisconnectReason::PolicyViolation { detail });
+        false
     }
 
     /// A write did not finish within `write_timeout`: the client does not read fast enough.

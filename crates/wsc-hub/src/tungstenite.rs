@@ -52,8 +52,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub fn websocket_config(config: &HubConfig) -> WebSocketConfig {
     let max = config.limits.max_message_size;
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
+        .read_buffer_size(config.read_buffer_size.max(256))
+        .write_buffer_size(config.write_buffer_size)
         .max_write_buffer_size(config.queue_max_bytes.max(64 * 1024) + max + 4 * 1024)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
@@ -154,8 +154,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = registration.connection().clone();
-    let write_timeout = registration.hub().config().write_timeout;
-    let batch = registration.hub().config().write_batch.max(1);
+    let config = registration.hub().config();
+    let (write_timeout, batch) = (config.write_timeout, config.write_batch.max(1));
     let mut client_closed = false;
     loop {
         let event = tokio::select! {
@@ -194,7 +194,9 @@ where
             }
             Event::Inbound(Some(Ok(message))) => match message {
                 Message::Text(text) => registration.handle_text(text.as_str()).await,
-                Message::Binary(_) => registration.reject_frame(FrameError::BinaryNotSupported),
+                Message::Binary(data) => {
+                    registration.reject_frame(FrameError::BinaryNotSupported, data.len())
+                }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => registration.touch(),
                 Message::Close(frame) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
@@ -208,7 +210,7 @@ where
                 // to fail the connection on invalid UTF-8: answer with the error frame, then
                 // close with 1007.
                 WsError::Utf8(_) => {
-                    registration.reject_frame(FrameError::InvalidUtf8);
+                    registration.reject_frame(FrameError::InvalidUtf8, 0);
                     conn.close(DisconnectReason::InvalidPayload);
                     break;
                 }

@@ -67,7 +67,7 @@ impl TestServer {
                     let handshake = wsc_hub::tungstenite::accept_with_identity(
                         stream,
                         &IdentityParams::default(),
-                        hub.config(),
+                        &hub.config(),
                     )
                     .await;
                     let end = match handshake {
@@ -139,7 +139,7 @@ pub(crate) async fn duplex_client(
     identity: Identity,
 ) -> (Client<DuplexStream>, JoinHandle<()>) {
     let (client_io, server_io) = tokio::io::duplex(256 * 1024);
-    let config = wsc_hub::tungstenite::websocket_config(hub.config());
+    let config = wsc_hub::tungstenite::websocket_config(&hub.config());
     let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, Some(config)).await;
     let registration = hub.register(identity).await.expect("register");
     let task = tokio::spawn(wsc_hub::tungstenite::serve(registration, server_ws));
