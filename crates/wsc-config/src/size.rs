@@ -33,9 +33,9 @@ pub fn parse(text: &str) -> Result<usize, String> {
 /// Formats a byte count the way [`parse`] reads it.
 pub fn format(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if bytes != 0 && bytes % MIB == 0 {
+    if bytes != 0 && bytes.is_multiple_of(MIB) {
         format!("{}MiB", bytes / MIB)
-    } else if bytes != 0 && bytes % 1024 == 0 {
+    } else if bytes != 0 && bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")
