@@ -314,3 +314,27 @@ async fn one_listener_when_ports_are_equal() {
     assert_eq!(next_json(&mut ws).await["content"], "all");
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn reloaded_origins_and_user_types_apply_to_new_upgrades() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    assert!(connect(addr, "user_id=a&user_type=admin").await.is_ok());
+
+    let mut reloaded = local_config();
+    reloaded.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    reloaded.wsc.security.allowed_user_types = vec!["visitor".to_owned()];
+    server.apply_config(&reloaded);
+
+    let (status, body) = refused(addr, "user_id=a", Some("https://evil.example")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    let (status, body) = refused(addr, "user_id=a&user_type=admin", None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("user_type_not_allowed"))
+    );
+    server.stop(WAIT).await;
+}

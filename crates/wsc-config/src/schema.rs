@@ -221,18 +221,21 @@ pub struct WscConfig {
     pub performance: PerformanceConfig,
 }
 
+// The hub's own defaults are the single source for every hub setting, so the two can never
+// drift apart.
 impl Default for WscConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         WscConfig {
             enabled: true,
             node_ip: "0.0.0.0".to_owned(),
             node_port: 8081,
             path: "/ws".to_owned(),
-            heartbeat_interval: Duration::from_secs(30),
-            client_timeout: Duration::from_secs(90),
-            message_buffer_size: 256,
+            heartbeat_interval: hub.heartbeat_interval,
+            client_timeout: hub.client_timeout,
+            message_buffer_size: hub.queue_capacity,
             websocket_origins: vec!["*".to_owned()],
-            relay_status_messages: true,
+            relay_status_messages: hub.relay_status_messages,
             multi_login: MultiLoginConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
@@ -260,10 +263,15 @@ pub struct MultiLoginConfig {
 
 impl Default for MultiLoginConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         MultiLoginConfig {
-            policy: LoginPolicy::KickOld,
-            max_connections_per_user: 3,
-            kick_notification: HubConfig::default().kick_notification,
+            policy: match hub.multi_login {
+                MultiLoginPolicy::AllowAll => LoginPolicy::AllowAll,
+                MultiLoginPolicy::KickNew => LoginPolicy::KickNew,
+                _ => LoginPolicy::KickOld,
+            },
+            max_connections_per_user: hub.max_connections_per_user,
+            kick_notification: hub.kick_notification,
         }
     }
 }
@@ -457,13 +465,14 @@ pub struct SecurityConfig {
 
 impl Default for SecurityConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         SecurityConfig {
             enable_auth: false,
             token: TokenConfig::default(),
             enable_rate_limit: true,
-            max_messages_per_second: 100,
-            max_bytes_per_second: 1024 * 1024,
-            max_message_size: 64 * 1024,
+            max_messages_per_second: hub.max_inbound_per_second,
+            max_bytes_per_second: hub.max_inbound_bytes_per_second,
+            max_message_size: hub.limits.max_message_size,
             allowed_user_types: Vec::new(),
             allowed_ips: Vec::new(),
             blocked_ips: Vec::new(),
@@ -548,13 +557,17 @@ pub struct PerformanceConfig {
 
 impl Default for PerformanceConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         PerformanceConfig {
-            max_connections_per_node: 10_000,
-            read_buffer_size: 4 * 1024,
-            write_buffer_size: 4 * 1024,
-            queue_max_bytes: 1024 * 1024,
-            slow_consumer: SlowConsumer::Disconnect,
-            write_timeout: Duration::from_secs(10),
+            max_connections_per_node: hub.max_connections,
+            read_buffer_size: hub.read_buffer_size,
+            write_buffer_size: hub.write_buffer_size,
+            queue_max_bytes: hub.queue_max_bytes,
+            slow_consumer: match hub.slow_consumer {
+                SlowConsumerPolicy::DropMessage => SlowConsumer::DropMessage,
+                _ => SlowConsumer::Disconnect,
+            },
+            write_timeout: hub.write_timeout,
             enable_metrics: true,
             enable_slow_log: false,
             slow_log_threshold: Duration::from_millis(100),
@@ -618,5 +631,39 @@ impl WscConfig {
     /// The identity parameter names (go-wsc's defaults).
     pub fn identity_params(&self) -> IdentityParams {
         IdentityParams::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_maps_onto_the_hub_defaults() {
+        let mut mapped = GatewayConfig::default().wsc.hub_config();
+        let hub = HubConfig::default();
+        mapped.node_id = hub.node_id.clone();
+        assert_eq!(mapped, hub);
+    }
+
+    #[test]
+    fn every_mapped_key_reaches_the_hub() {
+        let mut wsc = WscConfig::default();
+        wsc.client_timeout = Duration::from_secs(7);
+        wsc.message_buffer_size = 9;
+        wsc.multi_login.policy = LoginPolicy::KickNew;
+        wsc.security.enable_rate_limit = false;
+        wsc.performance.slow_consumer = SlowConsumer::DropMessage;
+        wsc.distributed.node_id = "node-a".to_owned();
+        let hub = wsc.hub_config();
+        assert_eq!(hub.client_timeout, Duration::from_secs(7));
+        assert_eq!(hub.queue_capacity, 9);
+        assert_eq!(hub.multi_login, MultiLoginPolicy::KickNew);
+        assert_eq!(
+            (hub.max_inbound_per_second, hub.max_inbound_bytes_per_second),
+            (0, 0)
+        );
+        assert_eq!(hub.slow_consumer, SlowConsumerPolicy::DropMessage);
+        assert_eq!(hub.node_id, "node-a");
     }
 }
