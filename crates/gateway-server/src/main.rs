@@ -124,8 +124,17 @@ async fn main() -> ExitCode {
                         let _ = log_level.modify(|f| *f = level_filter(&config.logging.level));
                     }
                 });
-                // Events are logged by the watcher; draining them keeps the channel short.
-                tokio::spawn(async move { while watch.next_event().await.is_some() {} });
+                // The watcher logs applied keys, restart-only keys and rejections; the new
+                // file's warnings (unknown keys, seed keys) are logged here.
+                tokio::spawn(async move {
+                    while let Some(event) = watch.next_event().await {
+                        if let wsc_config::ReloadEvent::Applied { warnings, .. } = event {
+                            for warning in warnings {
+                                tracing::warn!(%warning, "reloaded configuration");
+                            }
+                        }
+                    }
+                });
             }
             Err(e) => tracing::warn!(error = %e, "hot reload is off"),
         }

@@ -118,6 +118,7 @@ impl Loader {
         unwrap_gateway_root(&mut raw, &mut warnings);
         translate_seed_keys(&mut raw, &mut warnings);
         let known = serde_json::to_value(GatewayConfig::default()).unwrap_or_default();
+        restore_strings(&mut raw, &known);
         unknown_keys(&raw, &known, "", &mut warnings);
         let (config, mut problems) = deserialize_all(raw, &known);
         problems.extend(validate(&config));
@@ -140,8 +141,54 @@ fn unwrap_gateway_root(raw: &mut Value, warnings: &mut Vec<Problem>) {
             "keys under `gateway:` are read from the root of the file; move them up a level",
         ));
         for (key, value) in inner {
-            root.entry(key).or_insert(value);
+            match root.get_mut(&key) {
+                // The root already has this section (from the environment): merge, keeping
+                // the environment's values.
+                Some(existing) => merge_missing(existing, value),
+                None => {
+                    root.insert(key, value);
+                }
+            }
         }
+    }
+}
+
+/// Copies into `target` every key of `source` it does not have, recursively.
+fn merge_missing(target: &mut Value, source: Value) {
+    if let (Some(target), Value::Object(source)) = (target.as_object_mut(), source) {
+        for (key, value) in source {
+            match target.get_mut(&key) {
+                Some(existing) => merge_missing(existing, value),
+                None => {
+                    target.insert(key, value);
+                }
+            }
+        }
+    }
+}
+
+/// Environment values that look like numbers or booleans are parsed as such; where the
+/// schema wants a string (a node id `42`, an API key `12345`), read them back as text.
+fn restore_strings(raw: &mut Value, defaults: &Value) {
+    match (raw, defaults) {
+        (Value::Object(raw), Value::Object(defaults)) => {
+            for (key, value) in raw.iter_mut() {
+                if let Some(default) = defaults.get(key) {
+                    restore_strings(value, default);
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(_)) => {
+            for item in items {
+                if item.is_number() || item.is_boolean() {
+                    *item = Value::String(item.to_string());
+                }
+            }
+        }
+        (value @ (Value::Number(_) | Value::Bool(_)), Value::String(_)) => {
+            *value = Value::String(value.to_string());
+        }
+        _ => {}
     }
 }
 
@@ -183,7 +230,7 @@ fn translate_seed_keys(raw: &mut Value, warnings: &mut Vec<Problem>) {
         }
     }
     // The seed writes Redis as host/port/db; this gateway takes one URL.
-    let parts: Vec<Option<Value>> = ["host", "port", "db"]
+    let parts: Vec<Option<Value>> = ["host", "port", "db", "password"]
         .iter()
         .map(|k| take(raw, &format!("wsc.redis.{k}")))
         .collect();
@@ -193,15 +240,22 @@ fn translate_seed_keys(raw: &mut Value, warnings: &mut Vec<Problem>) {
             Some(other) => other.to_string(),
             None => default.to_owned(),
         };
+        let password = match text(&parts[3], "") {
+            p if p.is_empty() => String::new(),
+            p => format!(":{p}@"),
+        };
         let url = format!(
-            "redis://{}:{}/{}",
+            "redis://{password}{}:{}/{}",
             text(&parts[0], "127.0.0.1"),
             text(&parts[1], "6379"),
             text(&parts[2], "0")
         );
         warnings.push(Problem::new(
             "wsc.redis.host",
-            format!("host/port/db are read as `wsc.redis.url` = {url}"),
+            format!(
+                "host/port/db/password are read as `wsc.redis.url` = {}",
+                mask_url(&url)
+            ),
         ));
         if get(raw, "wsc.redis.url").is_none() {
             put(raw, "wsc.redis.url", Value::String(url));
@@ -221,16 +275,22 @@ fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, k| v.get(k))
 }
 
+/// Removes the value at `path`, and its parent when that leaves the parent empty (so a
+/// moved seed key leaves no empty section behind to be reported as unknown).
 fn take(value: &mut Value, path: &str) -> Option<Value> {
     let (parent, last) = match path.rsplit_once('.') {
         Some((parent, last)) => (parent, last),
         None => ("", path),
     };
-    let mut node = value;
+    let mut node = &mut *value;
     for key in parent.split('.').filter(|k| !k.is_empty()) {
         node = node.get_mut(key)?;
     }
-    node.as_object_mut()?.remove(last)
+    let taken = node.as_object_mut()?.remove(last);
+    if !parent.is_empty() && node.as_object().is_some_and(Map::is_empty) {
+        take(value, parent);
+    }
+    taken
 }
 
 fn put(value: &mut Value, path: &str, new: Value) {
@@ -316,15 +376,19 @@ fn deserialize_all(mut raw: Value, defaults: &Value) -> (GatewayConfig, Vec<Prob
         match serde_path_to_error::deserialize::<_, GatewayConfig>(raw.clone()) {
             Ok(config) => return (config, problems),
             Err(e) => {
+                // `wsc.websocket_origins[1]`: report the element, reset the whole field.
                 let path = e.path().to_string();
-                let bad = get(&raw, &path).map(Value::to_string).unwrap_or_default();
-                problems.push(Problem::new(
-                    path.clone(),
-                    format!("{} (got {bad})", e.inner()),
-                ));
-                match get(defaults, &path) {
-                    Some(default) if get(&raw, &path).is_some() => {
-                        put(&mut raw, &path, default.clone())
+                let field = path.split('[').next().unwrap_or_default().to_owned();
+                let message = if is_secret(&field) {
+                    "has the wrong type (the value is not shown because it is a secret)".to_owned()
+                } else {
+                    let bad = get(&raw, &field).map(Value::to_string).unwrap_or_default();
+                    format!("{} (got {bad})", e.inner())
+                };
+                problems.push(Problem::new(path, message));
+                match get(defaults, &field) {
+                    Some(default) if get(&raw, &field).is_some() => {
+                        put(&mut raw, &field, default.clone())
                     }
                     _ => break,
                 }
@@ -332,6 +396,14 @@ fn deserialize_all(mut raw: Value, defaults: &Value) -> (GatewayConfig, Vec<Prob
         }
     }
     (GatewayConfig::default(), problems)
+}
+
+/// Keys whose values never appear in messages or printed configurations.
+fn is_secret(key: &str) -> bool {
+    matches!(
+        key,
+        "api.keys" | "wsc.security.token.secret" | "wsc.redis.url"
+    )
 }
 
 /// Every value problem of a configuration, at once.

@@ -648,9 +648,11 @@ mod tests {
 
     #[test]
     fn every_mapped_key_reaches_the_hub() {
-        let mut wsc = WscConfig::default();
-        wsc.client_timeout = Duration::from_secs(7);
-        wsc.message_buffer_size = 9;
+        let mut wsc = WscConfig {
+            client_timeout: Duration::from_secs(7),
+            message_buffer_size: 9,
+            ..WscConfig::default()
+        };
         wsc.multi_login.policy = LoginPolicy::KickNew;
         wsc.security.enable_rate_limit = false;
         wsc.performance.slow_consumer = SlowConsumer::DropMessage;
