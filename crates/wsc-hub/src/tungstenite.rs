@@ -17,7 +17,7 @@
 //!     let hub = hub.clone();
 //!     tokio::spawn(async move {
 //!         let (ws, identity) =
-//!             tungstenite::accept_with_identity(stream, &IdentityParams::default(), hub.config())
+//!             tungstenite::accept_with_identity(stream, &IdentityParams::default(), &hub.config())
 //!                 .await?;
 //!         let _ = tungstenite::accept(&hub, identity, ws).await;
 //!         Ok::<_, tokio_tungstenite::tungstenite::Error>(())
