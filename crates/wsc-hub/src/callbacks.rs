@@ -5,7 +5,7 @@
 //! - message received: async; awaited in the connection's read loop, so one connection's
 //!   frames are handled in order. The first error stops the chain; the client gets an error
 //!   frame with code `rejected`.
-//! - disconnect, message sent, error: sync and infallible; all run.
+//! - disconnect, message sent, error, ack failed: sync and infallible; all run.
 //!
 //! Callbacks never run while the hub holds a lock, so they may call back into the hub.
 
@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use crate::codec::FrameError;
 use crate::connection::{Connection, DisconnectReason};
 use crate::message::HubMessage;
-use crate::report::DeliveryReport;
+use crate::report::{AckFailure, DeliveryReport};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -59,6 +59,7 @@ pub(crate) type ReceivedFn =
 pub(crate) type DisconnectFn = dyn Fn(&Connection, &DisconnectReason) + Send + Sync;
 pub(crate) type SentFn = dyn Fn(&HubMessage, &DeliveryReport) + Send + Sync;
 pub(crate) type ErrorFn = dyn Fn(Option<&Connection>, &ErrorEvent) + Send + Sync;
+pub(crate) type AckFailedFn = dyn Fn(&HubMessage, &AckFailure) + Send + Sync;
 
 /// One chain: a list that is copied out before running, so no lock is held during a call.
 pub(crate) struct Chain<F: ?Sized>(RwLock<Vec<Arc<F>>>);
@@ -90,4 +91,5 @@ pub(crate) struct Callbacks {
     pub(crate) disconnect: Chain<DisconnectFn>,
     pub(crate) sent: Chain<SentFn>,
     pub(crate) error: Chain<ErrorFn>,
+    pub(crate) ack_failed: Chain<AckFailedFn>,
 }

@@ -79,6 +79,22 @@ pub struct HubConfig {
     pub kick_notification: String,
     /// How many frames the writer batches into one flush.
     pub write_batch: usize,
+    /// Deliveries waiting for an ack, per connection (0 = unlimited).
+    pub max_pending_acks: usize,
+    /// Default ack timeout for callers that give none (the server API).
+    pub ack_timeout: Duration,
+    /// Default resends after the first attempt for callers that give none.
+    pub ack_retries: u32,
+    /// Whether undeliverable messages go to the offline store.
+    pub offline_enabled: bool,
+    /// Offline messages kept per user by the in-memory store (oldest dropped first).
+    pub offline_max_per_user: usize,
+    /// How long the in-memory store keeps an offline message.
+    pub offline_ttl: Duration,
+    /// Messages per user kept for resume (0 = no resume window).
+    pub history_size: usize,
+    /// How long a message stays in the resume window.
+    pub history_ttl: Duration,
 }
 
 impl Default for HubConfig {
@@ -102,6 +118,14 @@ impl Default for HubConfig {
             relay_status_messages: true,
             kick_notification: "your account signed in on another device".to_owned(),
             write_batch: 64,
+            max_pending_acks: 1000,
+            ack_timeout: Duration::from_secs(5),
+            ack_retries: 3,
+            offline_enabled: true,
+            offline_max_per_user: 100,
+            offline_ttl: Duration::from_secs(7 * 24 * 3600),
+            history_size: 32,
+            history_ttl: Duration::from_secs(120),
         }
     }
 }

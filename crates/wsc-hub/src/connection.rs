@@ -135,6 +135,8 @@ pub struct Connection {
     connected_at: SystemTime,
     pub(crate) tx: mpsc::Sender<Outbound>,
     pub(crate) queued_bytes: AtomicUsize,
+    /// Deliveries to this connection waiting for an ack (bounded by `max_pending_acks`).
+    pub(crate) pending_acks: AtomicUsize,
     last_seen_ms: AtomicU64,
     closing: CancellationToken,
     reason: OnceLock<DisconnectReason>,
@@ -155,6 +157,7 @@ impl Connection {
             connected_at: SystemTime::now(),
             tx,
             queued_bytes: AtomicUsize::new(0),
+            pending_acks: AtomicUsize::new(0),
             last_seen_ms: AtomicU64::new(now_ms),
             closing: CancellationToken::new(),
             reason: OnceLock::new(),

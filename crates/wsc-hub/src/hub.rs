@@ -1,12 +1,13 @@
 //! [`Hub`]: registration, routing, inbound handling, presence, stats and lifecycle.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
@@ -14,11 +15,14 @@ use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};
 use crate::config::{HubConfig, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
+use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery};
 use crate::identity::Identity;
-use crate::message::{HubMessage, MessageType, SYSTEM};
+use crate::message::{HubMessage, MessageType, SYSTEM, Source};
+use crate::offline::{MemoryOfflineStore, OfflineStore};
 use crate::registry::{AdmitError, Registry};
 use crate::report::{
-    DeliveryFailure, DeliveryReport, FailureReason, KickReport, RegisterError, SendError,
+    AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
+    KickReport, RegisterError, SendError,
 };
 use crate::stats::{Counters, HubStats};
 
@@ -61,6 +65,9 @@ struct Inner {
     origin: tokio::time::Instant,
     timer: Mutex<Option<CancellationToken>>,
     emptied: Notify,
+    acks: AckTracker,
+    histories: Histories,
+    store: RwLock<Option<Arc<dyn OfflineStore>>>,
 }
 
 /// Options of [`Hub::broadcast`].
@@ -97,6 +104,14 @@ impl BroadcastOptions {
 impl Hub {
     /// A stopped hub with the given settings. Call [`Hub::start`] inside a tokio runtime.
     pub fn new(config: HubConfig) -> Self {
+        let store: Option<Arc<dyn OfflineStore>> = if config.offline_enabled {
+            Some(Arc::new(MemoryOfflineStore::new(
+                config.offline_max_per_user,
+                config.offline_ttl,
+            )))
+        } else {
+            None
+        };
         Hub {
             inner: Arc::new(Inner {
                 node_id: config.node_id.clone(),
@@ -111,6 +126,9 @@ impl Hub {
                 origin: tokio::time::Instant::now(),
                 timer: Mutex::new(None),
                 emptied: Notify::new(),
+                acks: AckTracker::default(),
+                histories: Histories::default(),
+                store: RwLock::new(store),
             }),
         }
     }
@@ -210,7 +228,27 @@ impl Hub {
         &self.inner.node_id
     }
 
+    /// Replaces the offline store (`None` turns offline storage off). The default is a
+    /// [`MemoryOfflineStore`] sized by the config, or none when `offline_enabled` is false.
+    pub fn set_offline_store(&self, store: Option<Arc<dyn OfflineStore>>) {
+        *self.inner.store.write() = store;
+    }
+
+    /// The offline store in use.
+    pub fn offline_store(&self) -> Option<Arc<dyn OfflineStore>> {
+        self.inner.store.read().clone()
+    }
+
     // ---------------------------------------------------------------- callbacks
+
+    /// Adds a callback for acknowledged deliveries that finally failed (after every
+    /// resend, or to an offline target without a store), with the message and why.
+    pub fn on_ack_failed<F>(&self, f: F)
+    where
+        F: Fn(&HubMessage, &AckFailure) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.ack_failed.push(Arc::new(f));
+    }
 
     /// Adds a connect callback. An error rejects the connection: [`Hub::register`] returns
     /// [`RegisterError::Rejected`] with its text. The callback runs before the connection is
@@ -324,6 +362,15 @@ impl Hub {
                 return Err(RegisterError::Rejected(e.0));
             }
         }
+        // Offline messages and a requested resume go into the connection's backlog before it
+        // becomes reachable, so they precede every live message.
+        let mut backlog = Backlog::default();
+        self.replay_offline(&conn, &mut backlog).await;
+        if let Some(last_seq) = conn.identity().last_seq {
+            self.resume(&conn, last_seq, |frame| {
+                backlog.frames.push_back((frame, None))
+            });
+        }
         let admitted = self.inner.registry.write().admit(
             conn.clone(),
             config.multi_login,
@@ -350,6 +397,9 @@ impl Hub {
             }
             old.close(reason);
         }
+        // A message stored between the first load and the admission is replayed now, still
+        // ahead of anything routed after the admission.
+        self.replay_offline(&conn, &mut backlog).await;
         Counters::add(&self.inner.counters.connections_accepted, 1);
         tracing::debug!(
             user_id = conn.user_id(),
@@ -360,6 +410,8 @@ impl Hub {
             hub: self.clone(),
             conn,
             rx,
+            backlog,
+            written_offline: Vec::new(),
             window_start_ms: 0,
             window_count: 0,
             window_bytes: 0,
@@ -375,6 +427,7 @@ impl Hub {
                 .unwrap_or(DisconnectReason::ConnectionLost {
                     error: "unknown".to_owned(),
                 });
+        self.inner.acks.drop_connection(conn);
         let empty = {
             let mut registry = self.inner.registry.write();
             registry.remove(conn.id());
@@ -393,25 +446,428 @@ impl Hub {
     // ---------------------------------------------------------------- routing
 
     /// Sends to every live connection of a user. When `msg.receiver_client` is set, only
-    /// that connection of the user receives it.
+    /// that connection of the user receives it. The message gets the user's next `seq_no`
+    /// and enters the user's resume window. When the user has no live connection here, it
+    /// goes to the offline store (if any) and the report says `stored_offline`.
     pub async fn send_to_user(
         &self,
         user_id: &str,
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
         non_empty(user_id, "user_id")?;
         if msg.receiver.is_empty() {
             msg.receiver = user_id.to_owned();
         }
         let only = std::mem::take(&mut msg.receiver_client);
-        self.route(msg, |reg, m, out| {
+        let config = self.config();
+        let mut report;
+        let reached_nobody;
+        {
+            // The user's history lock is held from numbering to enqueueing, so messages to
+            // one user are queued in `seq_no` order.
+            let history = self.inner.histories.user(user_id);
+            let mut history = history.lock();
+            self.prepare(&mut msg);
+            msg.seq_no = history.next_seq();
+            let payload = codec::encode(&msg)?;
+            history.push(
+                msg.seq_no,
+                msg.message_id.clone(),
+                payload.clone(),
+                self.now_ms(),
+                (config.history_size, config.history_ttl.as_millis() as u64),
+            );
+            let targets = self.user_targets(user_id, &only, &msg);
+            reached_nobody = targets.is_empty();
+            report = self.enqueue_all(&targets, &payload, &msg, &config);
+        }
+        if reached_nobody
+            && only.is_empty()
+            && let Some(store) = self.offline_store()
+        {
+            report.stored_offline = self.store_offline(&store, user_id, &msg).await;
+        }
+        self.message_sent(&msg, &report);
+        Ok(report)
+    }
+
+    /// Sends to a user and waits for a client's `ack` naming the message's `message_id`
+    /// (generated when empty). Each `timeout` without an ack resends the same message (same
+    /// `message_id` and `seq_no`) to the user's live connections, up to `max_retries`
+    /// resends. When it is never acknowledged (or the user is offline) it goes to the
+    /// offline store when there is one, and the `on_ack_failed` callbacks run on failure.
+    pub async fn send_to_user_with_ack(
+        &self,
+        user_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(user_id, "user_id")?;
+        if msg.receiver.is_empty() {
+            msg.receiver = user_id.to_owned();
+        }
+        let only = std::mem::take(&mut msg.receiver_client);
+        msg.require_ack = true;
+        self.prepare(&mut msg);
+        let target = AckTarget::User(user_id.to_owned());
+        let (tx, mut rx) = oneshot::channel();
+        if !self
+            .inner
+            .acks
+            .register(&msg.message_id, target.clone(), Some(tx), None)
+        {
+            return Err(SendError::DuplicateMessageId(msg.message_id));
+        }
+        let payload = {
+            let config = self.config();
+            let history = self.inner.histories.user(user_id);
+            let mut history = history.lock();
+            msg.seq_no = history.next_seq();
+            let payload = match codec::encode(&msg) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    self.inner.acks.cancel(&msg.message_id, &target);
+                    return Err(e.into());
+                }
+            };
+            history.push(
+                msg.seq_no,
+                msg.message_id.clone(),
+                payload.clone(),
+                self.now_ms(),
+                (config.history_size, config.history_ttl.as_millis() as u64),
+            );
+            payload
+        };
+        let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &msg);
+        let (acked, attempts) = self
+            .ack_loop(
+                &msg,
+                &payload,
+                &target,
+                &mut rx,
+                timeout,
+                max_retries,
+                &resolve,
+            )
+            .await;
+        let outcome = self
+            .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
+            .await;
+        Ok(AckReport {
+            message_id: msg.message_id,
+            outcomes: vec![outcome],
+        })
+    }
+
+    /// [`send_to_connection`](Self::send_to_connection) with an ack (see
+    /// [`send_to_user_with_ack`](Self::send_to_user_with_ack)); a failure is stored offline
+    /// for the connection's user.
+    pub async fn send_to_connection_with_ack(
+        &self,
+        client_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(client_id, "client_id")?;
+        msg.receiver_client = client_id.to_owned();
+        let conns: Vec<Arc<Connection>> = self
+            .connection(client_id)
+            .filter(|c| in_scope(c, &msg))
+            .into_iter()
+            .collect();
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// [`send_to_ticket`](Self::send_to_ticket) with an ack from every connection on the
+    /// ticket (one outcome per connection).
+    pub async fn send_to_ticket_with_ack(
+        &self,
+        ticket_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(ticket_id, "ticket_id")?;
+        msg.ticket_id = ticket_id.to_owned();
+        if msg.sender.is_empty() {
+            msg.sender = SYSTEM.to_owned();
+        }
+        let conns = self.snapshot(|reg, out| {
+            out.extend(
+                reg.ticket(ticket_id)
+                    .filter(|c| c.user_id() != msg.sender && in_scope(c, &msg))
+                    .cloned(),
+            )
+        });
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// [`send_to_group`](Self::send_to_group) with an ack from every connection of the group
+    /// (one outcome per connection).
+    pub async fn send_to_group_with_ack(
+        &self,
+        group_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(group_id, "group_id")?;
+        if !msg.group_ids.iter().any(|g| g == group_id) {
+            msg.group_ids.push(group_id.to_owned());
+        }
+        let conns = self.snapshot(|reg, out| {
+            out.extend(
+                reg.group(group_id)
+                    .into_iter()
+                    .filter(|c| in_scope(c, &msg))
+                    .cloned(),
+            )
+        });
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// One acknowledged delivery per connection, concurrently.
+    async fn ack_each(
+        &self,
+        conns: Vec<Arc<Connection>>,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        msg.require_ack = true;
+        self.prepare(&mut msg);
+        let payload = codec::encode(&msg)?;
+        let flows = conns.iter().map(|conn| {
+            let (msg, payload) = (&msg, &payload);
+            async move {
+                let target = AckTarget::Connection(conn.id());
+                let (tx, mut rx) = oneshot::channel();
+                let registered =
+                    self.inner
+                        .acks
+                        .register(&msg.message_id, target.clone(), Some(tx), None);
+                let (acked, attempts) = if registered {
+                    let id = conn.id();
+                    let resolve =
+                        move |hub: &Hub| hub.connection_by_id(id).into_iter().collect::<Vec<_>>();
+                    self.ack_loop(
+                        msg,
+                        payload,
+                        &target,
+                        &mut rx,
+                        timeout,
+                        max_retries,
+                        &resolve,
+                    )
+                    .await
+                } else {
+                    (None, 0)
+                };
+                let (label, user) = (conn.client_id(), conn.user_id());
+                self.ack_outcome(msg, &target, label, user, acked, attempts)
+                    .await
+            }
+        });
+        let outcomes = futures_util::future::join_all(flows).await;
+        Ok(AckReport {
+            message_id: msg.message_id,
+            outcomes,
+        })
+    }
+
+    /// Sends, waits, resends: returns who acked (if anyone) and how many attempts were made.
+    #[allow(clippy::too_many_arguments)]
+    async fn ack_loop(
+        &self,
+        msg: &HubMessage,
+        payload: &Payload,
+        target: &AckTarget,
+        rx: &mut oneshot::Receiver<String>,
+        timeout: Duration,
+        max_retries: u32,
+        resolve: &(dyn Fn(&Hub) -> Vec<Arc<Connection>> + Sync),
+    ) -> (Option<String>, u32) {
+        let mut attempts = 0u32;
+        loop {
+            let targets = resolve(self);
+            if targets.is_empty() {
+                return (None, attempts);
+            }
+            let config = self.config();
+            for conn in &targets {
+                if self.inner.acks.add_connection(
+                    &msg.message_id,
+                    target,
+                    conn,
+                    config.max_pending_acks,
+                ) {
+                    let _ = self.enqueue(conn, payload, &config);
+                }
+            }
+            attempts += 1;
+            if attempts > 1 {
+                Counters::add(&self.inner.counters.ack_resends, 1);
+            }
+            match tokio::time::timeout(timeout, &mut *rx).await {
+                Ok(Ok(client_id)) => return (Some(client_id), attempts),
+                // The tracker dropped the waiter: the target connection ended.
+                Ok(Err(_)) => return (None, attempts),
+                Err(_) if attempts > max_retries => return (None, attempts),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Settles an acknowledged delivery: acked, or stored offline / failed.
+    async fn ack_outcome(
+        &self,
+        msg: &HubMessage,
+        target: &AckTarget,
+        label: &str,
+        user_id: &str,
+        acked: Option<String>,
+        attempts: u32,
+    ) -> AckOutcome {
+        let status = match acked {
+            Some(client_id) => AckStatus::Acked { client_id },
+            None => {
+                self.inner.acks.cancel(&msg.message_id, target);
+                let stored = match self.offline_store() {
+                    Some(store) => self.store_offline(&store, user_id, msg).await,
+                    None => false,
+                };
+                if attempts > 0 || !stored {
+                    Counters::add(&self.inner.counters.ack_failures, 1);
+                    let failure = AckFailure {
+                        target: label.to_owned(),
+                        attempts,
+                        stored_offline: stored,
+                    };
+                    for callback in self.inner.callbacks.ack_failed.snapshot() {
+                        callback(msg, &failure);
+                    }
+                }
+                match (stored, attempts) {
+                    (true, _) => AckStatus::StoredOffline,
+                    (false, 0) => AckStatus::Offline,
+                    (false, _) => AckStatus::TimedOut,
+                }
+            }
+        };
+        AckOutcome {
+            target: label.to_owned(),
+            status,
+            attempts,
+        }
+    }
+
+    async fn store_offline(
+        &self,
+        store: &Arc<dyn OfflineStore>,
+        user_id: &str,
+        msg: &HubMessage,
+    ) -> bool {
+        match store.store(user_id, msg.clone()).await {
+            Ok(()) => {
+                Counters::add(&self.inner.counters.offline_stored, 1);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "offline store failed");
+                false
+            }
+        }
+    }
+
+    fn user_targets(&self, user_id: &str, only: &str, msg: &HubMessage) -> Vec<Arc<Connection>> {
+        self.snapshot(|reg, out| {
             out.extend(
                 reg.user(user_id)
                     .filter(|c| only.is_empty() || c.client_id() == only)
-                    .filter(|c| in_scope(c, m))
+                    .filter(|c| in_scope(c, msg))
                     .cloned(),
             )
         })
+    }
+
+    /// Loads the user's offline messages into the backlog (skipping ones already there).
+    async fn replay_offline(&self, conn: &Arc<Connection>, backlog: &mut Backlog) {
+        let Some(store) = self.offline_store() else {
+            return;
+        };
+        let user_id = conn.user_id().to_owned();
+        let messages = match store.load(&user_id).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "offline replay skipped: store failed");
+                return;
+            }
+        };
+        for mut msg in messages {
+            if !backlog.replayed.insert(msg.message_id.clone()) {
+                continue;
+            }
+            msg.source = Some(Source::Offline);
+            let msg = msg.with_data("offline", true);
+            let Ok(payload) = codec::encode(&msg) else {
+                continue;
+            };
+            // Acked messages leave the store when acked; the others once written.
+            let delete_when_written = if msg.require_ack {
+                let target = AckTarget::Connection(conn.id());
+                self.inner.acks.register(
+                    &msg.message_id,
+                    target.clone(),
+                    None,
+                    Some(user_id.clone()),
+                );
+                self.inner
+                    .acks
+                    .add_connection(&msg.message_id, &target, conn, 0);
+                None
+            } else {
+                Some(msg.message_id.clone())
+            };
+            Counters::add(&self.inner.counters.offline_replayed, 1);
+            backlog
+                .frames
+                .push_back((Outbound::Message(payload), delete_when_written));
+        }
+    }
+
+    /// Replays what the user missed after `last_seq` (or nothing), then a `recovered` frame.
+    fn resume(&self, conn: &Connection, last_seq: i64, mut push: impl FnMut(Outbound)) -> Recovery {
+        let history = self.inner.histories.user(conn.user_id());
+        let (recovery, frames) = history.lock().resume(last_seq, self.now_ms());
+        for (_, payload) in frames {
+            push(Outbound::Message(payload));
+        }
+        let content = if recovery.recovered {
+            format!("replayed {} missed messages", recovery.replayed)
+        } else {
+            "the missed messages are no longer available; resynchronise".to_owned()
+        };
+        let mut notice = HubMessage {
+            receiver: conn.user_id().to_owned(),
+            ..HubMessage::new(MessageType::Recovered, content)
+        }
+        .with_data("recovered", recovery.recovered)
+        .with_data("from_seq", recovery.from_seq)
+        .with_data("latest_seq", recovery.latest_seq)
+        .with_data("replayed", recovery.replayed as u64);
+        self.prepare(&mut notice);
+        if let Ok(payload) = codec::encode(&notice) {
+            push(Outbound::Message(payload));
+        }
+        recovery
     }
 
     /// Sends to every connection bound to a ticket, except the connections of
@@ -549,13 +1005,24 @@ impl Hub {
             select(&self.inner.registry.read(), &msg, &mut out);
             out
         };
+        let report = self.enqueue_all(&targets, &payload, &msg, &self.config());
+        self.message_sent(&msg, &report);
+        Ok(report)
+    }
+
+    fn enqueue_all(
+        &self,
+        targets: &[Arc<Connection>],
+        payload: &Payload,
+        msg: &HubMessage,
+        config: &HubConfig,
+    ) -> DeliveryReport {
         let mut report = DeliveryReport {
             message_id: msg.message_id.clone(),
             ..DeliveryReport::default()
         };
-        let config = self.config();
-        for conn in &targets {
-            match self.enqueue(conn, &payload, &config) {
+        for conn in targets {
+            match self.enqueue(conn, payload, config) {
                 Ok(()) => report.delivered += 1,
                 Err(reason) => report.failures.push(DeliveryFailure {
                     client_id: conn.client_id().to_owned(),
@@ -565,12 +1032,15 @@ impl Hub {
             }
         }
         report.nodes = usize::from(report.delivered > 0);
+        report
+    }
+
+    fn message_sent(&self, msg: &HubMessage, report: &DeliveryReport) {
         if !self.inner.callbacks.sent.is_empty() {
             for callback in self.inner.callbacks.sent.snapshot() {
-                callback(&msg, &report);
+                callback(msg, report);
             }
         }
-        Ok(report)
     }
 
     /// Fills the ids, the sender and the timestamp the caller left empty.
@@ -679,12 +1149,13 @@ impl Hub {
             return;
         }
         if msg.message_type == MessageType::Ack {
-            let detail = if msg.message_id.is_empty() {
-                "message_id is required".to_owned()
-            } else {
-                format!("no delivery {} is waiting for an ack", msg.message_id)
-            };
-            self.reject_frame(conn, FrameError::UnknownAck(detail), &frame_id);
+            self.handle_ack(conn, &msg.message_id, &frame_id);
+            return;
+        }
+        if msg.message_type == MessageType::Resume {
+            self.resume(conn, msg.seq_no, |frame| {
+                let _ = self.enqueue_frame(conn, frame);
+            });
             return;
         }
         self.prepare(&mut msg);
@@ -699,6 +1170,39 @@ impl Hub {
                 self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
                 return;
             }
+        }
+    }
+
+    fn handle_ack(&self, conn: &Arc<Connection>, message_id: &str, frame_id: &str) {
+        if message_id.is_empty() {
+            let error = FrameError::UnknownAck("message_id is required".to_owned());
+            self.reject_frame(conn, error, frame_id);
+            return;
+        }
+        match self.inner.acks.ack(message_id, conn) {
+            AckMatch::Confirmed { offline_user } => {
+                Counters::add(&self.inner.counters.acks_confirmed, 1);
+                if let (Some(user), Some(store)) = (offline_user, self.offline_store()) {
+                    let removal = store.remove(&user, vec![message_id.to_owned()]);
+                    tokio::spawn(removal);
+                }
+            }
+            // A resend that crossed the first ack: nothing to do.
+            AckMatch::Duplicate => {}
+            AckMatch::Unknown => {
+                let detail = format!("no delivery {message_id} is waiting for an ack");
+                self.reject_frame(conn, FrameError::UnknownAck(detail), frame_id);
+            }
+        }
+    }
+
+    fn enqueue_frame(&self, conn: &Connection, frame: Outbound) -> Result<(), FailureReason> {
+        match frame {
+            Outbound::Message(payload) => self.enqueue(conn, &payload, &self.config()),
+            Outbound::Ping => conn
+                .tx
+                .try_send(Outbound::Ping)
+                .map_err(|_| FailureReason::QueueFull),
         }
     }
 
@@ -769,6 +1273,10 @@ impl Hub {
                 let _ = conn.tx.try_send(Outbound::Ping);
             }
         }
+        let online: HashSet<String> = self.inner.registry.read().users().cloned().collect();
+        self.inner
+            .histories
+            .prune(now, |user| online.contains(user));
     }
 
     // ---------------------------------------------------------------- queries
@@ -842,9 +1350,13 @@ impl Hub {
             .lock()
             .map(|t| t.elapsed().as_secs())
             .unwrap_or(0);
-        self.inner
-            .counters
-            .snapshot(self.node_id(), connections, users, uptime)
+        let dropped = self.offline_store().map(|s| s.dropped()).unwrap_or(0);
+        let pending = self.inner.acks.len();
+        self.inner.counters.snapshot(
+            self.node_id(),
+            (connections, users, pending, dropped),
+            uptime,
+        )
     }
 }
 
@@ -883,6 +1395,10 @@ pub struct Registration {
     hub: Hub,
     conn: Arc<Connection>,
     rx: mpsc::Receiver<Outbound>,
+    /// Replayed frames, served before the queue.
+    backlog: Backlog,
+    /// Offline messages handed to the transport, deleted from the store once written.
+    written_offline: Vec<String>,
     window_start_ms: u64,
     window_count: u32,
     window_bytes: usize,
@@ -900,8 +1416,11 @@ impl Registration {
         &self.hub
     }
 
-    /// The next outbound frame. Cancel-safe.
+    /// The next outbound frame: replayed frames first, then the queue. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Outbound> {
+        if let Some(frame) = self.next_replayed() {
+            return Some(frame);
+        }
         let frame = self.rx.recv().await;
         self.dequeued(frame.as_ref());
         frame
@@ -909,9 +1428,18 @@ impl Registration {
 
     /// The next outbound frame if one is ready.
     pub fn try_recv(&mut self) -> Option<Outbound> {
+        if let Some(frame) = self.next_replayed() {
+            return Some(frame);
+        }
         let frame = self.rx.try_recv().ok();
         self.dequeued(frame.as_ref());
         frame
+    }
+
+    fn next_replayed(&mut self) -> Option<Outbound> {
+        let (frame, delete_when_written) = self.backlog.frames.pop_front()?;
+        self.written_offline.extend(delete_when_written);
+        Some(frame)
     }
 
     fn dequeued(&self, frame: Option<&Outbound>) {
@@ -920,11 +1448,18 @@ impl Registration {
         }
     }
 
-    /// Records frames the transport wrote (for stats).
-    pub fn record_written(&self, messages: u64, bytes: u64) {
+    /// Records frames the transport wrote and flushed (for stats, and to delete replayed
+    /// fire-and-forget offline messages, which count as delivered once written).
+    pub fn record_written(&mut self, messages: u64, bytes: u64) {
         let counters = &self.hub.inner.counters;
         Counters::add(&counters.messages_out, messages);
         Counters::add(&counters.bytes_out, bytes);
+        if !self.written_offline.is_empty()
+            && let Some(store) = self.hub.offline_store()
+        {
+            let ids = std::mem::take(&mut self.written_offline);
+            tokio::spawn(store.remove(self.conn.user_id(), ids));
+        }
     }
 
     /// Marks the connection alive (any inbound frame or pong).
@@ -1042,4 +1577,12 @@ impl std::fmt::Debug for Registration {
 /// Reads `data.code` of an error frame (test and client helper).
 pub fn error_code(msg: &HubMessage) -> Option<&str> {
     msg.data_value("code").and_then(Value::as_str)
+}
+
+/// Frames replayed to a new connection before its queue: offline messages (with the id to
+/// delete once written, for fire-and-forget ones) and resumed history.
+#[derive(Default)]
+struct Backlog {
+    frames: VecDeque<(Outbound, Option<String>)>,
+    replayed: HashSet<String>,
 }

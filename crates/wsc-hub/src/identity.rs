@@ -37,6 +37,8 @@ pub struct Identity {
     pub namespace: String,
     /// Free-form metadata (for example the peer address or user agent).
     pub metadata: HashMap<String, String>,
+    /// The last `seq_no` the client saw, to resume after a reconnect (query `last_seq`).
+    pub last_seq: Option<i64>,
 }
 
 impl Identity {
@@ -83,6 +85,12 @@ impl Identity {
     pub fn with_scope(mut self, app_id: impl Into<String>, namespace: impl Into<String>) -> Self {
         self.app_id = app_id.into();
         self.namespace = namespace.into();
+        self
+    }
+
+    /// Asks to resume after the given sequence number (see `docs/delivery.md`).
+    pub fn with_last_seq(mut self, last_seq: i64) -> Self {
+        self.last_seq = Some(last_seq);
         self
     }
 
@@ -195,6 +203,8 @@ pub struct IdentityParams {
     pub app_id: ParamName,
     /// `namespace` / `X-Namespace`
     pub namespace: ParamName,
+    /// `last_seq` / `X-Last-Seq`: resume after this sequence number
+    pub last_seq: ParamName,
 }
 
 impl Default for IdentityParams {
@@ -208,6 +218,7 @@ impl Default for IdentityParams {
             group_id: ParamName::new("group_id", "x-group-id"),
             app_id: ParamName::new("app_id", "x-app-id"),
             namespace: ParamName::new("namespace", "x-namespace"),
+            last_seq: ParamName::new("last_seq", "x-last-seq"),
         }
     }
 }
@@ -284,7 +295,15 @@ impl IdentityParams {
             app_id: read(&self.app_id),
             namespace: read(&self.namespace),
             metadata: HashMap::new(),
+            last_seq: None,
         };
+        let last_seq = read(&self.last_seq);
+        if !last_seq.is_empty() {
+            identity.last_seq = Some(last_seq.parse().map_err(|_| IdentityError::Invalid {
+                field: "last_seq",
+                reason: format!("`{last_seq}` is not an integer"),
+            })?);
+        }
         if let Some(agent) = headers
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

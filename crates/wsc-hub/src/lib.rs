@@ -27,9 +27,11 @@ mod clock;
 pub mod codec;
 mod config;
 mod connection;
+mod delivery;
 mod hub;
 mod identity;
 pub mod message;
+mod offline;
 mod registry;
 mod report;
 mod stats;
@@ -40,12 +42,15 @@ pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
 pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
+pub use delivery::Recovery;
 pub use hub::{BroadcastOptions, Hub, Registration, error_code};
 pub use identity::{
     DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,
 };
 pub use message::{HubMessage, MessageType, Priority, Source};
+pub use offline::{MemoryOfflineStore, OfflineStore, StoreError};
 pub use report::{
-    DeliveryFailure, DeliveryReport, FailureReason, KickReport, RegisterError, SendError,
+    AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
+    KickReport, RegisterError, SendError,
 };
 pub use stats::HubStats;

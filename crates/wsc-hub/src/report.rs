@@ -58,6 +58,9 @@ pub enum SendError {
     /// The message could not be serialized.
     #[error("message could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    /// An acknowledged delivery with this `message_id` to this target is already waiting.
+    #[error("message_id {0} is already waiting for an ack")]
+    DuplicateMessageId(String),
 }
 
 impl SendError {
@@ -67,6 +70,7 @@ impl SendError {
             SendError::NotRunning => "not_running",
             SendError::InvalidTarget(_) => "invalid_target",
             SendError::Encode(_) => "encode_failed",
+            SendError::DuplicateMessageId(_) => "duplicate_message_id",
         }
     }
 }
@@ -130,4 +134,68 @@ impl RegisterError {
 pub struct KickReport {
     /// Connections closed on this node.
     pub kicked: usize,
+}
+
+/// The outcome of an acknowledged send: one entry per user (user sends) or per connection
+/// (ticket, group and connection sends).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AckReport {
+    /// The message id every attempt carried.
+    pub message_id: String,
+    /// One outcome per target.
+    pub outcomes: Vec<AckOutcome>,
+}
+
+impl AckReport {
+    /// Whether every target acknowledged.
+    pub fn all_acked(&self) -> bool {
+        !self.outcomes.is_empty()
+            && self
+                .outcomes
+                .iter()
+                .all(|o| matches!(o.status, AckStatus::Acked { .. }))
+    }
+}
+
+/// The outcome for one target of an acknowledged send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AckOutcome {
+    /// The user id (user sends) or client id (per-connection sends).
+    pub target: String,
+    /// What happened.
+    pub status: AckStatus,
+    /// Deliveries attempted (the first send plus resends).
+    pub attempts: u32,
+}
+
+/// What happened to one target of an acknowledged send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AckStatus {
+    /// A connection acknowledged it.
+    Acked {
+        /// The connection that acknowledged.
+        client_id: String,
+    },
+    /// No ack after every attempt, and no offline store to keep it.
+    TimedOut,
+    /// Not acknowledged live (offline, or timed out); kept in the offline store for replay.
+    StoredOffline,
+    /// The target was offline and there is no offline store (or storing failed).
+    Offline,
+}
+
+/// Why an acknowledged delivery finally failed (the `on_ack_failed` callbacks get it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AckFailure {
+    /// The user id or client id.
+    pub target: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether the message went to the offline store.
+    pub stored_offline: bool,
 }

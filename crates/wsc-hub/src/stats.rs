@@ -17,6 +17,11 @@ pub(crate) struct Counters {
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_rejected: AtomicU64,
     pub(crate) connections_closed: AtomicU64,
+    pub(crate) acks_confirmed: AtomicU64,
+    pub(crate) ack_failures: AtomicU64,
+    pub(crate) ack_resends: AtomicU64,
+    pub(crate) offline_stored: AtomicU64,
+    pub(crate) offline_replayed: AtomicU64,
 }
 
 impl Counters {
@@ -55,6 +60,21 @@ pub struct HubStats {
     pub connections_rejected: u64,
     /// Connections that ended since start.
     pub connections_closed: u64,
+    /// Acknowledged deliveries confirmed by a client.
+    pub acks_confirmed: u64,
+    /// Acknowledged deliveries that finally failed (timed out, or target offline without a
+    /// store).
+    pub ack_failures: u64,
+    /// Resends after an ack timeout.
+    pub ack_resends: u64,
+    /// Deliveries waiting for an ack now.
+    pub acks_pending: u64,
+    /// Messages put into the offline store.
+    pub offline_stored: u64,
+    /// Offline messages replayed to reconnecting clients.
+    pub offline_replayed: u64,
+    /// Offline messages dropped by the store (per-user cap or TTL).
+    pub offline_dropped: u64,
     /// Seconds since the hub started.
     pub uptime_seconds: u64,
 }
@@ -63,8 +83,7 @@ impl Counters {
     pub(crate) fn snapshot(
         &self,
         node_id: &str,
-        connections: usize,
-        users: usize,
+        (connections, users, acks_pending, offline_dropped): (usize, usize, usize, u64),
         uptime_seconds: u64,
     ) -> HubStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -82,6 +101,13 @@ impl Counters {
             connections_accepted: get(&self.connections_accepted),
             connections_rejected: get(&self.connections_rejected),
             connections_closed: get(&self.connections_closed),
+            acks_confirmed: get(&self.acks_confirmed),
+            ack_failures: get(&self.ack_failures),
+            ack_resends: get(&self.ack_resends),
+            acks_pending: acks_pending as u64,
+            offline_stored: get(&self.offline_stored),
+            offline_replayed: get(&self.offline_replayed),
+            offline_dropped,
             uptime_seconds,
         }
     }

@@ -1,0 +1,312 @@
+//! Reliable delivery: the [`AckTracker`] (pending acknowledgements) and the per-user
+//! [`Histories`] (sequence numbers and the bounded window used to resume).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::codec::Payload;
+use crate::connection::{Connection, ConnectionId};
+
+/// Who must acknowledge a delivery: any connection of a user, or one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum AckTarget {
+    User(String),
+    Connection(ConnectionId),
+}
+
+struct Pending {
+    /// Completed with the acking connection's client id.
+    waiter: Option<oneshot::Sender<String>>,
+    /// Set for replayed offline messages: delete them from the store once acked.
+    offline_user: Option<String>,
+    /// Connections the message was queued to (each holds one pending slot).
+    connections: Vec<Arc<Connection>>,
+}
+
+/// What an inbound ack matched.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AckMatch {
+    /// A pending delivery; `offline_user` names the store entry to delete.
+    Confirmed { offline_user: Option<String> },
+    /// Acked before (a resend arrived twice): harmless.
+    Duplicate,
+    /// Nothing was waiting for it.
+    Unknown,
+}
+
+/// How many recently confirmed ids are remembered to recognise duplicate acks.
+const RECENT: usize = 4096;
+
+/// Pending acknowledgements, keyed by message id and target. One structure for the whole
+/// hub: the waiting happens in the sender's own future, with tokio's shared timer wheel.
+#[derive(Default)]
+pub(crate) struct AckTracker {
+    pending: Mutex<HashMap<(String, AckTarget), Pending>>,
+    recent: Mutex<VecDeque<String>>,
+}
+
+impl AckTracker {
+    /// Starts tracking; false when the same id is already pending for that target.
+    pub(crate) fn register(
+        &self,
+        message_id: &str,
+        target: AckTarget,
+        waiter: Option<oneshot::Sender<String>>,
+        offline_user: Option<String>,
+    ) -> bool {
+        let mut pending = self.pending.lock();
+        let key = (message_id.to_owned(), target);
+        if pending.contains_key(&key) {
+            return false;
+        }
+        pending.insert(
+            key,
+            Pending {
+                waiter,
+                offline_user,
+                connections: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// Takes a pending slot of `conn` for this delivery (once per connection). False when
+    /// the connection already has `max_pending` deliveries waiting.
+    pub(crate) fn add_connection(
+        &self,
+        message_id: &str,
+        target: &AckTarget,
+        conn: &Arc<Connection>,
+        max_pending: usize,
+    ) -> bool {
+        let mut pending = self.pending.lock();
+        let Some(entry) = pending.get_mut(&(message_id.to_owned(), target.clone())) else {
+            return false;
+        };
+        if entry.connections.iter().any(|c| c.id() == conn.id()) {
+            return true;
+        }
+        if max_pending > 0 && conn.pending_acks.load(Ordering::Relaxed) >= max_pending {
+            return false;
+        }
+        conn.pending_acks.fetch_add(1, Ordering::Relaxed);
+        entry.connections.push(conn.clone());
+        true
+    }
+
+    /// Matches an ack from `conn`: first a delivery to that connection, then one to its user.
+    pub(crate) fn ack(&self, message_id: &str, conn: &Connection) -> AckMatch {
+        let removed = {
+            let mut pending = self.pending.lock();
+            let by_conn = (message_id.to_owned(), AckTarget::Connection(conn.id()));
+            let by_user = (
+                message_id.to_owned(),
+                AckTarget::User(conn.user_id().to_owned()),
+            );
+            pending
+                .remove(&by_conn)
+                .or_else(|| pending.remove(&by_user))
+        };
+        match removed {
+            Some(entry) => {
+                {
+                    let mut recent = self.recent.lock();
+                    if recent.len() >= RECENT {
+                        recent.pop_front();
+                    }
+                    recent.push_back(message_id.to_owned());
+                }
+                let offline_user = entry.offline_user.clone();
+                Self::release(entry, Some(conn.client_id().to_owned()));
+                AckMatch::Confirmed { offline_user }
+            }
+            None if self.recent.lock().iter().any(|id| id == message_id) => AckMatch::Duplicate,
+            None => AckMatch::Unknown,
+        }
+    }
+
+    /// Stops tracking (timeout or final failure).
+    pub(crate) fn cancel(&self, message_id: &str, target: &AckTarget) {
+        let removed = self
+            .pending
+            .lock()
+            .remove(&(message_id.to_owned(), target.clone()));
+        if let Some(entry) = removed {
+            Self::release(entry, None);
+        }
+    }
+
+    /// A connection ended: its own deliveries end (their waiters see the drop), and it no
+    /// longer holds slots in user deliveries.
+    pub(crate) fn drop_connection(&self, conn: &Connection) {
+        let mut ended = Vec::new();
+        {
+            let mut pending = self.pending.lock();
+            pending.retain(|(_, target), entry| {
+                if *target == AckTarget::Connection(conn.id()) {
+                    ended.push(std::mem::replace(
+                        entry,
+                        Pending {
+                            waiter: None,
+                            offline_user: None,
+                            connections: Vec::new(),
+                        },
+                    ));
+                    return false;
+                }
+                if let Some(i) = entry.connections.iter().position(|c| c.id() == conn.id()) {
+                    entry.connections.swap_remove(i);
+                    conn.pending_acks.fetch_sub(1, Ordering::Relaxed);
+                }
+                true
+            });
+        }
+        for entry in ended {
+            // Dropping the waiter tells the sender the connection is gone.
+            Self::release(entry, None);
+        }
+    }
+
+    fn release(entry: Pending, acked_by: Option<String>) {
+        for conn in &entry.connections {
+            conn.pending_acks.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let (Some(waiter), Some(client_id)) = (entry.waiter, acked_by) {
+            let _ = waiter.send(client_id);
+        }
+    }
+
+    /// Deliveries waiting for an ack.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.lock().len()
+    }
+}
+
+/// The outcome of a resume request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Whether every message after the presented sequence number is replayed. When false,
+    /// nothing is replayed: the client must resynchronise by other means.
+    pub recovered: bool,
+    /// The sequence number the client presented.
+    pub from_seq: i64,
+    /// The user's latest sequence number.
+    pub latest_seq: i64,
+    /// How many messages are replayed.
+    pub replayed: usize,
+}
+
+/// One user's sequence counter and recent messages.
+pub(crate) struct History {
+    last_seq: i64,
+    /// (seq, expiry in hub milliseconds, message id, payload), in seq order.
+    entries: VecDeque<(i64, u64, String, Payload)>,
+}
+
+impl History {
+    /// The next sequence number.
+    pub(crate) fn next_seq(&mut self) -> i64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        seq: i64,
+        message_id: String,
+        payload: Payload,
+        now_ms: u64,
+        limits: (usize, u64),
+    ) {
+        let (size, ttl_ms) = limits;
+        self.expire(now_ms);
+        if size == 0 {
+            return;
+        }
+        while self.entries.len() >= size {
+            self.entries.pop_front();
+        }
+        self.entries
+            .push_back((seq, now_ms + ttl_ms, message_id, payload));
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(_, expires, _, _)| *expires <= now_ms)
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Every message after `last_seen`, or nothing when the window does not cover the gap.
+    pub(crate) fn resume(
+        &mut self,
+        last_seen: i64,
+        now_ms: u64,
+    ) -> (Recovery, Vec<(String, Payload)>) {
+        self.expire(now_ms);
+        let latest = self.last_seq;
+        let first_kept = self.entries.front().map(|e| e.0).unwrap_or(latest + 1);
+        let covered = last_seen <= latest && last_seen + 1 >= first_kept;
+        let frames: Vec<(String, Payload)> = if covered {
+            self.entries
+                .iter()
+                .filter(|e| e.0 > last_seen)
+                .map(|e| (e.2.clone(), e.3.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let recovery = Recovery {
+            recovered: covered,
+            from_seq: last_seen,
+            latest_seq: latest,
+            replayed: frames.len(),
+        };
+        (recovery, frames)
+    }
+
+    fn is_idle(&self, now_ms: u64) -> bool {
+        self.entries.iter().all(|e| e.1 <= now_ms)
+    }
+}
+
+/// Per-user histories. The counter of a user survives while its window has live entries;
+/// an idle user's history is pruned by the liveness sweep.
+#[derive(Default)]
+pub(crate) struct Histories {
+    users: RwLock<HashMap<String, Arc<Mutex<History>>>>,
+}
+
+impl Histories {
+    pub(crate) fn user(&self, user_id: &str) -> Arc<Mutex<History>> {
+        if let Some(history) = self.users.read().get(user_id) {
+            return history.clone();
+        }
+        self.users
+            .write()
+            .entry(user_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(History {
+                    last_seq: 0,
+                    entries: VecDeque::new(),
+                }))
+            })
+            .clone()
+    }
+
+    /// Drops histories with no live entry whose user is not online.
+    pub(crate) fn prune(&self, now_ms: u64, online: impl Fn(&str) -> bool) {
+        self.users
+            .write()
+            .retain(|user, h| online(user) || !h.lock().is_idle(now_ms));
+    }
+}
