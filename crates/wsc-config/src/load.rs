@@ -522,6 +522,16 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         "`redis` needs wsc.redis.enabled: true".to_owned(),
     );
     check(
+        wsc.offline.max_per_user > 0,
+        "wsc.offline.max_per_user",
+        "must be at least 1 (turn storage off with wsc.offline.enabled: false)".to_owned(),
+    );
+    check(
+        !wsc.ack.timeout.is_zero(),
+        "wsc.ack.timeout",
+        "must be greater than 0".to_owned(),
+    );
+    check(
         !wsc.redis.enabled
             || wsc.redis.url.starts_with("redis://")
             || wsc.redis.url.starts_with("rediss://"),

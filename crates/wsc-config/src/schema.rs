@@ -209,6 +209,8 @@ pub struct WscConfig {
     pub ack: AckConfig,
     /// Offline messages.
     pub offline: OfflineConfig,
+    /// Per-user sequence numbers and the resume window.
+    pub recovery: RecoveryConfig,
     /// Server-sent events fallback.
     pub sse: SseConfig,
     /// Multi-node operation.
@@ -239,6 +241,7 @@ impl Default for WscConfig {
             multi_login: MultiLoginConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
+            recovery: RecoveryConfig::default(),
             sse: SseConfig::default(),
             distributed: DistributedConfig::default(),
             redis: RedisConfig::default(),
@@ -304,10 +307,33 @@ pub struct AckConfig {
 
 impl Default for AckConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         AckConfig {
-            timeout: Duration::from_secs(5),
-            max_retries: 3,
-            max_pending_per_connection: 1000,
+            timeout: hub.ack_timeout,
+            max_retries: hub.ack_retries,
+            max_pending_per_connection: hub.max_pending_acks,
+        }
+    }
+}
+
+/// Per-user sequence numbers and the resume window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RecoveryConfig {
+    /// Messages per user kept for resume (0 = no resume window).
+    pub history_size: usize,
+    /// How long a message stays in the resume window.
+    #[serde(with = "duration")]
+    pub history_ttl: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        let hub = HubConfig::default();
+        RecoveryConfig {
+            history_size: hub.history_size,
+            history_ttl: hub.history_ttl,
         }
     }
 }
@@ -330,11 +356,12 @@ pub struct OfflineConfig {
 
 impl Default for OfflineConfig {
     fn default() -> Self {
+        let hub = HubConfig::default();
         OfflineConfig {
-            enabled: true,
+            enabled: hub.offline_enabled,
             store: OfflineStore::Memory,
-            max_per_user: 100,
-            ttl: Duration::from_secs(7 * 24 * 3600),
+            max_per_user: hub.offline_max_per_user,
+            ttl: hub.offline_ttl,
         }
     }
 }
@@ -625,6 +652,14 @@ impl WscConfig {
                 (0, 0)
             };
         hub.relay_status_messages = self.relay_status_messages;
+        hub.ack_timeout = self.ack.timeout;
+        hub.ack_retries = self.ack.max_retries;
+        hub.max_pending_acks = self.ack.max_pending_per_connection;
+        hub.offline_enabled = self.offline.enabled;
+        hub.offline_max_per_user = self.offline.max_per_user;
+        hub.offline_ttl = self.offline.ttl;
+        hub.history_size = self.recovery.history_size;
+        hub.history_ttl = self.recovery.history_ttl;
         hub
     }
 
