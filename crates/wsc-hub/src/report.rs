@@ -165,6 +165,7 @@ pub struct AckOutcome {
     /// The user id (user sends) or client id (per-connection sends).
     pub target: String,
     /// What happened.
+    #[serde(flatten)]
     pub status: AckStatus,
     /// Deliveries attempted (the first send plus resends).
     pub attempts: u32,
