@@ -1,33 +1,75 @@
-//! The API listener: health, readiness and the first REST routes.
+//! The API listener: health, readiness and the REST server API under `/api/v1`.
+//!
+//! Every answer is JSON. Errors are `{"error": "<code>", "message": "<text>"}` with a fitting
+//! status. When `api.keys` is set, every `/api/v1` route requires
+//! `Authorization: Bearer <key>`.
 
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use wsc_hub::{BroadcastOptions, DeliveryReport, HubMessage, HubStats};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
 
 use crate::error::ApiError;
+use crate::openapi;
 use crate::server::AppState;
 
-pub(crate) fn router() -> Router<AppState> {
+/// Largest accepted API request body.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    let api = Router::new()
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/users", get(online_users))
+        .route("/api/v1/users/{user_id}/presence", get(presence))
+        .route("/api/v1/users/{user_id}/messages", post(send_to_user))
+        .route(
+            "/api/v1/users/{user_id}/connections",
+            axum::routing::delete(kick_user),
+        )
+        .route("/api/v1/tickets/{ticket_id}/messages", post(send_to_ticket))
+        .route("/api/v1/groups/{group_id}/messages", post(send_to_group))
+        .route(
+            "/api/v1/connections/{client_id}/messages",
+            post(send_to_connection),
+        )
+        .route("/api/v1/broadcast", post(broadcast))
+        .route("/api/v1/groups/{group_id}/members", get(group_members))
+        .route(
+            "/api/v1/groups/{group_id}/members/{user_id}",
+            put(join_group).delete(leave_group),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/users/{user_id}/messages", post(send_to_user))
-        .route("/api/v1/broadcast", post(broadcast))
+        .route("/api/v1/openapi.json", get(openapi_document))
+        .merge(api)
+        .fallback(not_found)
 }
 
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn ready(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Value>) {
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let running = state.hub.is_running();
     let status = if running {
-        axum::http::StatusCode::OK
+        StatusCode::OK
     } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
         "status": if running { "ready" } else { "not_ready" },
@@ -36,26 +78,345 @@ async fn ready(State(state): State<AppState>) -> (axum::http::StatusCode, Json<V
     (status, Json(body))
 }
 
-async fn stats(State(state): State<AppState>) -> Json<HubStats> {
-    Json(state.hub.stats())
+async fn openapi_document() -> Json<Value> {
+    Json(openapi::document())
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// Checks `Authorization: Bearer <key>` against `api.keys` (when any are configured).
+async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if state.api_keys.is_empty() {
+        return Ok(next.run(request).await);
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(key) if state.api_keys.iter().any(|k| same(k, key)) => Ok(next.run(request).await),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the API key is not valid",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "send the API key as `Authorization: Bearer <key>`",
+        )),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much matched.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Parses a JSON body into `T`, answering bad bodies with a JSON 400.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds {MAX_BODY} bytes"),
+        ));
+    }
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not a valid message: {e}"),
+        )
+    })
+}
+
+/// `"ack": {"timeout_ms": n, "retries": n}` in a send body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckOptions {
+    timeout_ms: Option<u64>,
+    retries: Option<u32>,
+}
+
+/// A send body: the message fields, plus the optional `ack` and (for broadcasts)
+/// `exclude_user`.
+struct SendBody {
+    message: HubMessage,
+    ack: Option<AckOptions>,
+    exclude_user: Option<String>,
+}
+
+fn send_body(body: &[u8]) -> Result<SendBody, ApiError> {
+    let mut fields: Map<String, Value> = parse(body)?;
+    let ack = match fields.remove("ack") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(serde_json::from_value::<AckOptions>(value).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("`ack` must be {{\"timeout_ms\": n, \"retries\": n}}: {e}"),
+            )
+        })?),
+    };
+    let exclude_user = match fields.remove("exclude_user") {
+        Some(Value::String(user)) if !user.is_empty() => Some(user),
+        _ => None,
+    };
+    let message = parse(&serde_json::to_vec(&fields).unwrap_or_default())?;
+    Ok(SendBody {
+        message,
+        ack,
+        exclude_user,
+    })
+}
+
+impl SendBody {
+    /// The ack timeout and retries, defaulting to the configuration.
+    fn ack_settings(&self, state: &AppState) -> Option<(Duration, u32)> {
+        let ack = self.ack.as_ref()?;
+        let config = state.hub.config();
+        let timeout = ack
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(config.ack_timeout);
+        Some((timeout, ack.retries.unwrap_or(config.ack_retries)))
+    }
+}
+
+fn check_ack_timeout(settings: Option<(Duration, u32)>) -> Result<(), ApiError> {
+    match settings {
+        Some((timeout, _)) if timeout.is_zero() || timeout > Duration::from_secs(300) => {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "`ack.timeout_ms` must be between 1 and 300000",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn send_to_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    Json(msg): Json<HubMessage>,
-) -> Result<Json<DeliveryReport>, ApiError> {
-    Ok(Json(state.hub.send_to_user(&user_id, msg).await?))
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = send_body(&body)?;
+    let ack = body.ack_settings(&state);
+    check_ack_timeout(ack)?;
+    Ok(match ack {
+        Some((timeout, retries)) => Json(
+            state
+                .hub
+                .send_to_user_with_ack(&user_id, body.message, timeout, retries)
+                .await?,
+        )
+        .into_response(),
+        None => Json(state.hub.send_to_user(&user_id, body.message).await?).into_response(),
+    })
 }
 
-async fn broadcast(
+async fn send_to_ticket(
     State(state): State<AppState>,
-    Json(msg): Json<HubMessage>,
-) -> Result<Json<DeliveryReport>, ApiError> {
-    Ok(Json(
-        state
-            .hub
-            .broadcast(msg, BroadcastOptions::default())
-            .await?,
-    ))
+    Path(ticket_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = send_body(&body)?;
+    let ack = body.ack_settings(&state);
+    check_ack_timeout(ack)?;
+    Ok(match ack {
+        Some((timeout, retries)) => Json(
+            state
+                .hub
+                .send_to_ticket_with_ack(&ticket_id, body.message, timeout, retries)
+                .await?,
+        )
+        .into_response(),
+        None => Json(state.hub.send_to_ticket(&ticket_id, body.message).await?).into_response(),
+    })
+}
+
+async fn send_to_group(
+    State(state): State<AppState>,
+    Path(group_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = send_body(&body)?;
+    let ack = body.ack_settings(&state);
+    check_ack_timeout(ack)?;
+    Ok(match ack {
+        Some((timeout, retries)) => Json(
+            state
+                .hub
+                .send_to_group_with_ack(&group_id, body.message, timeout, retries)
+                .await?,
+        )
+        .into_response(),
+        None => Json(state.hub.send_to_group(&group_id, body.message).await?).into_response(),
+    })
+}
+
+async fn send_to_connection(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = send_body(&body)?;
+    let ack = body.ack_settings(&state);
+    check_ack_timeout(ack)?;
+    Ok(match ack {
+        Some((timeout, retries)) => Json(
+            state
+                .hub
+                .send_to_connection_with_ack(&client_id, body.message, timeout, retries)
+                .await?,
+        )
+        .into_response(),
+        None => Json(
+            state
+                .hub
+                .send_to_connection(&client_id, body.message)
+                .await?,
+        )
+        .into_response(),
+    })
+}
+
+async fn broadcast(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body = send_body(&body)?;
+    if body.ack.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "broadcasts are fire and forget; `ack` is only accepted by user, ticket, group and \
+             connection sends",
+        ));
+    }
+    let options = match body.exclude_user {
+        Some(user) => BroadcastOptions::excluding(user),
+        None => BroadcastOptions::default(),
+    };
+    Ok(Json(state.hub.broadcast(body.message, options).await?).into_response())
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+}
+
+#[derive(Debug, Deserialize)]
+struct KickQuery {
+    reason: Option<String>,
+    notify: Option<bool>,
+}
+
+async fn kick_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    query: Result<Query<KickQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let reason = query
+        .reason
+        .unwrap_or_else(|| "kicked by the server".to_owned());
+    let report = state
+        .hub
+        .kick_user(&user_id, &reason, query.notify.unwrap_or(true))
+        .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Most users returned by one page.
+const MAX_PAGE: usize = 1000;
+
+async fn online_users(
+    State(state): State<AppState>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(page) = page.map_err(bad_query)?;
+    let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100));
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let users = state.hub.online_users();
+    let total = users.len();
+    let page: Vec<String> = users.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "users": page,
+    })))
+}
+
+async fn presence(State(state): State<AppState>, Path(user_id): Path<String>) -> Json<Value> {
+    let connections = state.hub.user_connections(&user_id);
+    let online = !connections.is_empty();
+    let nodes: Vec<&str> = if online {
+        vec![state.hub.node_id()]
+    } else {
+        Vec::new()
+    };
+    Json(json!({
+        "user_id": user_id,
+        "online": online,
+        "connections": connections,
+        "nodes": nodes,
+    }))
+}
+
+async fn stats(State(state): State<AppState>) -> Json<HubStats> {
+    Json(state.hub.stats())
+}
+
+async fn group_members(State(state): State<AppState>, Path(group_id): Path<String>) -> Json<Value> {
+    let members = state.hub.group_members(&group_id);
+    Json(json!({"group_id": group_id, "total": members.len(), "members": members}))
+}
+
+async fn join_group(
+    State(state): State<AppState>,
+    Path((group_id, user_id)): Path<(String, String)>,
+) -> Json<Value> {
+    let added = state.hub.join_group(&group_id, &user_id);
+    Json(json!({"group_id": group_id, "user_id": user_id, "member": true, "added": added}))
+}
+
+async fn leave_group(
+    State(state): State<AppState>,
+    Path((group_id, user_id)): Path<(String, String)>,
+) -> Json<Value> {
+    let removed = state.hub.leave_group(&group_id, &user_id);
+    Json(json!({"group_id": group_id, "user_id": user_id, "member": false, "removed": removed}))
 }

@@ -20,6 +20,7 @@
 
 mod api;
 mod error;
+mod openapi;
 mod server;
 mod upgrade;
 

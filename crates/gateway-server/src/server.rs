@@ -25,6 +25,7 @@ pub(crate) struct AppState {
     pub(crate) hub: Hub,
     pub(crate) identity_params: Arc<IdentityParams>,
     pub(crate) policy: Arc<RwLock<UpgradePolicy>>,
+    pub(crate) api_keys: Arc<Vec<String>>,
     pub(crate) connections: TaskTracker,
 }
 
@@ -107,13 +108,14 @@ impl Server {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
             policy: Arc::new(RwLock::new(UpgradePolicy::from_config(&config))),
+            api_keys: Arc::new(config.api.keys.clone()),
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
         }
-        let api_router = api::router();
+        let api_router = api::router(&state);
         let shutdown = CancellationToken::new();
         let servers = TaskTracker::new();
         let public_addr = local_addr(&public);
