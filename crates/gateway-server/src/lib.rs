@@ -19,7 +19,9 @@
 //! ```
 
 mod api;
+mod auth;
 mod error;
+mod guard;
 mod openapi;
 mod server;
 mod upgrade;

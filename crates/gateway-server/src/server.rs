@@ -17,6 +17,8 @@ use tokio_util::task::TaskTracker;
 use wsc_config::GatewayConfig;
 use wsc_hub::{Hub, IdentityParams};
 
+use crate::auth::TokenVerifier;
+use crate::guard::{HandshakeLimiter, IpRules};
 use crate::{api, upgrade};
 
 /// State shared by every handler.
@@ -26,6 +28,9 @@ pub(crate) struct AppState {
     pub(crate) identity_params: Arc<IdentityParams>,
     pub(crate) policy: Arc<RwLock<UpgradePolicy>>,
     pub(crate) api_keys: Arc<Vec<String>>,
+    /// Present when `wsc.security.enable_auth` is on.
+    pub(crate) tokens: Option<Arc<TokenVerifier>>,
+    pub(crate) handshakes: Arc<HandshakeLimiter>,
     pub(crate) connections: TaskTracker,
 }
 
@@ -34,13 +39,18 @@ pub(crate) struct AppState {
 pub(crate) struct UpgradePolicy {
     pub(crate) origins: Vec<String>,
     pub(crate) allowed_user_types: Vec<String>,
+    pub(crate) ip_rules: IpRules,
+    pub(crate) handshakes_per_ip_per_second: u32,
 }
 
 impl UpgradePolicy {
     fn from_config(config: &GatewayConfig) -> Self {
+        let security = &config.wsc.security;
         UpgradePolicy {
             origins: config.wsc.websocket_origins.clone(),
-            allowed_user_types: config.wsc.security.allowed_user_types.clone(),
+            allowed_user_types: security.allowed_user_types.clone(),
+            ip_rules: IpRules::new(&security.allowed_ips, &security.blocked_ips),
+            handshakes_per_ip_per_second: security.max_handshakes_per_ip_per_second,
         }
     }
 }
@@ -49,6 +59,9 @@ impl UpgradePolicy {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// The token key in the configuration cannot be used.
+    #[error("authentication is on but {0}")]
+    Auth(String),
     /// A listener could not be bound (port in use, bad address, ...).
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
@@ -93,6 +106,13 @@ impl Server {
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
         let hub = self.hub;
+        let tokens = if config.wsc.security.enable_auth {
+            let verifier =
+                TokenVerifier::from_config(&config.wsc.security.token).map_err(StartError::Auth)?;
+            Some(Arc::new(verifier))
+        } else {
+            None
+        };
         let public_addr = format!("{}:{}", config.wsc.node_ip, config.wsc.node_port);
         let public = bind("public", &public_addr).await?;
         let shared = config.http.port == config.wsc.node_port && config.http.port != 0;
@@ -109,6 +129,8 @@ impl Server {
             identity_params: Arc::new(config.wsc.identity_params()),
             policy: Arc::new(RwLock::new(UpgradePolicy::from_config(&config))),
             api_keys: Arc::new(config.api.keys.clone()),
+            tokens,
+            handshakes: Arc::new(HandshakeLimiter::default()),
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();

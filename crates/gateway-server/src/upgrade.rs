@@ -25,10 +25,6 @@ pub(crate) async fn websocket(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
 ) -> Response {
-    let key = match check_handshake(request.headers()) {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
-    };
     let policy = match state.policy.read() {
         Ok(policy) => policy.clone(),
         Err(_) => {
@@ -36,15 +32,49 @@ pub(crate) async fn websocket(
             return e.into_response();
         }
     };
+    // Cheapest checks first: who is calling, how often, then what they ask for.
+    if let Err((code, message)) = policy.ip_rules.check(peer.ip()) {
+        return ApiError::new(StatusCode::FORBIDDEN, code, message).into_response();
+    }
+    if !state
+        .handshakes
+        .allow(peer.ip(), policy.handshakes_per_ip_per_second)
+    {
+        let message = format!(
+            "more than {} connection attempts per second from {}",
+            policy.handshakes_per_ip_per_second,
+            peer.ip()
+        );
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .into_response();
+    }
+    let key = match check_handshake(request.headers()) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = check_origin(request.headers(), &policy.origins) {
         return e.into_response();
     }
     let params = state.identity_params.clone();
-    let mut identity = match params.extract(request.uri(), request.headers()) {
+    let (uri, headers) = (request.uri(), request.headers());
+    let identity = match &state.tokens {
+        // With authentication on, the token is the identity; the request adds only what
+        // describes the connection (client id, device id, last_seq).
+        Some(tokens) => params
+            .extract_unchecked(uri, headers)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
+            .and_then(|from_request| {
+                tokens
+                    .identity(uri, headers, &from_request)
+                    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code, e.message))
+            }),
+        None => params
+            .extract(uri, headers)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
+    };
+    let mut identity = match identity {
         Ok(identity) => identity,
-        Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()).into_response();
-        }
+        Err(e) => return e.into_response(),
     };
     if !policy.allowed_user_types.is_empty()
         && !policy.allowed_user_types.contains(&identity.user_type)

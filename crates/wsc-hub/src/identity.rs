@@ -239,6 +239,18 @@ impl IdentityParams {
         uri: &http::Uri,
         headers: &http::HeaderMap,
     ) -> Result<Identity, IdentityError> {
+        let mut identity = self.extract_unchecked(uri, headers)?;
+        identity.validate()?;
+        Ok(identity)
+    }
+
+    /// Reads the identity fields without requiring a user id or checking them (for a
+    /// server that takes the user from a signed token and the rest from the request).
+    pub fn extract_unchecked(
+        &self,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Result<Identity, IdentityError> {
         let query: Vec<(String, String)> = uri
             .query()
             .map(|q| {
@@ -312,7 +324,6 @@ impl IdentityParams {
                 .metadata
                 .insert("user_agent".to_owned(), agent.to_owned());
         }
-        identity.validate()?;
         Ok(identity)
     }
 }

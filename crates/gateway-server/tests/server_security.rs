@@ -1,0 +1,291 @@
+//! Upgrade security end to end: signed tokens (HS256, RS256), IP lists, the per-IP handshake
+//! rate limit. Every refusal is an HTTP error with a JSON body before the upgrade.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use gateway_server::{RunningServer, Server};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use wsc_config::{GatewayConfig, TokenAlgorithm};
+
+const SECRET: &str = "test-secret-with-enough-bytes-for-hs256";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn local_config() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    config
+}
+
+fn auth_config() -> GatewayConfig {
+    let mut config = local_config();
+    config.wsc.security.enable_auth = true;
+    config.wsc.security.token.secret = SECRET.to_owned();
+    config.wsc.security.token.issuer = "auth.example".to_owned();
+    config.wsc.security.token.audience = "chat".to_owned();
+    config
+}
+
+async fn start(config: GatewayConfig) -> RunningServer {
+    Server::new(config).start().await.expect("server starts")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn hs256(claims: Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn valid_claims() -> Value {
+    json!({
+        "sub": "alice", "utp": "agent", "aid": "shop", "tid": "eu", "gid": "vip,support",
+        "iss": "auth.example", "aud": "chat", "exp": now() + 600,
+    })
+}
+
+/// Status and JSON body of a refused handshake.
+async fn refused(url: String, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = bearer {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    match connect_async(request).await {
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let json = serde_json::from_slice(&body).expect("JSON error body");
+            (response.status().as_u16(), json)
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
+    }
+}
+
+fn ws(addr: SocketAddr, query: &str) -> String {
+    format!("ws://{addr}/ws?{query}")
+}
+
+#[tokio::test]
+async fn a_valid_token_is_the_identity() {
+    let server = start(auth_config()).await;
+    let token = hs256(valid_claims());
+    // The query's user_id is ignored: the token names the user.
+    let url = ws(
+        server.public_addr(),
+        &format!("token={token}&user_id=mallory&client_id=c1"),
+    );
+    let (mut client, _) = connect_async(url).await.expect("upgrade");
+    let conns = server.hub().user_connections("alice");
+    assert_eq!(conns.len(), 1);
+    let conn = &conns[0];
+    assert_eq!(conn.user_type, "agent");
+    assert_eq!(
+        (conn.app_id.as_str(), conn.namespace.as_str()),
+        ("shop", "eu")
+    );
+    assert_eq!(conn.group_ids, ["vip", "support"]);
+    assert_eq!(conn.client_id, "c1");
+    assert!(!server.hub().is_user_online("mallory"));
+    client.close(None).await.unwrap();
+    while client.next().await.is_some() {}
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_bearer_header_works_too() {
+    let server = start(auth_config()).await;
+    let mut request = ws(server.public_addr(), "").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", hs256(valid_claims())).parse().unwrap(),
+    );
+    assert!(connect_async(request).await.is_ok());
+    assert!(server.hub().is_user_online("alice"));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_with_the_reason() {
+    let server = start(auth_config()).await;
+    let addr = server.public_addr();
+    let (status, body) = refused(ws(addr, "user_id=alice"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_token"))
+    );
+
+    let mut expired = valid_claims();
+    expired["exp"] = json!(now() - 3600);
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(expired))), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &valid_claims(),
+        &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+    )
+    .unwrap();
+    let (status, body) = refused(ws(addr, ""), Some(&forged)).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("signature"),
+        "{body}"
+    );
+
+    let mut audience = valid_claims();
+    audience["aud"] = json!("billing");
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(audience))), None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("audience"),
+        "{body}"
+    );
+
+    let mut issuer = valid_claims();
+    issuer["iss"] = json!("someone.else");
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(issuer))), None).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
+
+    let mut no_exp = valid_claims();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let (status, _) = refused(ws(addr, &format!("token={}", hs256(no_exp))), None).await;
+    assert_eq!(status, 401);
+
+    let (status, body) = refused(ws(addr, "token=not.a.jwt"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert_eq!(server.hub().connection_count(), 0);
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_with_the_public_key() {
+    let mut config = local_config();
+    config.wsc.security.enable_auth = true;
+    config.wsc.security.token.algorithm = TokenAlgorithm::Rs256;
+    config.wsc.security.token.public_key = include_str!("fixtures/rs256-public.pem").to_owned();
+    let server = start(config).await;
+    let key = EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-private.pem")).unwrap();
+    let claims = json!({"uid": "bob", "exp": now() + 600});
+    let token = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+    assert!(
+        connect_async(ws(server.public_addr(), &format!("token={token}")))
+            .await
+            .is_ok()
+    );
+    assert!(server.hub().is_user_online("bob"));
+    // An HS256 token signed with anything is refused by an RS256 server.
+    let (status, _) = refused(
+        ws(server.public_addr(), &format!("token={}", hs256(claims))),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn an_unusable_key_fails_start() {
+    let mut config = local_config();
+    config.wsc.security.enable_auth = true;
+    config.wsc.security.token.algorithm = TokenAlgorithm::Rs256;
+    config.wsc.security.token.public_key = "not a key".to_owned();
+    let err = Server::new(config)
+        .start()
+        .await
+        .err()
+        .expect("start fails");
+    assert!(err.to_string().contains("public_key"), "{err}");
+}
+
+#[tokio::test]
+async fn blocked_and_unlisted_ips_are_403() {
+    let mut config = local_config();
+    config.wsc.security.blocked_ips = vec!["127.0.0.1".to_owned()];
+    let server = start(config).await;
+    let (status, body) = refused(ws(server.public_addr(), "user_id=a"), None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("ip_blocked")));
+    server.stop(WAIT).await;
+
+    let mut config = local_config();
+    config.wsc.security.allowed_ips = vec!["10.0.0.0/8".to_owned()];
+    let server = start(config).await;
+    let (status, body) = refused(ws(server.public_addr(), "user_id=a"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("ip_not_allowed"))
+    );
+    server.stop(WAIT).await;
+
+    let mut config = local_config();
+    config.wsc.security.allowed_ips = vec!["127.0.0.0/8".to_owned()];
+    let server = start(config).await;
+    assert!(
+        connect_async(ws(server.public_addr(), "user_id=a"))
+            .await
+            .is_ok()
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn handshake_floods_from_one_ip_get_429() {
+    let mut config = local_config();
+    config.wsc.security.max_handshakes_per_ip_per_second = 3;
+    let server = start(config).await;
+    let mut accepted = Vec::new();
+    let mut limited = 0;
+    // Far more attempts than the limit, back to back: well inside one second on any machine
+    // that runs the suite, and the limit is per window, so at most 3 per window get through.
+    for i in 0..20 {
+        match connect_async(ws(server.public_addr(), &format!("user_id=u{i}"))).await {
+            Ok((client, _)) => accepted.push(client),
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body: Value =
+                    serde_json::from_slice(&response.body().clone().unwrap_or_default()).unwrap();
+                assert_eq!(body["error"], "rate_limited");
+                limited += 1;
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(limited > 0, "no handshake was rate limited");
+    assert!(accepted.len() >= 3, "the first handshakes must pass");
+    for mut client in accepted {
+        let _ = client.send(Message::Close(None)).await;
+    }
+    server.stop(WAIT).await;
+}
