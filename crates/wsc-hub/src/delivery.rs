@@ -181,6 +181,18 @@ impl AckTracker {
         }
     }
 
+    /// The hub is stopping: every sender waiting for an ack stops waiting (and stores the
+    /// message offline), instead of running out its timeouts against closed connections.
+    pub(crate) fn release_waiters(&self) {
+        let waiters: Vec<oneshot::Sender<String>> = self
+            .pending
+            .lock()
+            .values_mut()
+            .filter_map(|entry| entry.waiter.take())
+            .collect();
+        drop(waiters);
+    }
+
     /// Deliveries waiting for an ack.
     pub(crate) fn len(&self) -> usize {
         self.pending.lock().len()

@@ -176,8 +176,9 @@ impl Hub {
     }
 
     /// Stops the hub: refuses new registrations and sends, closes every connection with
-    /// 1001, and waits until every connection has ended or `deadline` passed. Returns the
-    /// number of connections still open at the deadline (0 on a clean drain).
+    /// 1001, settles in-flight acknowledged sends (stored offline when not acked), and waits
+    /// until every connection has ended or `deadline` passed. Returns the number of
+    /// connections still open at the deadline (0 on a clean drain).
     pub async fn stop(&self, deadline: Duration) -> usize {
         self.inner.running.store(false, Ordering::SeqCst);
         if let Some(token) = self.inner.timer.lock().take() {
@@ -186,6 +187,9 @@ impl Hub {
         for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
             conn.close(DisconnectReason::ServerShutdown);
         }
+        // In-flight acknowledged sends settle now: unacknowledged messages go to the
+        // offline store (when there is one) instead of waiting out their timeouts.
+        self.inner.acks.release_waiters();
         let drained = tokio::time::timeout(deadline, async {
             loop {
                 let notified = self.inner.emptied.notified();
