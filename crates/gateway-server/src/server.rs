@@ -41,6 +41,7 @@ pub(crate) struct UpgradePolicy {
     pub(crate) allowed_user_types: Vec<String>,
     pub(crate) ip_rules: IpRules,
     pub(crate) handshakes_per_ip_per_second: u32,
+    pub(crate) handshake_timeout: std::time::Duration,
 }
 
 impl UpgradePolicy {
@@ -51,6 +52,7 @@ impl UpgradePolicy {
             allowed_user_types: security.allowed_user_types.clone(),
             ip_rules: IpRules::new(&security.allowed_ips, &security.blocked_ips),
             handshakes_per_ip_per_second: security.max_handshakes_per_ip_per_second,
+            handshake_timeout: security.handshake_timeout,
         }
     }
 }

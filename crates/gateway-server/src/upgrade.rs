@@ -99,11 +99,18 @@ pub(crate) async fn websocket(
         .as_ref()
         .map(|r| r.connection().client_id().to_owned());
     let config = tungstenite::websocket_config(&hub.config());
+    let handshake_timeout = policy.handshake_timeout;
     state.connections.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
+        // The client must take over the connection within the handshake timeout; otherwise
+        // the registration is dropped (and unregistered) instead of lingering.
+        let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("upgrade not completed within the handshake timeout");
                 return;
             }
         };
