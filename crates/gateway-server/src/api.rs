@@ -17,16 +17,17 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use wsc_config::GatewayConfig;
 use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
 
 use crate::error::ApiError;
-use crate::openapi;
 use crate::server::AppState;
+use crate::{metrics, openapi};
 
 /// Largest accepted API request body.
 const MAX_BODY: usize = 1024 * 1024;
 
-pub(crate) fn router(state: &AppState) -> Router<AppState> {
+pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppState> {
     let api = Router::new()
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/users", get(online_users))
@@ -52,12 +53,23 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             require_api_key,
         ));
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+    let mut router = Router::new();
+    if config.health.enabled {
+        router = router
+            .route(&config.health.path, get(health))
+            .route(&config.health.ready_path, get(ready));
+    }
+    if config.metrics.enabled {
+        router = router.route(&config.metrics.path, get(metrics::render));
+    }
+    router
         .route("/api/v1/openapi.json", get(openapi_document))
         .merge(api)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
 }
 
 pub(crate) async fn health() -> Json<Value> {

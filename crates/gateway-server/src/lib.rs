@@ -22,6 +22,7 @@ mod api;
 mod auth;
 mod error;
 mod guard;
+mod metrics;
 mod openapi;
 mod server;
 mod upgrade;

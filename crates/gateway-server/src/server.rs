@@ -19,6 +19,7 @@ use wsc_hub::{Hub, IdentityParams};
 
 use crate::auth::TokenVerifier;
 use crate::guard::{HandshakeLimiter, IpRules};
+use crate::metrics::ServerMetrics;
 use crate::{api, upgrade};
 
 /// State shared by every handler.
@@ -31,6 +32,7 @@ pub(crate) struct AppState {
     /// Present when `wsc.security.enable_auth` is on.
     pub(crate) tokens: Option<Arc<TokenVerifier>>,
     pub(crate) handshakes: Arc<HandshakeLimiter>,
+    pub(crate) metrics: Arc<ServerMetrics>,
     pub(crate) connections: TaskTracker,
 }
 
@@ -133,13 +135,14 @@ impl Server {
             api_keys: Arc::new(config.api.keys.clone()),
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
+            metrics: Arc::new(ServerMetrics::default()),
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
         }
-        let api_router = api::router(&state);
+        let api_router = api::router(&state, &config);
         let shutdown = CancellationToken::new();
         let servers = TaskTracker::new();
         let public_addr = local_addr(&public);

@@ -17,14 +17,26 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use wsc_hub::{RegisterError, tungstenite};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::server::AppState;
 
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
+    let metrics = state.metrics.clone();
+    let response = upgrade(state, peer, request).await;
+    let outcome = match response.extensions().get::<ErrorCode>() {
+        Some(ErrorCode(code)) => code,
+        None if response.status() == StatusCode::SWITCHING_PROTOCOLS => "accepted",
+        None => "other",
+    };
+    metrics.handshake(outcome);
+    response
+}
+
+async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Response {
     let policy = match state.policy.read() {
         Ok(policy) => policy.clone(),
         Err(_) => {
@@ -95,6 +107,7 @@ pub(crate) async fn websocket(
         Err(e @ RegisterError::Rejected(_)) => (None, e.to_string()),
         Err(e) => return register_error(e).into_response(),
     };
+    let rejected = registration.is_none();
     let client_id = registration
         .as_ref()
         .map(|r| r.connection().client_id().to_owned());
@@ -134,6 +147,11 @@ pub(crate) async fn websocket(
     }
     if let Ok(node) = HeaderValue::from_str(hub.node_id()) {
         headers.insert("x-wsc-node-id", node);
+    }
+    if rejected {
+        response
+            .extensions_mut()
+            .insert(ErrorCode("rejected_by_callback"));
     }
     response
 }

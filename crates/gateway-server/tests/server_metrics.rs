@@ -1,0 +1,137 @@
+//! `/metrics` (Prometheus text) moves with what the server does; `/ready` reports its checks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gateway_server::{RunningServer, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use wsc_config::GatewayConfig;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start() -> RunningServer {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    Server::new(config).start().await.expect("server starts")
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_follow_connections_handshakes_messages_and_api_calls() {
+    let server = start().await;
+    let (ws, api) = (server.public_addr(), server.api_addr());
+    let (mut client, _) = connect_async(format!("ws://{ws}/ws?user_id=m1"))
+        .await
+        .unwrap();
+    assert!(connect_async(format!("ws://{ws}/ws")).await.is_err());
+
+    let (status, _) = http(
+        api,
+        "POST",
+        "/api/v1/users/m1/messages",
+        r#"{"content":"hi"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let frame = tokio::time::timeout(WAIT, client.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(frame, Message::Text(_)));
+
+    // The writer records the frame right after its flush; poll the endpoint until it shows.
+    let metrics = tokio::time::timeout(WAIT, async {
+        loop {
+            let (status, body) = http(api, "GET", "/metrics", "").await;
+            assert_eq!(status, 200);
+            if value(&body, "wsc_messages_out_total") == Some(1.0) {
+                return body;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("messages_out reached 1");
+
+    assert_eq!(value(&metrics, "wsc_connections"), Some(1.0));
+    assert_eq!(value(&metrics, "wsc_users"), Some(1.0));
+    assert_eq!(
+        value(&metrics, r#"wsc_handshakes_total{outcome="accepted"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"wsc_handshakes_total{outcome="missing_user_id"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"http_api_requests_total{method="POST",route="/api/v1/users/{user_id}/messages",status="200"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"http_api_request_duration_seconds_count{route="/api/v1/users/{user_id}/messages"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(metrics.contains("# TYPE http_api_request_duration_seconds histogram"));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn ready_lists_its_checks_and_turns_not_ready_when_the_hub_stops() {
+    let server = start().await;
+    let api = server.api_addr();
+    let (status, body) = http(api, "GET", "/ready", "").await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["checks"]["hub"], "ok");
+    let (status, _) = http(api, "GET", "/health", "").await;
+    assert_eq!(status, 200);
+
+    server.hub().stop(Duration::ZERO).await;
+    let (status, body) = http(api, "GET", "/ready", "").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("not_ready"), "{body}");
+    server.stop(WAIT).await;
+}
