@@ -77,17 +77,80 @@ pub(crate) async fn health() -> Json<Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let running = state.hub.is_running();
-    let status = if running {
+    let hub_ok = state.hub.is_running();
+    let mut checks = Map::new();
+    checks.insert(
+        "hub".to_owned(),
+        json!(if hub_ok { "ok" } else { "stopped" }),
+    );
+    let mut ready = hub_ok;
+    if let Some(url) = state.redis_url.as_deref() {
+        let redis = redis_ping(url).await;
+        ready &= redis.is_ok();
+        checks.insert(
+            "redis".to_owned(),
+            json!(redis.map(|()| "ok".to_owned()).unwrap_or_else(|e| e)),
+        );
+    }
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if running { "ready" } else { "not_ready" },
-        "checks": {"hub": if running { "ok" } else { "stopped" }},
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": checks,
     });
     (status, Json(body))
+}
+
+/// Sends `PING` (after `AUTH` when the URL has a password) and expects `+PONG`, within 1 s.
+async fn redis_ping(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("redis://")
+        .ok_or_else(|| "only redis:// URLs are checked".to_owned())?;
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(userinfo), hostport),
+        None => (None, rest),
+    };
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(hostport)
+            .await
+            .map_err(|e| format!("unreachable: {e}"))?;
+        let mut buf = [0u8; 64];
+        if let Some(password) = userinfo
+            .and_then(|u| u.rsplit(':').next())
+            .filter(|p| !p.is_empty())
+        {
+            let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
+            stream
+                .write_all(auth.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if !buf[..n].starts_with(b"+OK") {
+                return Err("authentication failed".to_owned());
+            }
+        }
+        stream
+            .write_all(b"*1\r\n$4\r\nPING\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if buf[..n].starts_with(b"+PONG") {
+            Ok(())
+        } else {
+            Err(format!(
+                "unexpected answer {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), check)
+        .await
+        .map_err(|_| "no answer within 1s".to_owned())?
 }
 
 async fn openapi_document() -> Json<Value> {
@@ -180,6 +243,15 @@ struct SendBody {
     exclude_user: Option<String>,
 }
 
+/// The trace id of an API request: `x-trace-id`, else the trace id of a W3C `traceparent`.
+fn trace_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("x-trace-id")
+        .map(str::to_owned)
+        .or_else(|| header("traceparent")?.split('-').nth(1).map(str::to_owned))
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+}
+
 fn send_body(body: &[u8]) -> Result<SendBody, ApiError> {
     let mut fields: Map<String, Value> = parse(body)?;
     let ack = match fields.remove("ack") {
@@ -205,6 +277,15 @@ fn send_body(body: &[u8]) -> Result<SendBody, ApiError> {
 }
 
 impl SendBody {
+    /// Carries the request's trace id into the message unless it has one.
+    fn trace(&mut self, headers: &axum::http::HeaderMap) {
+        if self.message.trace_id.is_empty()
+            && let Some(id) = trace_id(headers)
+        {
+            self.message.trace_id = id;
+        }
+    }
+
     /// The ack timeout and retries, defaulting to the configuration.
     fn ack_settings(&self, state: &AppState) -> Option<(Duration, u32)> {
         let ack = self.ack.as_ref()?;
@@ -233,9 +314,11 @@ fn check_ack_timeout(settings: Option<(Duration, u32)>) -> Result<(), ApiError> 
 async fn send_to_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = send_body(&body)?;
+    let mut body = send_body(&body)?;
+    body.trace(&headers);
     let ack = body.ack_settings(&state);
     check_ack_timeout(ack)?;
     Ok(match ack {
@@ -253,9 +336,11 @@ async fn send_to_user(
 async fn send_to_ticket(
     State(state): State<AppState>,
     Path(ticket_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = send_body(&body)?;
+    let mut body = send_body(&body)?;
+    body.trace(&headers);
     let ack = body.ack_settings(&state);
     check_ack_timeout(ack)?;
     Ok(match ack {
@@ -273,9 +358,11 @@ async fn send_to_ticket(
 async fn send_to_group(
     State(state): State<AppState>,
     Path(group_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = send_body(&body)?;
+    let mut body = send_body(&body)?;
+    body.trace(&headers);
     let ack = body.ack_settings(&state);
     check_ack_timeout(ack)?;
     Ok(match ack {
@@ -293,9 +380,11 @@ async fn send_to_group(
 async fn send_to_connection(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = send_body(&body)?;
+    let mut body = send_body(&body)?;
+    body.trace(&headers);
     let ack = body.ack_settings(&state);
     check_ack_timeout(ack)?;
     Ok(match ack {
@@ -316,8 +405,13 @@ async fn send_to_connection(
     })
 }
 
-async fn broadcast(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let body = send_body(&body)?;
+async fn broadcast(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut body = send_body(&body)?;
+    body.trace(&headers);
     if body.ack.is_some() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -73,7 +73,8 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("api", %method, %route);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     state.metrics.request(
         &method,
         &route,

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) tokens: Option<Arc<TokenVerifier>>,
     pub(crate) handshakes: Arc<HandshakeLimiter>,
     pub(crate) metrics: Arc<ServerMetrics>,
+    /// Checked by `/ready` when Redis is enabled.
+    pub(crate) redis_url: Option<Arc<str>>,
     pub(crate) connections: TaskTracker,
 }
 
@@ -136,6 +138,11 @@ impl Server {
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
             metrics: Arc::new(ServerMetrics::default()),
+            redis_url: config
+                .wsc
+                .redis
+                .enabled
+                .then(|| Arc::from(config.wsc.redis.url.as_str())),
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();

@@ -98,6 +98,7 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     identity
         .metadata
         .insert("peer_addr".to_owned(), peer.to_string());
+    let identity_user = identity.user_id.clone();
     let on_upgrade = hyper::upgrade::on(&mut request);
     let hub = state.hub.clone();
     // A connect callback's refusal is told over the socket (close 1008 with its reason);
@@ -113,28 +114,39 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         .map(|r| r.connection().client_id().to_owned());
     let config = tungstenite::websocket_config(&hub.config());
     let handshake_timeout = policy.handshake_timeout;
-    state.connections.spawn(async move {
-        // The client must take over the connection within the handshake timeout; otherwise
-        // the registration is dropped (and unregistered) instead of lingering.
-        let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
-            Ok(Ok(upgraded)) => upgraded,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
+    let span = tracing::info_span!(
+        "connection",
+        user_id = identity_user,
+        client_id = client_id.as_deref().unwrap_or_default()
+    );
+    state.connections.spawn(tracing::Instrument::instrument(
+        async move {
+            // The client must take over the connection within the handshake timeout; otherwise
+            // the registration is dropped (and unregistered) instead of lingering.
+            let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
+                Ok(Ok(upgraded)) => upgraded,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "upgrade failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("upgrade not completed within the handshake timeout");
+                    return;
+                }
+            };
+            let mut ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            match registration {
+                Some(registration) => tungstenite::serve(registration, ws).await,
+                None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
             }
-            Err(_) => {
-                tracing::debug!("upgrade not completed within the handshake timeout");
-                return;
-            }
-        };
-        let mut ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        match registration {
-            Some(registration) => tungstenite::serve(registration, ws).await,
-            None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
-        }
-    });
+        },
+        span,
+    ));
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

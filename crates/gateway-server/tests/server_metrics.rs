@@ -135,3 +135,50 @@ async fn ready_lists_its_checks_and_turns_not_ready_when_the_hub_stops() {
     assert!(body.contains("not_ready"), "{body}");
     server.stop(WAIT).await;
 }
+
+async fn start_with_redis(url: &str) -> RunningServer {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    config.wsc.redis.enabled = true;
+    config.wsc.redis.url = url.to_owned();
+    Server::new(config).start().await.expect("server starts")
+}
+
+#[tokio::test]
+async fn ready_checks_redis_when_it_is_enabled() {
+    // `cargo xtask ci` (and .ci/run) make sure a Redis answers and export its URL; without
+    // one this test fails: it never passes by skipping.
+    let url = std::env::var("WSC_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let server = start_with_redis(&url).await;
+    let (status, body) = http(server.api_addr(), "GET", "/ready", "").await;
+    assert_eq!(
+        status, 200,
+        "Redis at {url} must answer for this test: {body}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["checks"]["redis"], "ok");
+    server.stop(WAIT).await;
+
+    // A Redis that is down makes the node not ready.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let server = start_with_redis(&format!("redis://127.0.0.1:{port}/0")).await;
+    let (status, body) = http(server.api_addr(), "GET", "/ready", "").await;
+    assert_eq!(status, 503, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "not_ready");
+    assert!(
+        json["checks"]["redis"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{body}"
+    );
+    assert_eq!(json["checks"]["hub"], "ok");
+    server.stop(WAIT).await;
+}
