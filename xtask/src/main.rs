@@ -5,6 +5,8 @@
 //!   port when none does) and exports its URL as `WSC_TEST_REDIS_URL`.
 //! - `demo`: runs the gateway on its embedded defaults (release build).
 //! - `bench`: runs the criterion benchmarks.
+//! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
+//!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs`, which is committed.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +19,24 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "demo" => run("cargo", &["run", "--release", "-p", "gateway-server"]),
         "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
+        // The generator's dependencies are heavy; they are built only for this task.
+        "codegen" => run(
+            "cargo",
+            &[
+                "run",
+                "-q",
+                "-p",
+                "xtask",
+                "--features",
+                "codegen",
+                "--",
+                "codegen-inner",
+            ],
+        ),
+        #[cfg(feature = "codegen")]
+        "codegen-inner" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            eprintln!("usage: cargo xtask <ci|demo|bench|codegen>");
             return ExitCode::from(2);
         }
     };
@@ -59,6 +77,21 @@ fn ci() -> Result<(), String> {
     )?;
     run("cargo", &["test", "--workspace", "--doc"])?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+#[cfg(feature = "codegen")]
+fn codegen() -> Result<(), String> {
+    let root = "crates/gateway-server/proto";
+    let out = "crates/gateway-server/src/grpc";
+    let files = protox::compile(["wsc/v1/gateway.proto"], [root]).map_err(|e| e.to_string())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .out_dir(out)
+        .compile_fds(files)
+        .map_err(|e| e.to_string())?;
+    println!("xtask codegen: wrote {out}/wsc.v1.rs");
     Ok(())
 }
 

@@ -196,7 +196,7 @@ async fn require_api_key(
 }
 
 /// Compares without an early exit, so the time taken does not reveal how much matched.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

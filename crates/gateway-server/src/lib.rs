@@ -21,6 +21,7 @@
 mod api;
 mod auth;
 mod error;
+pub mod grpc;
 mod guard;
 mod metrics;
 mod openapi;

@@ -20,7 +20,7 @@ use wsc_hub::{Hub, IdentityParams};
 use crate::auth::TokenVerifier;
 use crate::guard::{HandshakeLimiter, IpRules};
 use crate::metrics::ServerMetrics;
-use crate::{api, upgrade};
+use crate::{api, grpc, upgrade};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -128,6 +128,12 @@ impl Server {
             let api_addr = format!("{}:{}", config.http.host, config.http.port);
             Some(bind("API", &api_addr).await?)
         };
+        let grpc_listener = if config.grpc.enabled {
+            let grpc_addr = format!("{}:{}", config.grpc.host, config.grpc.port);
+            Some(bind("gRPC", &grpc_addr).await?)
+        } else {
+            None
+        };
         hub.start();
 
         let state = AppState {
@@ -177,8 +183,29 @@ impl Server {
                 addr
             }
         };
-        tracing::info!(%public_addr, %api_addr, node_id = hub.node_id(), "gateway started");
+        let grpc_addr = match grpc_listener {
+            Some(listener) => {
+                let addr = local_addr(&listener);
+                let service = grpc::GatewayService {
+                    hub: hub.clone(),
+                    events: grpc::event_feed(&hub),
+                    shutdown: shutdown.clone(),
+                };
+                serve_grpc(
+                    &servers,
+                    listener,
+                    service,
+                    state.api_keys.clone(),
+                    shutdown.clone(),
+                )
+                .await;
+                Some(addr)
+            }
+            None => None,
+        };
+        tracing::info!(%public_addr, %api_addr, ?grpc_addr, node_id = hub.node_id(), "gateway started");
         Ok(RunningServer {
+            grpc_addr,
             policy: state.policy.clone(),
             hub,
             public_addr,
@@ -218,6 +245,50 @@ fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: Ca
     });
 }
 
+async fn serve_grpc(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    service: grpc::GatewayService,
+    api_keys: Arc<Vec<String>>,
+    shutdown: CancellationToken,
+) {
+    use grpc::proto::gateway_server::GatewayServer;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<GatewayServer<grpc::GatewayService>>()
+        .await;
+    // The same API keys as the REST API, as `authorization: Bearer <key>` metadata.
+    let check = move |request: tonic::Request<()>| {
+        if api_keys.is_empty() {
+            return Ok(request);
+        }
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(key) if api_keys.iter().any(|k| crate::api::same(k, key.trim())) => Ok(request),
+            Some(_) => Err(tonic::Status::unauthenticated("the API key is not valid")),
+            None => Err(tonic::Status::unauthenticated(
+                "send the API key as `authorization: Bearer <key>` metadata",
+            )),
+        }
+    };
+    let gateway = GatewayServer::with_interceptor(service, check);
+    tracker.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let result = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(gateway)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "gRPC listener failed");
+        }
+    });
+}
+
 /// Applies the runtime-safe keys of a reloaded configuration; see
 /// [`RunningServer::config_applier`].
 #[derive(Clone)]
@@ -238,6 +309,7 @@ impl ConfigApplier {
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::stop`].
 pub struct RunningServer {
+    grpc_addr: Option<SocketAddr>,
     hub: Hub,
     policy: Arc<RwLock<UpgradePolicy>>,
     public_addr: SocketAddr,
@@ -271,6 +343,11 @@ impl RunningServer {
     /// Where the public listener (`/ws`) is bound.
     pub fn public_addr(&self) -> SocketAddr {
         self.public_addr
+    }
+
+    /// Where the gRPC listener is bound (`None` when `grpc.enabled` is false).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
     }
 
     /// Where the API listener is bound (equal to the public one when they share a port).

@@ -25,6 +25,8 @@ async fn env_overrides_ports_and_sigterm_exits_zero() {
         .env("GATEWAY__WSC__NODE_PORT", ws_port.to_string())
         .env("GATEWAY__HTTP__HOST", "127.0.0.1")
         .env("GATEWAY__HTTP__PORT", api_port.to_string())
+        .env("GATEWAY__GRPC__HOST", "127.0.0.1")
+        .env("GATEWAY__GRPC__PORT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

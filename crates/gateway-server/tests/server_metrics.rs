@@ -19,6 +19,8 @@ async fn start() -> RunningServer {
     config.wsc.node_port = 0;
     config.http.host = "127.0.0.1".to_owned();
     config.http.port = 0;
+    config.grpc.host = "127.0.0.1".to_owned();
+    config.grpc.port = 0;
     Server::new(config).start().await.expect("server starts")
 }
 
@@ -142,6 +144,8 @@ async fn start_with_redis(url: &str) -> RunningServer {
     config.wsc.node_port = 0;
     config.http.host = "127.0.0.1".to_owned();
     config.http.port = 0;
+    config.grpc.host = "127.0.0.1".to_owned();
+    config.grpc.port = 0;
     config.wsc.redis.enabled = true;
     config.wsc.redis.url = url.to_owned();
     Server::new(config).start().await.expect("server starts")

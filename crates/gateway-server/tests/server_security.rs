@@ -22,6 +22,8 @@ fn local_config() -> GatewayConfig {
     config.wsc.node_port = 0;
     config.http.host = "127.0.0.1".to_owned();
     config.http.port = 0;
+    config.grpc.host = "127.0.0.1".to_owned();
+    config.grpc.port = 0;
     config
 }
 

@@ -5,7 +5,8 @@
 //! - message received: async; awaited in the connection's read loop, so one connection's
 //!   frames are handled in order. The first error stops the chain; the client gets an error
 //!   frame with code `rejected`.
-//! - disconnect, message sent, error, ack failed: sync and infallible; all run.
+//! - registered (after the admission: the connection is reachable), disconnect, message
+//!   sent, error, ack failed: sync and infallible; all run.
 //!
 //! Callbacks never run while the hub holds a lock, so they may call back into the hub.
 
@@ -57,6 +58,7 @@ pub(crate) type ConnectFn =
 pub(crate) type ReceivedFn =
     dyn Fn(Arc<Connection>, Arc<HubMessage>) -> BoxFuture<Result<(), CallbackError>> + Send + Sync;
 pub(crate) type DisconnectFn = dyn Fn(&Connection, &DisconnectReason) + Send + Sync;
+pub(crate) type RegisteredFn = dyn Fn(&Connection) + Send + Sync;
 pub(crate) type SentFn = dyn Fn(&HubMessage, &DeliveryReport) + Send + Sync;
 pub(crate) type ErrorFn = dyn Fn(Option<&Connection>, &ErrorEvent) + Send + Sync;
 pub(crate) type AckFailedFn = dyn Fn(&HubMessage, &AckFailure) + Send + Sync;
@@ -88,6 +90,7 @@ impl<F: ?Sized> Chain<F> {
 pub(crate) struct Callbacks {
     pub(crate) connect: Chain<ConnectFn>,
     pub(crate) received: Chain<ReceivedFn>,
+    pub(crate) registered: Chain<RegisteredFn>,
     pub(crate) disconnect: Chain<DisconnectFn>,
     pub(crate) sent: Chain<SentFn>,
     pub(crate) error: Chain<ErrorFn>,

@@ -269,6 +269,16 @@ impl Hub {
             .push(Arc::new(move |c| Box::pin(f(c))));
     }
 
+    /// Adds a callback that runs once a connection is admitted and reachable by every route
+    /// (after the connect callbacks accepted it and the multi-login policy let it in). Every
+    /// registered connection later gets exactly one disconnect callback.
+    pub fn on_client_registered<F>(&self, f: F)
+    where
+        F: Fn(&Connection) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.registered.push(Arc::new(f));
+    }
+
     /// Adds a disconnect callback; it runs exactly once per registered connection, with the
     /// first reason that applied.
     pub fn on_client_disconnect<F>(&self, f: F)
@@ -405,6 +415,9 @@ impl Hub {
         // ahead of anything routed after the admission.
         self.replay_offline(&conn, &mut backlog).await;
         Counters::add(&self.inner.counters.connections_accepted, 1);
+        for callback in self.inner.callbacks.registered.snapshot() {
+            callback(&conn);
+        }
         tracing::debug!(
             user_id = conn.user_id(),
             client_id = conn.client_id(),

@@ -1,0 +1,341 @@
+//! The gRPC server API end to end: every call against a running server with real WebSocket
+//! clients, the event stream, the health service and API keys.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ::gateway_server::grpc::proto::gateway_client::GatewayClient;
+use ::gateway_server::grpc::proto::{
+    Ack, BroadcastRequest, EventsRequest, GroupMemberRequest, GroupMembersRequest, KickRequest,
+    OnlineUsersRequest, PresenceRequest, SendRequest, StatsRequest,
+};
+use ::gateway_server::{RunningServer, Server};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tonic::transport::Channel;
+use wsc_config::GatewayConfig;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    config.grpc.host = "127.0.0.1".to_owned();
+    config.grpc.port = 0;
+    config
+}
+
+async fn start(config: GatewayConfig) -> (RunningServer, GatewayClient<Channel>) {
+    let server = Server::new(config).start().await.expect("server starts");
+    let addr = server.grpc_addr().expect("gRPC enabled");
+    let client = GatewayClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    (server, client)
+}
+
+async fn ws(addr: SocketAddr, query: &str) -> Ws {
+    connect_async(format!("ws://{addr}/ws?{query}"))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+fn send(target: &str, json: &str) -> SendRequest {
+    SendRequest {
+        target: target.to_owned(),
+        message_json: json.to_owned(),
+        ack: None,
+    }
+}
+
+#[tokio::test]
+async fn sends_reach_their_targets() {
+    let (server, mut grpc) = start(config()).await;
+    let addr = server.public_addr();
+    let mut alice = ws(addr, "user_id=alice&client_id=a1&ticket_id=t1&group_id=g1").await;
+    let mut bob = ws(addr, "user_id=bob&client_id=b1&ticket_id=t1").await;
+
+    let reply = grpc
+        .send_to_user(send("alice", r#"{"content":"to alice"}"#))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.delivered, 1);
+    let report: Value = serde_json::from_str(&reply.report_json).unwrap();
+    assert_eq!(report["message_id"], reply.message_id);
+    assert_eq!(next_json(&mut alice).await["content"], "to alice");
+
+    let reply = grpc
+        .send_to_ticket(send("t1", r#"{"content":"ticket","sender":"alice"}"#))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.delivered, 1, "the sender is excluded");
+    assert_eq!(next_json(&mut bob).await["content"], "ticket");
+
+    let reply = grpc
+        .send_to_group(send("g1", r#"{"content":"group"}"#))
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().delivered, 1);
+    assert_eq!(next_json(&mut alice).await["content"], "group");
+
+    let reply = grpc
+        .send_to_connection(send("b1", r#"{"content":"conn"}"#))
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().delivered, 1);
+    assert_eq!(next_json(&mut bob).await["content"], "conn");
+
+    let reply = grpc
+        .broadcast(BroadcastRequest {
+            message_json: r#"{"content":"all"}"#.to_owned(),
+            exclude_user: "bob".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().delivered, 1);
+    assert_eq!(next_json(&mut alice).await["content"], "all");
+
+    let bad = grpc.send_to_user(send("alice", "[1]")).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let empty = grpc.send_to_user(send("", "{}")).await.unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn acknowledged_send_returns_the_outcome() {
+    let (server, mut grpc) = start(config()).await;
+    let mut alice = ws(server.public_addr(), "user_id=alice&client_id=a1").await;
+    let request = SendRequest {
+        ack: Some(Ack {
+            timeout_ms: 5000,
+            retries: Some(1),
+        }),
+        ..send("alice", r#"{"content":"please ack"}"#)
+    };
+    let call = tokio::spawn(async move { grpc.send_to_user(request).await });
+    let frame = next_json(&mut alice).await;
+    assert_eq!(frame["require_ack"], true);
+    let ack = serde_json::json!({"message_type": "ack", "message_id": frame["message_id"]});
+    alice.send(Message::text(ack.to_string())).await.unwrap();
+    let reply = call.await.unwrap().unwrap().into_inner();
+    assert_eq!(reply.delivered, 1);
+    let report: Value = serde_json::from_str(&reply.report_json).unwrap();
+    assert_eq!(report["outcomes"][0]["status"], "acked");
+    assert_eq!(report["outcomes"][0]["client_id"], "a1");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn queries_kick_and_groups() {
+    let (server, mut grpc) = start(config()).await;
+    let addr = server.public_addr();
+    let mut alice = ws(addr, "user_id=alice&client_id=a1").await;
+    let _bob = ws(addr, "user_id=bob").await;
+
+    let users = grpc
+        .online_users(OnlineUsersRequest {
+            offset: 0,
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((users.total, users.users), (2, vec!["alice".to_owned()]));
+    let too_many = grpc
+        .online_users(OnlineUsersRequest {
+            offset: 0,
+            limit: 5000,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+
+    let presence = grpc
+        .presence(PresenceRequest {
+            user_id: "alice".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(presence.online);
+    assert_eq!(presence.client_ids, ["a1"]);
+    assert_eq!(presence.nodes, [server.hub().node_id()]);
+    let nobody = grpc
+        .presence(PresenceRequest {
+            user_id: "nobody".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!nobody.online && nobody.nodes.is_empty());
+
+    let stats = grpc.stats(StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!((stats.connections, stats.users), (2, 2));
+    let json: Value = serde_json::from_str(&stats.stats_json).unwrap();
+    assert_eq!(json["connections"], 2);
+
+    let member = GroupMemberRequest {
+        group_id: "g".to_owned(),
+        user_id: "alice".to_owned(),
+    };
+    assert!(
+        grpc.join_group(member.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+    assert!(
+        !grpc
+            .join_group(member.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+    let members = grpc
+        .group_members(GroupMembersRequest {
+            group_id: "g".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members, ["alice"]);
+    assert!(grpc.leave_group(member).await.unwrap().into_inner().changed);
+
+    let kicked = grpc
+        .kick_user(KickRequest {
+            user_id: "alice".to_owned(),
+            reason: "spam".to_owned(),
+            notify: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kicked.kicked, 1);
+    let notice = next_json(&mut alice).await;
+    assert_eq!(notice["message_type"], "kick_out");
+    assert_eq!(notice["data"]["reason"], "spam");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_event_stream_reports_connects_messages_disconnects_and_ack_failures() {
+    let (server, mut grpc) = start(config()).await;
+    let mut events = grpc.events(EventsRequest {}).await.unwrap().into_inner();
+    let mut next = async || {
+        tokio::time::timeout(WAIT, events.message())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open")
+    };
+    let mut carol = ws(server.public_addr(), "user_id=carol&client_id=c1").await;
+    let event = next().await;
+    assert_eq!(
+        (event.name.as_str(), event.user_id.as_str()),
+        ("client.connected", "carol")
+    );
+    assert_eq!(event.client_id, "c1");
+
+    carol
+        .send(Message::text(
+            r#"{"message_type":"text","content":"hello"}"#,
+        ))
+        .await
+        .unwrap();
+    let event = next().await;
+    assert_eq!(event.name, "message.received");
+    let detail: Value = serde_json::from_str(&event.detail_json).unwrap();
+    assert_eq!(detail["content"], "hello");
+    assert_eq!(detail["sender"], "carol");
+
+    let request = SendRequest {
+        ack: Some(Ack {
+            timeout_ms: 50,
+            retries: Some(0),
+        }),
+        ..send("carol", r#"{"content":"never acked"}"#)
+    };
+    grpc.send_to_user(request).await.unwrap();
+    let event = next().await;
+    assert_eq!(event.name, "ack.failed");
+    let detail: Value = serde_json::from_str(&event.detail_json).unwrap();
+    assert_eq!(detail["failure"]["attempts"], 1);
+
+    carol.close(None).await.unwrap();
+    let event = next().await;
+    assert_eq!(event.name, "client.disconnected");
+    let detail: Value = serde_json::from_str(&event.detail_json).unwrap();
+    assert_eq!(detail["kind"], "client_closed");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn health_service_and_api_keys() {
+    let mut config = config();
+    config.api.keys = vec!["k1".to_owned()];
+    let (server, mut grpc) = start(config).await;
+    let denied = grpc.stats(StatsRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(StatsRequest {});
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer k1".parse().unwrap());
+    assert!(grpc.stats(request).await.is_ok());
+    let mut wrong = tonic::Request::new(StatsRequest {});
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    assert_eq!(
+        grpc.stats(wrong).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+
+    let addr = server.grpc_addr().unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "wsc.v1.Gateway".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop(WAIT).await;
+}
