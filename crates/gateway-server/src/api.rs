@@ -66,6 +66,7 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
         .route("/api/v1/openapi.json", get(openapi_document))
         .merge(api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -165,34 +166,62 @@ async fn not_found(request: Request) -> ApiError {
     )
 }
 
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// The key of an `Authorization: Bearer <key>` value (the scheme is case-insensitive).
+/// `Err(())` when a header is present but is not a bearer token.
+pub(crate) fn bearer(value: Option<&str>) -> Result<Option<&str>, ()> {
+    let Some(value) = value else { return Ok(None) };
+    match value.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+            Ok(Some(key.trim()))
+        }
+        _ => Err(()),
+    }
+}
+
+/// Checks an API key against the configured ones; `Ok` when none are configured.
+pub(crate) fn check_api_key(keys: &[String], authorization: Option<&str>) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    match bearer(authorization) {
+        Ok(Some(key)) if keys.iter().any(|k| same(k, key)) => Ok(()),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "send the API key as `Authorization: Bearer <key>`",
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the API key is not valid (expected `Authorization: Bearer <key>`)",
+        )),
+    }
+}
+
 /// Checks `Authorization: Bearer <key>` against `api.keys` (when any are configured).
 async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if state.api_keys.is_empty() {
-        return Ok(next.run(request).await);
-    }
-    let presented = request
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(key) if state.api_keys.iter().any(|k| same(k, key)) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "the API key is not valid",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
-            "send the API key as `Authorization: Bearer <key>`",
-        )),
-    }
+        .map(|v| v.to_str().unwrap_or("?"));
+    check_api_key(&state.api_keys, authorization)?;
+    Ok(next.run(request).await)
 }
 
 /// Compares without an early exit, so the time taken does not reveal how much matched.

@@ -157,12 +157,14 @@ impl TokenVerifier {
     }
 
     fn token(&self, uri: &Uri, headers: &HeaderMap) -> Option<String> {
-        let from_header = headers
+        let authorization = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|v| v.trim().to_owned());
-        from_header.filter(|t| !t.is_empty()).or_else(|| {
+            .and_then(|v| v.to_str().ok());
+        let from_header = crate::api::bearer(authorization)
+            .ok()
+            .flatten()
+            .map(str::to_owned);
+        from_header.or_else(|| {
             uri.query()?.split('&').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
                 (k == self.query_param && !v.is_empty()).then(|| v.to_owned())

@@ -259,20 +259,13 @@ async fn serve_grpc(
         .await;
     // The same API keys as the REST API, as `authorization: Bearer <key>` metadata.
     let check = move |request: tonic::Request<()>| {
-        if api_keys.is_empty() {
-            return Ok(request);
-        }
-        let presented = request
+        let authorization = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            Some(key) if api_keys.iter().any(|k| crate::api::same(k, key.trim())) => Ok(request),
-            Some(_) => Err(tonic::Status::unauthenticated("the API key is not valid")),
-            None => Err(tonic::Status::unauthenticated(
-                "send the API key as `authorization: Bearer <key>` metadata",
-            )),
+            .map(|v| v.to_str().unwrap_or("?"));
+        match crate::api::check_api_key(&api_keys, authorization) {
+            Ok(()) => Ok(request),
+            Err(e) => Err(tonic::Status::unauthenticated(e.message)),
         }
     };
     let gateway = GatewayServer::with_interceptor(service, check);

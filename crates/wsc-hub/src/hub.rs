@@ -381,9 +381,12 @@ impl Hub {
         let mut backlog = Backlog::default();
         self.replay_offline(&conn, &mut backlog).await;
         if let Some(last_seq) = conn.identity().last_seq {
-            self.resume(&conn, last_seq, |frame| {
+            // Messages already replayed from the offline store are not repeated.
+            let already = std::mem::take(&mut backlog.replayed);
+            self.resume(&conn, last_seq, &already, |frame| {
                 backlog.frames.push_back((frame, None))
             });
+            backlog.replayed = already;
         }
         let admitted = self.inner.registry.write().admit(
             conn.clone(),
@@ -503,7 +506,7 @@ impl Hub {
             && only.is_empty()
             && let Some(store) = self.offline_store()
         {
-            report.stored_offline = self.store_offline(&store, user_id, &msg).await;
+            report.stored_offline = self.store_offline(&store, user_id, &msg, true).await;
         }
         self.message_sent(&msg, &report);
         Ok(report)
@@ -598,6 +601,18 @@ impl Hub {
             .filter(|c| in_scope(c, &msg))
             .into_iter()
             .collect();
+        if conns.is_empty() {
+            // No such live connection (and no user to keep the message for).
+            self.prepare(&mut msg);
+            return Ok(AckReport {
+                message_id: msg.message_id,
+                outcomes: vec![AckOutcome {
+                    target: client_id.to_owned(),
+                    status: AckStatus::Offline,
+                    attempts: 0,
+                }],
+            });
+        }
         self.ack_each(conns, msg, timeout, max_retries).await
     }
 
@@ -757,8 +772,13 @@ impl Hub {
             Some(client_id) => AckStatus::Acked { client_id },
             None => {
                 self.inner.acks.cancel(&msg.message_id, target);
+                // Timed out against live connections: keep it for the next connect. Never
+                // reached anyone: the user may connect while it is being stored.
                 let stored = match self.offline_store() {
-                    Some(store) => self.store_offline(&store, user_id, msg).await,
+                    Some(store) => {
+                        self.store_offline(&store, user_id, msg, attempts == 0)
+                            .await
+                    }
                     None => false,
                 };
                 if attempts > 0 || !stored {
@@ -786,20 +806,71 @@ impl Hub {
         }
     }
 
+    /// Stores a message for its user. `was_offline`: the user had no live connection, so a
+    /// connection that appears during the write missed it in its replay and gets it now.
     async fn store_offline(
         &self,
         store: &Arc<dyn OfflineStore>,
         user_id: &str,
         msg: &HubMessage,
+        was_offline: bool,
     ) -> bool {
         match store.store(user_id, msg.clone()).await {
             Ok(()) => {
                 Counters::add(&self.inner.counters.offline_stored, 1);
+                if was_offline {
+                    self.deliver_if_reconnected(store, user_id, msg).await;
+                }
                 true
             }
             Err(e) => {
                 tracing::warn!(user_id, error = %e, "offline store failed");
                 false
+            }
+        }
+    }
+
+    /// The user may have connected while the store write was in flight: its replay then
+    /// missed this message. Deliver it now (as a replayed message) instead of leaving it
+    /// stranded until some later reconnect.
+    async fn deliver_if_reconnected(
+        &self,
+        store: &Arc<dyn OfflineStore>,
+        user_id: &str,
+        msg: &HubMessage,
+    ) {
+        let conns = self.user_targets(user_id, "", msg);
+        if conns.is_empty() {
+            return;
+        }
+        let mut replay = msg.clone();
+        replay.source = Some(Source::Offline);
+        let replay = replay.with_data("offline", true);
+        let Ok(payload) = codec::encode(&replay) else {
+            return;
+        };
+        let config = self.config();
+        let mut queued = false;
+        for conn in &conns {
+            if msg.require_ack {
+                // Acked messages stay stored until a client acks them.
+                let target = AckTarget::Connection(conn.id());
+                self.inner.acks.register(
+                    &msg.message_id,
+                    target.clone(),
+                    None,
+                    Some(user_id.to_owned()),
+                );
+                self.inner
+                    .acks
+                    .add_connection(&msg.message_id, &target, conn, 0);
+            }
+            queued |= self.enqueue(conn, &payload, &config).is_ok();
+        }
+        if queued {
+            Counters::add(&self.inner.counters.offline_replayed, 1);
+            if !msg.require_ack {
+                let _ = store.remove(user_id, vec![msg.message_id.clone()]).await;
             }
         }
     }
@@ -861,11 +932,21 @@ impl Hub {
     }
 
     /// Replays what the user missed after `last_seq` (or nothing), then a `recovered` frame.
-    fn resume(&self, conn: &Connection, last_seq: i64, mut push: impl FnMut(Outbound)) -> Recovery {
+    fn resume(
+        &self,
+        conn: &Connection,
+        last_seq: i64,
+        already: &HashSet<String>,
+        mut push: impl FnMut(Outbound),
+    ) -> Recovery {
         let history = self.inner.histories.user(conn.user_id());
-        let (recovery, frames) = history.lock().resume(last_seq, self.now_ms());
-        for (_, payload) in frames {
-            push(Outbound::Message(payload));
+        let (mut recovery, frames) = history.lock().resume(last_seq, self.now_ms());
+        recovery.replayed = 0;
+        for (message_id, payload) in frames {
+            if !already.contains(&message_id) {
+                recovery.replayed += 1;
+                push(Outbound::Message(payload));
+            }
         }
         let content = if recovery.recovered {
             format!("replayed {} missed messages", recovery.replayed)
@@ -989,6 +1070,9 @@ impl Hub {
             conn.close(DisconnectReason::Kicked {
                 reason: reason.to_owned(),
             });
+            // A kicked connection leaves every route and query now, not when its close
+            // handshake completes; its disconnect callback still runs once, at the end.
+            self.inner.registry.write().remove(conn.id());
         }
         Ok(KickReport {
             kicked: conns.len(),
@@ -1170,7 +1254,7 @@ impl Hub {
             return;
         }
         if msg.message_type == MessageType::Resume {
-            self.resume(conn, msg.seq_no, |frame| {
+            self.resume(conn, msg.seq_no, &HashSet::new(), |frame| {
                 let _ = self.enqueue_frame(conn, frame);
             });
             return;
@@ -1388,7 +1472,7 @@ impl std::fmt::Debug for Hub {
 }
 
 fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
-    if value.is_empty() {
+    if value.trim().is_empty() || value.chars().any(char::is_control) {
         Err(SendError::InvalidTarget(what))
     } else {
         Ok(())
