@@ -84,6 +84,16 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     response
 }
 
+/// A label value without the characters Prometheus would need escaped (message types are
+/// free text from clients).
+fn label(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\' | '\n'))
+        .take(64)
+        .collect()
+}
+
 /// The `/metrics` handler.
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     let stats = state.hub.stats();
@@ -214,6 +224,52 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         "Seconds since the hub started.",
         stats.uptime_seconds,
     );
+
+    let _ = writeln!(
+        out,
+        "# HELP wsc_messages_in_by_type_total Valid client frames by message type.\n# TYPE wsc_messages_in_by_type_total counter"
+    );
+    for (kind, n) in &stats.messages_in_by_type {
+        let _ = writeln!(
+            out,
+            "wsc_messages_in_by_type_total{{type=\"{}\"}} {n}",
+            label(kind)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wsc_messages_out_by_type_total Deliveries of sends by message type.\n# TYPE wsc_messages_out_by_type_total counter"
+    );
+    for (kind, n) in &stats.messages_out_by_type {
+        let _ = writeln!(
+            out,
+            "wsc_messages_out_by_type_total{{type=\"{}\"}} {n}",
+            label(kind)
+        );
+    }
+    let latency = &stats.delivery_latency;
+    let _ = writeln!(
+        out,
+        "# HELP wsc_delivery_latency_seconds Time from queueing a message to writing its batch.\n# TYPE wsc_delivery_latency_seconds histogram"
+    );
+    for (bound_us, n) in &latency.buckets {
+        let _ = writeln!(
+            out,
+            "wsc_delivery_latency_seconds_bucket{{le=\"{}\"}} {n}",
+            *bound_us as f64 / 1e6
+        );
+    }
+    let _ = writeln!(
+        out,
+        "wsc_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+        latency.count
+    );
+    let _ = writeln!(
+        out,
+        "wsc_delivery_latency_seconds_sum {}",
+        latency.sum_us as f64 / 1e6
+    );
+    let _ = writeln!(out, "wsc_delivery_latency_seconds_count {}", latency.count);
 
     let _ = writeln!(
         out,

@@ -137,6 +137,9 @@ pub struct Connection {
     pub(crate) queued_bytes: AtomicUsize,
     /// Deliveries to this connection waiting for an ack (bounded by `max_pending_acks`).
     pub(crate) pending_acks: AtomicUsize,
+    /// When the oldest frame still waiting in the queue was queued (hub microseconds + 1;
+    /// 0 = none), for the delivery latency histogram.
+    pub(crate) oldest_queued_us: AtomicU64,
     last_seen_ms: AtomicU64,
     closing: CancellationToken,
     reason: OnceLock<DisconnectReason>,
@@ -158,6 +161,7 @@ impl Connection {
             tx,
             queued_bytes: AtomicUsize::new(0),
             pending_acks: AtomicUsize::new(0),
+            oldest_queued_us: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(now_ms),
             closing: CancellationToken::new(),
             reason: OnceLock::new(),

@@ -1137,6 +1137,11 @@ impl Hub {
     }
 
     fn message_sent(&self, msg: &HubMessage, report: &DeliveryReport) {
+        Counters::by_type(
+            &self.inner.counters.out_by_type,
+            type_label(&msg.message_type),
+            report.delivered as u64,
+        );
         if !self.inner.callbacks.sent.is_empty() {
             for callback in self.inner.callbacks.sent.snapshot() {
                 callback(msg, report);
@@ -1181,7 +1186,17 @@ impl Hub {
         let fits = before == 0 || before + len <= config.queue_max_bytes;
         if fits {
             match conn.tx.try_send(Outbound::Message(payload.clone())) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if conn.oldest_queued_us.load(Ordering::Relaxed) == 0 {
+                        let _ = conn.oldest_queued_us.compare_exchange(
+                            0,
+                            self.now_us() + 1,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    return Ok(());
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                     Counters::add(&counters.messages_dropped, 1);
@@ -1225,6 +1240,11 @@ impl Hub {
     // ---------------------------------------------------------------- inbound
 
     async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) {
+        Counters::by_type(
+            &self.inner.counters.in_by_type,
+            type_label(&msg.message_type),
+            1,
+        );
         // The server speaks for the connection: a client cannot claim another identity or
         // leave its app and namespace.
         let identity = conn.identity();
@@ -1362,6 +1382,10 @@ impl Hub {
         self.inner.origin.elapsed().as_millis() as u64
     }
 
+    fn now_us(&self) -> u64 {
+        self.inner.origin.elapsed().as_micros() as u64
+    }
+
     /// One pass of the shared liveness timer: close the silent, ping the rest.
     fn sweep(&self) {
         let now = self.now_ms();
@@ -1471,6 +1495,15 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// The stats label of a message type: unknown names are counted together as `other`, so
+/// clients cannot grow the counters without bound.
+fn type_label(message_type: &MessageType) -> &str {
+    match message_type {
+        MessageType::Other(_) => "other",
+        known => known.as_str(),
+    }
+}
+
 fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
     if value.trim().is_empty() || value.chars().any(char::is_control) {
         Err(SendError::InvalidTarget(what))
@@ -1555,6 +1588,11 @@ impl Registration {
         let counters = &self.hub.inner.counters;
         Counters::add(&counters.messages_out, messages);
         Counters::add(&counters.bytes_out, bytes);
+        let queued = self.conn.oldest_queued_us.swap(0, Ordering::Relaxed);
+        if queued > 0 {
+            let waited = self.hub.now_us().saturating_sub(queued - 1);
+            counters.latency.record(waited);
+        }
         if !self.written_offline.is_empty()
             && let Some(store) = self.hub.offline_store()
         {

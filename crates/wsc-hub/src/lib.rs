@@ -53,4 +53,4 @@ pub use report::{
     AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
     KickReport, RegisterError, SendError,
 };
-pub use stats::HubStats;
+pub use stats::{HubStats, LATENCY_BUCKETS_US, LatencyHistogram};

@@ -1,6 +1,9 @@
 //! Exact counters and the [`HubStats`] snapshot.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 
@@ -22,11 +25,64 @@ pub(crate) struct Counters {
     pub(crate) ack_resends: AtomicU64,
     pub(crate) offline_stored: AtomicU64,
     pub(crate) offline_replayed: AtomicU64,
+    pub(crate) latency: Latency,
+    pub(crate) in_by_type: Mutex<HashMap<String, u64>>,
+    pub(crate) out_by_type: Mutex<HashMap<String, u64>>,
+}
+
+/// Upper bounds of the delivery latency histogram, in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 10] = [
+    100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000,
+];
+
+/// Time from a message being queued for a connection to its batch being written.
+#[derive(Debug, Default)]
+pub(crate) struct Latency {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Latency {
+    pub(crate) fn record(&self, us: u64) {
+        for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_US) {
+            if us <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// Delivery latency: cumulative bucket counts (`le` in microseconds), count and sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LatencyHistogram {
+    /// `(upper bound in microseconds, batches at or under it)`, cumulative.
+    pub buckets: Vec<(u64, u64)>,
+    /// Batches measured.
+    pub count: u64,
+    /// Sum of the measured latencies, in microseconds.
+    pub sum_us: u64,
 }
 
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn by_type(map: &Mutex<HashMap<String, u64>>, message_type: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut map = map.lock();
+        match map.get_mut(message_type) {
+            Some(count) => *count += n,
+            None => {
+                map.insert(message_type.to_owned(), n);
+            }
+        }
     }
 }
 
@@ -75,6 +131,12 @@ pub struct HubStats {
     pub offline_replayed: u64,
     /// Offline messages dropped by the store (per-user cap or TTL).
     pub offline_dropped: u64,
+    /// Client frames received, by `message_type` (valid frames only).
+    pub messages_in_by_type: BTreeMap<String, u64>,
+    /// Deliveries of sends (user, ticket, group, connection, broadcast), by `message_type`.
+    pub messages_out_by_type: BTreeMap<String, u64>,
+    /// Time from queueing to the write of the batch that carried the oldest queued frame.
+    pub delivery_latency: LatencyHistogram,
     /// Seconds since the hub started.
     pub uptime_seconds: u64,
 }
@@ -108,6 +170,27 @@ impl Counters {
             offline_stored: get(&self.offline_stored),
             offline_replayed: get(&self.offline_replayed),
             offline_dropped,
+            messages_in_by_type: self
+                .in_by_type
+                .lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            messages_out_by_type: self
+                .out_by_type
+                .lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            delivery_latency: LatencyHistogram {
+                buckets: LATENCY_BUCKETS_US
+                    .iter()
+                    .zip(&self.latency.buckets)
+                    .map(|(bound, n)| (*bound, get(n)))
+                    .collect(),
+                count: get(&self.latency.count),
+                sum_us: get(&self.latency.sum_us),
+            },
             uptime_seconds,
         }
     }
