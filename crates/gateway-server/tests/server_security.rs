@@ -291,3 +291,26 @@ async fn handshake_floods_from_one_ip_get_429() {
     }
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn a_client_id_of_another_user_is_409_and_a_stopping_hub_is_503() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    let _alice = connect_async(ws(addr, "user_id=alice&client_id=shared"))
+        .await
+        .unwrap();
+    let (status, body) = refused(ws(addr, "user_id=mallory&client_id=shared"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("client_id_in_use"))
+    );
+    assert!(server.hub().is_user_online("alice"));
+
+    server.hub().stop(Duration::ZERO).await;
+    let (status, body) = refused(ws(addr, "user_id=late"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("shutting_down"))
+    );
+    server.stop(WAIT).await;
+}
