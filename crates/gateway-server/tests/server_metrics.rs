@@ -121,9 +121,15 @@ async fn metrics_follow_connections_handshakes_messages_and_api_calls() {
         value(&metrics, r#"wsc_messages_out_by_type_total{type="text"}"#),
         Some(1.0)
     );
-    assert_eq!(value(&metrics, "wsc_delivery_latency_seconds_count"), Some(1.0));
     assert_eq!(
-        value(&metrics, r#"wsc_delivery_latency_seconds_bucket{le="+Inf"}"#),
+        value(&metrics, "wsc_delivery_latency_seconds_count"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"wsc_delivery_latency_seconds_bucket{le="+Inf"}"#
+        ),
         Some(1.0)
     );
     server.stop(WAIT).await;

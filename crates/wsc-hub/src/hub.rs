@@ -541,7 +541,14 @@ impl Hub {
         {
             return Err(SendError::DuplicateMessageId(msg.message_id));
         }
-        let payload = {
+        // Targets are filtered by the message's scope only.
+        let scope = HubMessage {
+            app_id: msg.app_id.clone(),
+            namespace: msg.namespace.clone(),
+            ..HubMessage::default()
+        };
+        let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &scope);
+        let (payload, first_sent) = {
             let config = self.config();
             let history = self.inner.histories.user(user_id);
             let mut history = history.lock();
@@ -560,19 +567,15 @@ impl Hub {
                 self.now_ms(),
                 (config.history_size, config.history_ttl.as_millis() as u64),
             );
-            payload
+            // The first delivery is queued under the history lock, like `send_to_user`, so
+            // messages to one user are queued in `seq_no` order whichever way they are sent.
+            let targets = resolve(self);
+            self.send_attempt(&msg, &payload, &target, &targets, &config);
+            (payload, !targets.is_empty())
         };
-        let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &msg);
+        let limits = (timeout, max_retries, first_sent);
         let (acked, attempts) = self
-            .ack_loop(
-                &msg,
-                &payload,
-                &target,
-                &mut rx,
-                timeout,
-                max_retries,
-                &resolve,
-            )
+            .ack_loop(&msg, &payload, &target, &mut rx, limits, &resolve)
             .await;
         let outcome = self
             .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
@@ -690,16 +693,9 @@ impl Hub {
                     let id = conn.id();
                     let resolve =
                         move |hub: &Hub| hub.connection_by_id(id).into_iter().collect::<Vec<_>>();
-                    self.ack_loop(
-                        msg,
-                        payload,
-                        &target,
-                        &mut rx,
-                        timeout,
-                        max_retries,
-                        &resolve,
-                    )
-                    .await
+                    let limits = (timeout, max_retries, false);
+                    self.ack_loop(msg, payload, &target, &mut rx, limits, &resolve)
+                        .await
                 } else {
                     (None, 0)
                 };
@@ -715,34 +711,48 @@ impl Hub {
         })
     }
 
+    /// Queues one attempt for every target connection that has a free pending slot.
+    fn send_attempt(
+        &self,
+        msg: &HubMessage,
+        payload: &Payload,
+        target: &AckTarget,
+        targets: &[Arc<Connection>],
+        config: &HubConfig,
+    ) {
+        for conn in targets {
+            if self.inner.acks.add_connection(
+                &msg.message_id,
+                target,
+                conn,
+                config.max_pending_acks,
+            ) {
+                let _ = self.enqueue(conn, payload, config);
+            }
+        }
+    }
+
     /// Sends, waits, resends: returns who acked (if anyone) and how many attempts were made.
-    #[allow(clippy::too_many_arguments)]
+    /// `limits` is (timeout, max resends, whether the caller already queued the first
+    /// attempt).
     async fn ack_loop(
         &self,
         msg: &HubMessage,
         payload: &Payload,
         target: &AckTarget,
         rx: &mut oneshot::Receiver<String>,
-        timeout: Duration,
-        max_retries: u32,
+        limits: (Duration, u32, bool),
         resolve: &(dyn Fn(&Hub) -> Vec<Arc<Connection>> + Sync),
     ) -> (Option<String>, u32) {
+        let (timeout, max_retries, mut first_sent) = limits;
         let mut attempts = 0u32;
         loop {
-            let targets = resolve(self);
-            if targets.is_empty() {
-                return (None, attempts);
-            }
-            let config = self.config();
-            for conn in &targets {
-                if self.inner.acks.add_connection(
-                    &msg.message_id,
-                    target,
-                    conn,
-                    config.max_pending_acks,
-                ) {
-                    let _ = self.enqueue(conn, payload, &config);
+            if !std::mem::take(&mut first_sent) {
+                let targets = resolve(self);
+                if targets.is_empty() {
+                    return (None, attempts);
                 }
+                self.send_attempt(msg, payload, target, &targets, &self.config());
             }
             attempts += 1;
             if attempts > 1 {
@@ -819,7 +829,7 @@ impl Hub {
             Ok(()) => {
                 Counters::add(&self.inner.counters.offline_stored, 1);
                 if was_offline {
-                    self.deliver_if_reconnected(store, user_id, msg).await;
+                    self.deliver_if_reconnected(user_id, msg);
                 }
                 true
             }
@@ -833,12 +843,7 @@ impl Hub {
     /// The user may have connected while the store write was in flight: its replay then
     /// missed this message. Deliver it now (as a replayed message) instead of leaving it
     /// stranded until some later reconnect.
-    async fn deliver_if_reconnected(
-        &self,
-        store: &Arc<dyn OfflineStore>,
-        user_id: &str,
-        msg: &HubMessage,
-    ) {
+    fn deliver_if_reconnected(&self, user_id: &str, msg: &HubMessage) {
         let conns = self.user_targets(user_id, "", msg);
         if conns.is_empty() {
             return;
@@ -869,10 +874,10 @@ impl Hub {
         }
         if queued {
             Counters::add(&self.inner.counters.offline_replayed, 1);
-            if !msg.require_ack {
-                let _ = store.remove(user_id, vec![msg.message_id.clone()]).await;
-            }
         }
+        // The message stays stored: this frame went through the queue, where its write is
+        // not tracked, so deleting it now could lose it if the connection ends first. The
+        // next connect replays it again at worst; clients dedupe by `message_id`.
     }
 
     fn user_targets(&self, user_id: &str, only: &str, msg: &HubMessage) -> Vec<Arc<Connection>> {
@@ -1615,7 +1620,14 @@ impl Registration {
             return;
         }
         match codec::decode(text, self.hub.config().limits) {
-            Ok(msg) => self.hub.handle_message(&self.conn, msg).await,
+            Ok(msg) => {
+                // Acks answer the server's own traffic: they count against the byte limit
+                // but not the frame limit, so a busy client can ack everything it receives.
+                if msg.message_type == MessageType::Ack {
+                    self.window_count = self.window_count.saturating_sub(1);
+                }
+                self.hub.handle_message(&self.conn, msg).await
+            }
             Err(error) => {
                 let reply_to = match error {
                     FrameError::InvalidField(_) | FrameError::TooDeep(_) => {
