@@ -340,99 +340,41 @@ fn check_ack_timeout(settings: Option<(Duration, u32)>) -> Result<(), ApiError> 
     }
 }
 
-async fn send_to_user(
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut body = send_body(&body)?;
-    body.trace(&headers);
-    let ack = body.ack_settings(&state);
-    check_ack_timeout(ack)?;
-    Ok(match ack {
-        Some((timeout, retries)) => Json(
-            state
-                .hub
-                .send_to_user_with_ack(&user_id, body.message, timeout, retries)
-                .await?,
-        )
-        .into_response(),
-        None => Json(state.hub.send_to_user(&user_id, body.message).await?).into_response(),
-    })
+/// A send handler: the message to `$plain`, or with `ack` to `$with_ack`.
+macro_rules! send_handler {
+    ($name:ident, $plain:ident, $with_ack:ident) => {
+        async fn $name(
+            State(state): State<AppState>,
+            Path(target): Path<String>,
+            headers: axum::http::HeaderMap,
+            body: Bytes,
+        ) -> Result<Response, ApiError> {
+            let mut body = send_body(&body)?;
+            body.trace(&headers);
+            let ack = body.ack_settings(&state);
+            check_ack_timeout(ack)?;
+            Ok(match ack {
+                Some((timeout, retries)) => Json(
+                    state
+                        .hub
+                        .$with_ack(&target, body.message, timeout, retries)
+                        .await?,
+                )
+                .into_response(),
+                None => Json(state.hub.$plain(&target, body.message).await?).into_response(),
+            })
+        }
+    };
 }
 
-async fn send_to_ticket(
-    State(state): State<AppState>,
-    Path(ticket_id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut body = send_body(&body)?;
-    body.trace(&headers);
-    let ack = body.ack_settings(&state);
-    check_ack_timeout(ack)?;
-    Ok(match ack {
-        Some((timeout, retries)) => Json(
-            state
-                .hub
-                .send_to_ticket_with_ack(&ticket_id, body.message, timeout, retries)
-                .await?,
-        )
-        .into_response(),
-        None => Json(state.hub.send_to_ticket(&ticket_id, body.message).await?).into_response(),
-    })
-}
-
-async fn send_to_group(
-    State(state): State<AppState>,
-    Path(group_id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut body = send_body(&body)?;
-    body.trace(&headers);
-    let ack = body.ack_settings(&state);
-    check_ack_timeout(ack)?;
-    Ok(match ack {
-        Some((timeout, retries)) => Json(
-            state
-                .hub
-                .send_to_group_with_ack(&group_id, body.message, timeout, retries)
-                .await?,
-        )
-        .into_response(),
-        None => Json(state.hub.send_to_group(&group_id, body.message).await?).into_response(),
-    })
-}
-
-async fn send_to_connection(
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut body = send_body(&body)?;
-    body.trace(&headers);
-    let ack = body.ack_settings(&state);
-    check_ack_timeout(ack)?;
-    Ok(match ack {
-        Some((timeout, retries)) => Json(
-            state
-                .hub
-                .send_to_connection_with_ack(&client_id, body.message, timeout, retries)
-                .await?,
-        )
-        .into_response(),
-        None => Json(
-            state
-                .hub
-                .send_to_connection(&client_id, body.message)
-                .await?,
-        )
-        .into_response(),
-    })
-}
+send_handler!(send_to_user, send_to_user, send_to_user_with_ack);
+send_handler!(send_to_ticket, send_to_ticket, send_to_ticket_with_ack);
+send_handler!(send_to_group, send_to_group, send_to_group_with_ack);
+send_handler!(
+    send_to_connection,
+    send_to_connection,
+    send_to_connection_with_ack
+);
 
 async fn broadcast(
     State(state): State<AppState>,

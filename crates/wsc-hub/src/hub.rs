@@ -848,27 +848,14 @@ impl Hub {
         if conns.is_empty() {
             return;
         }
-        let mut replay = msg.clone();
-        replay.source = Some(Source::Offline);
-        let replay = replay.with_data("offline", true);
-        let Ok(payload) = codec::encode(&replay) else {
+        let Some(payload) = replay_payload(msg.clone()) else {
             return;
         };
         let config = self.config();
         let mut queued = false;
         for conn in &conns {
             if msg.require_ack {
-                // Acked messages stay stored until a client acks them.
-                let target = AckTarget::Connection(conn.id());
-                self.inner.acks.register(
-                    &msg.message_id,
-                    target.clone(),
-                    None,
-                    Some(user_id.to_owned()),
-                );
-                self.inner
-                    .acks
-                    .add_connection(&msg.message_id, &target, conn, 0);
+                self.await_replay_ack(conn, msg, user_id);
             }
             queued |= self.enqueue(conn, &payload, &config).is_ok();
         }
@@ -878,6 +865,20 @@ impl Hub {
         // The message stays stored: this frame went through the queue, where its write is
         // not tracked, so deleting it now could lose it if the connection ends first. The
         // next connect replays it again at worst; clients dedupe by `message_id`.
+    }
+
+    /// Tracks the ack of a replayed message; the ack deletes it from the user's store.
+    fn await_replay_ack(&self, conn: &Arc<Connection>, msg: &HubMessage, user_id: &str) {
+        let target = AckTarget::Connection(conn.id());
+        self.inner.acks.register(
+            &msg.message_id,
+            target.clone(),
+            None,
+            Some(user_id.to_owned()),
+        );
+        self.inner
+            .acks
+            .add_connection(&msg.message_id, &target, conn, 0);
     }
 
     fn user_targets(&self, user_id: &str, only: &str, msg: &HubMessage) -> Vec<Arc<Connection>> {
@@ -904,30 +905,20 @@ impl Hub {
                 return;
             }
         };
-        for mut msg in messages {
+        for msg in messages {
             if !backlog.replayed.insert(msg.message_id.clone()) {
                 continue;
             }
-            msg.source = Some(Source::Offline);
-            let msg = msg.with_data("offline", true);
-            let Ok(payload) = codec::encode(&msg) else {
+            let (require_ack, message_id) = (msg.require_ack, msg.message_id.clone());
+            let Some(payload) = replay_payload(msg.clone()) else {
                 continue;
             };
             // Acked messages leave the store when acked; the others once written.
-            let delete_when_written = if msg.require_ack {
-                let target = AckTarget::Connection(conn.id());
-                self.inner.acks.register(
-                    &msg.message_id,
-                    target.clone(),
-                    None,
-                    Some(user_id.clone()),
-                );
-                self.inner
-                    .acks
-                    .add_connection(&msg.message_id, &target, conn, 0);
+            let delete_when_written = if require_ack {
+                self.await_replay_ack(conn, &msg, &user_id);
                 None
             } else {
-                Some(msg.message_id.clone())
+                Some(message_id)
             };
             Counters::add(&self.inner.counters.offline_replayed, 1);
             backlog
@@ -1498,6 +1489,12 @@ impl std::fmt::Debug for Hub {
             .field("connections", &self.connection_count())
             .finish()
     }
+}
+
+/// A stored message as it is replayed: marked `source: "offline"` and `data.offline: true`.
+fn replay_payload(mut msg: HubMessage) -> Option<Payload> {
+    msg.source = Some(Source::Offline);
+    codec::encode(&msg.with_data("offline", true)).ok()
 }
 
 /// The stats label of a message type: unknown names are counted together as `other`, so
