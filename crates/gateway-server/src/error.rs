@@ -43,7 +43,10 @@ impl From<wsc_hub::SendError> for ApiError {
     fn from(e: wsc_hub::SendError) -> Self {
         let status = match e {
             wsc_hub::SendError::NotRunning => StatusCode::SERVICE_UNAVAILABLE,
-            wsc_hub::SendError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            wsc_hub::SendError::InvalidTarget(_) | wsc_hub::SendError::DuplicateMessageId(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            wsc_hub::SendError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.to_string())

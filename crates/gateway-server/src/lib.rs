@@ -30,3 +30,4 @@ mod upgrade;
 
 pub use error::ApiError;
 pub use server::{ConfigApplier, RunningServer, Server, StartError};
+pub use upgrade::{UpgradeMiddleware, UpgradeRejection, UpgradeRequest};

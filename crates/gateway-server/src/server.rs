@@ -20,6 +20,7 @@ use wsc_hub::{Hub, IdentityParams};
 use crate::auth::TokenVerifier;
 use crate::guard::{HandshakeLimiter, IpRules};
 use crate::metrics::ServerMetrics;
+use crate::upgrade::UpgradeMiddleware;
 use crate::{api, grpc, upgrade};
 
 /// State shared by every handler.
@@ -29,6 +30,7 @@ pub(crate) struct AppState {
     pub(crate) identity_params: Arc<IdentityParams>,
     pub(crate) policy: Arc<RwLock<UpgradePolicy>>,
     pub(crate) api_keys: Arc<Vec<String>>,
+    pub(crate) middlewares: Arc<Vec<UpgradeMiddleware>>,
     /// Present when `wsc.security.enable_auth` is on.
     pub(crate) tokens: Option<Arc<TokenVerifier>>,
     pub(crate) handshakes: Arc<HandshakeLimiter>,
@@ -84,18 +86,29 @@ pub enum StartError {
 pub struct Server {
     config: GatewayConfig,
     hub: Hub,
+    middlewares: Vec<UpgradeMiddleware>,
 }
 
 impl Server {
     /// Builds the hub from the configuration.
     pub fn new(config: GatewayConfig) -> Self {
         let hub = Hub::new(config.wsc.hub_config());
-        Server { config, hub }
+        Server::with_hub(config, hub)
     }
 
     /// Uses an existing hub (for embedders that registered callbacks on it).
     pub fn with_hub(config: GatewayConfig, hub: Hub) -> Self {
-        Server { config, hub }
+        Server {
+            config,
+            hub,
+            middlewares: Vec::new(),
+        }
+    }
+
+    /// Adds an upgrade middleware (see [`UpgradeMiddleware`]); they run in this order.
+    pub fn with_middleware(mut self, middleware: UpgradeMiddleware) -> Self {
+        self.middlewares.push(middleware);
+        self
     }
 
     /// The hub, to register callbacks before starting.
@@ -141,6 +154,7 @@ impl Server {
             identity_params: Arc::new(config.wsc.identity_params()),
             policy: Arc::new(RwLock::new(UpgradePolicy::from_config(&config))),
             api_keys: Arc::new(config.api.keys.clone()),
+            middlewares: Arc::new(self.middlewares),
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
             metrics: Arc::new(ServerMetrics::default()),

@@ -80,14 +80,30 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
                     .identity(uri, headers, &from_request)
                     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code, e.message))
             }),
+        // Middlewares may still supply the user (from a session cookie, say), so the
+        // identity is checked after them.
         None => params
-            .extract(uri, headers)
+            .extract_unchecked(uri, headers)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
     };
     let mut identity = match identity {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
+    let seen = UpgradeRequest {
+        uri,
+        headers,
+        peer,
+    };
+    for middleware in state.middlewares.iter() {
+        if let Err(rejection) = middleware(&seen, &mut identity) {
+            return ApiError::new(rejection.status, rejection.code, rejection.message)
+                .into_response();
+        }
+    }
+    if let Err(e) = identity.validate() {
+        return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()).into_response();
+    }
     if !policy.allowed_user_types.is_empty()
         && !policy.allowed_user_types.contains(&identity.user_type)
     {
@@ -242,3 +258,46 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
         ))
     }
 }
+
+/// What an upgrade middleware sees of the request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct UpgradeRequest<'a> {
+    /// The request URI (path and query).
+    pub uri: &'a axum::http::Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The peer address.
+    pub peer: SocketAddr,
+}
+
+/// An upgrade middleware's refusal: answered as an HTTP error with a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRejection {
+    /// HTTP status (for example 401 or 403).
+    pub status: StatusCode,
+    /// Stable machine code (`error` in the body).
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl UpgradeRejection {
+    /// A refusal with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        UpgradeRejection {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// An upgrade middleware: runs in registration order after the identity was read (from
+/// the token, or the query, headers and cookies) and before it is checked; it may read the
+/// request, change or complete the identity, or refuse the upgrade.
+pub type UpgradeMiddleware = std::sync::Arc<
+    dyn Fn(&UpgradeRequest<'_>, &mut wsc_hub::Identity) -> Result<(), UpgradeRejection>
+        + Send
+        + Sync,
+>;

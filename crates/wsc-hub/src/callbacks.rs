@@ -8,6 +8,11 @@
 //! - registered (after the admission: the connection is reachable), disconnect, message
 //!   sent, error, ack failed: sync and infallible; all run.
 //!
+//! - interceptors, inbound (client frames, after the sender is stamped and before relay and
+//!   the message-received callbacks) and outbound (every send, before it is serialized):
+//!   sync; each may modify the message; the first error rejects it (inbound: error frame
+//!   `rejected`; outbound: `SendError::Rejected`).
+//!
 //! Callbacks never run while the hub holds a lock, so they may call back into the hub.
 
 use std::future::Future;
@@ -62,6 +67,9 @@ pub(crate) type RegisteredFn = dyn Fn(&Connection) + Send + Sync;
 pub(crate) type SentFn = dyn Fn(&HubMessage, &DeliveryReport) + Send + Sync;
 pub(crate) type ErrorFn = dyn Fn(Option<&Connection>, &ErrorEvent) + Send + Sync;
 pub(crate) type AckFailedFn = dyn Fn(&HubMessage, &AckFailure) + Send + Sync;
+pub(crate) type InboundFn =
+    dyn Fn(&Connection, &mut HubMessage) -> Result<(), CallbackError> + Send + Sync;
+pub(crate) type OutboundFn = dyn Fn(&mut HubMessage) -> Result<(), CallbackError> + Send + Sync;
 
 /// One chain: a list that is copied out before running, so no lock is held during a call.
 pub(crate) struct Chain<F: ?Sized>(RwLock<Vec<Arc<F>>>);
@@ -95,4 +103,6 @@ pub(crate) struct Callbacks {
     pub(crate) sent: Chain<SentFn>,
     pub(crate) error: Chain<ErrorFn>,
     pub(crate) ack_failed: Chain<AckFailedFn>,
+    pub(crate) inbound: Chain<InboundFn>,
+    pub(crate) outbound: Chain<OutboundFn>,
 }

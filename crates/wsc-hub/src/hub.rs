@@ -245,6 +245,36 @@ impl Hub {
 
     // ---------------------------------------------------------------- callbacks
 
+    /// Adds an inbound interceptor: it sees every client message the hub does not handle
+    /// itself (not pings, acks or resumes), after the sender fields are stamped, and may
+    /// modify it or refuse it (the client gets an error frame `rejected`).
+    pub fn add_inbound_interceptor<F>(&self, f: F)
+    where
+        F: Fn(&Connection, &mut HubMessage) -> Result<(), CallbackError> + Send + Sync + 'static,
+    {
+        self.inner.callbacks.inbound.push(Arc::new(f));
+    }
+
+    /// Adds an outbound interceptor: it sees every message sent through the hub's routes
+    /// (and relays) before it is serialized, and may modify it or refuse it (the send fails
+    /// with [`SendError::Rejected`]).
+    pub fn add_outbound_interceptor<F>(&self, f: F)
+    where
+        F: Fn(&mut HubMessage) -> Result<(), CallbackError> + Send + Sync + 'static,
+    {
+        self.inner.callbacks.outbound.push(Arc::new(f));
+    }
+
+    fn intercept(&self, msg: &mut HubMessage) -> Result<(), SendError> {
+        if self.inner.callbacks.outbound.is_empty() {
+            return Ok(());
+        }
+        for interceptor in self.inner.callbacks.outbound.snapshot() {
+            interceptor(msg).map_err(|e| SendError::Rejected(e.0))?;
+        }
+        Ok(())
+    }
+
     /// Adds a callback for acknowledged deliveries that finally failed (after every
     /// resend, or to an offline target without a store), with the message and why.
     pub fn on_ack_failed<F>(&self, f: F)
@@ -480,6 +510,7 @@ impl Hub {
             msg.receiver = user_id.to_owned();
         }
         let only = std::mem::take(&mut msg.receiver_client);
+        self.intercept(&mut msg)?;
         let config = self.config();
         let mut report;
         let reached_nobody;
@@ -531,6 +562,7 @@ impl Hub {
         }
         let only = std::mem::take(&mut msg.receiver_client);
         msg.require_ack = true;
+        self.intercept(&mut msg)?;
         self.prepare(&mut msg);
         let target = AckTarget::User(user_id.to_owned());
         let (tx, mut rx) = oneshot::channel();
@@ -678,6 +710,7 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         msg.require_ack = true;
+        self.intercept(&mut msg)?;
         self.prepare(&mut msg);
         let payload = codec::encode(&msg)?;
         let flows = conns.iter().map(|conn| {
@@ -1095,6 +1128,7 @@ impl Hub {
         select: impl FnOnce(&Registry, &HubMessage, &mut Vec<Arc<Connection>>),
     ) -> Result<DeliveryReport, SendError> {
         self.ensure_running()?;
+        self.intercept(&mut msg)?;
         self.prepare(&mut msg);
         let payload = codec::encode(&msg)?;
         let targets = {
@@ -1276,6 +1310,12 @@ impl Hub {
             return;
         }
         self.prepare(&mut msg);
+        for interceptor in self.inner.callbacks.inbound.snapshot() {
+            if let Err(e) = interceptor(conn, &mut msg) {
+                self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
+                return;
+            }
+        }
         if msg.message_type.is_forwardable() && self.config().relay_status_messages {
             self.relay(conn, msg, &frame_id).await;
             return;

@@ -58,6 +58,9 @@ pub enum SendError {
     /// The message could not be serialized.
     #[error("message could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    /// An outbound interceptor refused the message.
+    #[error("rejected: {0}")]
+    Rejected(String),
     /// An acknowledged delivery with this `message_id` to this target is already waiting.
     #[error("message_id {0} is already waiting for an ack")]
     DuplicateMessageId(String),
@@ -71,6 +74,7 @@ impl SendError {
             SendError::InvalidTarget(_) => "invalid_target",
             SendError::Encode(_) => "encode_failed",
             SendError::DuplicateMessageId(_) => "duplicate_message_id",
+            SendError::Rejected(_) => "rejected",
         }
     }
 }

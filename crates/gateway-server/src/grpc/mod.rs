@@ -86,6 +86,7 @@ fn status(e: SendError) -> Status {
         SendError::InvalidTarget(_) | SendError::DuplicateMessageId(_) => {
             Status::invalid_argument(e.to_string())
         }
+        SendError::Rejected(_) => Status::permission_denied(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }
