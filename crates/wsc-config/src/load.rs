@@ -112,6 +112,7 @@ impl Loader {
             .with_list_parse_key("wsc.security.allowed_ips")
             .with_list_parse_key("wsc.security.blocked_ips")
             .with_list_parse_key("api.keys")
+            .with_list_parse_key("wsc.relay.user_targets")
             .source(self.env.clone());
         let mut raw: Value = builder.add_source(env).build()?.try_deserialize()?;
         let mut warnings = Vec::new();

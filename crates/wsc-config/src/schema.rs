@@ -203,6 +203,8 @@ pub struct WscConfig {
     pub websocket_origins: Vec<String>,
     /// Whether the hub relays status frames (`typing`, `read`, ...) to their `receiver`.
     pub relay_status_messages: bool,
+    /// Relay of client messages that name a receiver, ticket or group (the `gateway` crate).
+    pub relay: RelayConfig,
     /// Multi-login policy.
     pub multi_login: MultiLoginConfig,
     /// Acknowledged delivery.
@@ -238,6 +240,7 @@ impl Default for WscConfig {
             message_buffer_size: hub.queue_capacity,
             websocket_origins: vec!["*".to_owned()],
             relay_status_messages: hub.relay_status_messages,
+            relay: RelayConfig::default(),
             multi_login: MultiLoginConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
@@ -247,6 +250,27 @@ impl Default for WscConfig {
             redis: RedisConfig::default(),
             security: SecurityConfig::default(),
             performance: PerformanceConfig::default(),
+        }
+    }
+}
+
+/// Relay of client messages that name a target (applied by the `gateway` facade).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// Whether client messages with `ticket_id`, `group_ids` or `receiver` are relayed.
+    pub enabled: bool,
+    /// User types that may address users directly with `receiver` (tickets and groups
+    /// need the sender to be bound to the ticket or a member of the group).
+    pub user_targets: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: false,
+            user_targets: vec!["agent".to_owned(), "admin".to_owned()],
         }
     }
 }
