@@ -90,11 +90,7 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
-    let seen = UpgradeRequest {
-        uri,
-        headers,
-        peer,
-    };
+    let seen = UpgradeRequest { uri, headers, peer };
     for middleware in state.middlewares.iter() {
         if let Err(rejection) = middleware(&seen, &mut identity) {
             return ApiError::new(rejection.status, rejection.code, rejection.message)
