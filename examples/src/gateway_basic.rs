@@ -13,7 +13,10 @@ pub async fn start(
     config_path: &Path,
     lines: mpsc::UnboundedSender<String>,
 ) -> Result<Gateway, GatewayError> {
-    let gateway = Gateway::builder().config_path(config_path).build_and_start().await?;
+    let gateway = Gateway::builder()
+        .config_path(config_path)
+        .build_and_start()
+        .await?;
     if let Some((ws, api, grpc)) = gateway.addresses().await {
         let _ = lines.send(format!(
             "listening: ws://{ws}/ws?user_id=<id> api=http://{api} grpc={grpc:?}"
@@ -31,11 +34,17 @@ pub async fn start(
 async fn greet(gateway: &Gateway, user: &str, lines: &mpsc::UnboundedSender<String>) {
     let welcome = HubMessage::new(MessageType::Welcome, format!("welcome, {user}"));
     if let Ok(report) = gateway.send_to_websocket_user(user, welcome).await {
-        let _ = lines.send(format!("welcomed {user} on {} connection(s)", report.delivered));
+        let _ = lines.send(format!(
+            "welcomed {user} on {} connection(s)",
+            report.delivered
+        ));
     }
     let joined = HubMessage::new(MessageType::UserJoined, format!("{user} joined"));
     let everyone_else = BroadcastOptions::excluding(user);
-    if let Ok(report) = gateway.broadcast_websocket_message_with(joined, everyone_else).await {
+    if let Ok(report) = gateway
+        .broadcast_websocket_message_with(joined, everyone_else)
+        .await
+    {
         let _ = lines.send(format!("told {} other connection(s)", report.delivered));
     }
     if let (Ok(users), Ok(stats)) = (

@@ -26,7 +26,10 @@ pub async fn start(
     let gateway = Gateway::builder().config_path(config_path).build()?;
 
     gateway.use_websocket_middleware(|request, identity| {
-        let session = request.headers.get("x-session").and_then(|v| v.to_str().ok());
+        let session = request
+            .headers
+            .get("x-session")
+            .and_then(|v| v.to_str().ok());
         match session {
             Some("revoked") => Err(UpgradeRejection::new(
                 StatusCode::UNAUTHORIZED,
@@ -57,7 +60,11 @@ pub async fn start(
 
     let log = lines.clone();
     gateway.on_websocket_client_disconnect(move |conn, reason| {
-        let _ = log.send(format!("disconnect: {} ({})", conn.user_id(), reason.close_text()));
+        let _ = log.send(format!(
+            "disconnect: {} ({})",
+            conn.user_id(),
+            reason.close_text()
+        ));
     });
 
     gateway
