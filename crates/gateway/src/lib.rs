@@ -2,8 +2,8 @@
 //!
 //! One builder reads the configuration, the gateway starts the WebSocket, HTTP and gRPC
 //! listeners, and shortcut methods send to users, tickets, groups and everyone. Callback
-//! chains, upgrade middlewares, named events and message interceptors are registered on the
-//! gateway, in any order, before or after it starts.
+//! chains, named events and message interceptors can be registered before or after it
+//! starts; upgrade middlewares apply from the next `start`.
 //!
 //! ```no_run
 //! use gateway::Gateway;
@@ -255,10 +255,10 @@ impl GatewayBuilder {
 }
 
 fn find(path: &PathBuf, search: &[PathBuf]) -> Result<PathBuf, GatewayError> {
-    if path.is_absolute() || path.exists() {
+    if path.exists() {
         return Ok(path.clone());
     }
-    for folder in search {
+    for folder in search.iter().filter(|_| path.is_relative()) {
         let candidate = folder.join(path);
         if candidate.exists() {
             return Ok(candidate);
@@ -304,6 +304,8 @@ struct Inner {
     events: Arc<EventBus>,
     middlewares: Mutex<Vec<UpgradeMiddleware>>,
     running: tokio::sync::Mutex<Option<RunningServer>>,
+    /// The hot-reload task of the current run, ended by `stop`.
+    reload: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The gateway. Cheap to clone; every clone is the same gateway.
@@ -343,6 +345,7 @@ impl Gateway {
                 events,
                 middlewares: Mutex::new(Vec::new()),
                 running: tokio::sync::Mutex::new(None),
+                reload: Mutex::new(None),
             }),
         }
     }
@@ -370,7 +373,7 @@ impl Gateway {
             ) {
                 Ok(watch) => {
                     let mut updates = watch.subscribe();
-                    tokio::spawn(async move {
+                    let task = tokio::spawn(async move {
                         // The watch lives as long as this task.
                         let _watch = watch;
                         while updates.changed().await.is_ok() {
@@ -378,6 +381,7 @@ impl Gateway {
                             applier.apply(&config);
                         }
                     });
+                    *self.inner.reload.lock() = Some(task);
                 }
                 Err(e) => tracing::warn!(error = %e, "hot reload is off"),
             }
@@ -396,6 +400,9 @@ impl Gateway {
         let Some(server) = server else {
             return Err(GatewayError::NotRunning);
         };
+        if let Some(reload) = self.inner.reload.lock().take() {
+            reload.abort();
+        }
         let drained = server.stop(DRAIN).await;
         self.emit_lifecycle(events::WEBSOCKET_STOPPED);
         Ok(drained)

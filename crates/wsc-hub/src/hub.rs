@@ -331,7 +331,9 @@ impl Hub {
             .push(Arc::new(move |c, m| Box::pin(f(c, m))));
     }
 
-    /// Adds a callback that runs once per send operation, after routing, with the report.
+    /// Adds a callback that runs once per send operation, after routing, with the report
+    /// (for acknowledged sends, once settled: the targets that acked count as delivered).
+    /// Frames the hub produces itself (pong, errors, notices, replays) are not sends.
     pub fn on_message_sent<F>(&self, f: F)
     where
         F: Fn(&HubMessage, &DeliveryReport) + Send + Sync + 'static,
@@ -612,10 +614,12 @@ impl Hub {
         let outcome = self
             .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
             .await;
-        Ok(AckReport {
-            message_id: msg.message_id,
+        let report = AckReport {
+            message_id: msg.message_id.clone(),
             outcomes: vec![outcome],
-        })
+        };
+        self.message_sent(&msg, &ack_summary(&report));
+        Ok(report)
     }
 
     /// [`send_to_connection`](Self::send_to_connection) with an ack (see
@@ -628,6 +632,7 @@ impl Hub {
         timeout: Duration,
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
         self.ensure_running()?;
         non_empty(client_id, "client_id")?;
         msg.receiver_client = client_id.to_owned();
@@ -661,6 +666,7 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
+        self.ensure_running()?;
         non_empty(ticket_id, "ticket_id")?;
         msg.ticket_id = ticket_id.to_owned();
         if msg.sender.is_empty() {
@@ -685,6 +691,7 @@ impl Hub {
         timeout: Duration,
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
         self.ensure_running()?;
         non_empty(group_id, "group_id")?;
         if !msg.group_ids.iter().any(|g| g == group_id) {
@@ -738,10 +745,12 @@ impl Hub {
             }
         });
         let outcomes = futures_util::future::join_all(flows).await;
-        Ok(AckReport {
-            message_id: msg.message_id,
+        let report = AckReport {
+            message_id: msg.message_id.clone(),
             outcomes,
-        })
+        };
+        self.message_sent(&msg, &ack_summary(&report));
+        Ok(report)
     }
 
     /// Queues one attempt for every target connection that has a free pending slot.
@@ -1004,6 +1013,7 @@ impl Hub {
         ticket_id: &str,
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
         non_empty(ticket_id, "ticket_id")?;
         msg.ticket_id = ticket_id.to_owned();
         self.route(msg, |reg, m, out| {
@@ -1022,6 +1032,7 @@ impl Hub {
         group_id: &str,
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
         non_empty(group_id, "group_id")?;
         if !msg.group_ids.iter().any(|g| g == group_id) {
             msg.group_ids.push(group_id.to_owned());
@@ -1042,6 +1053,7 @@ impl Hub {
         client_id: &str,
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
         non_empty(client_id, "client_id")?;
         msg.receiver_client = client_id.to_owned();
         self.route(msg, |reg, m, out| {
@@ -1528,6 +1540,26 @@ impl std::fmt::Debug for Hub {
             .field("running", &self.is_running())
             .field("connections", &self.connection_count())
             .finish()
+    }
+}
+
+/// The delivery report the message-sent callbacks get for an acknowledged send: the
+/// targets that acked count as delivered.
+fn ack_summary(report: &AckReport) -> DeliveryReport {
+    let delivered = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.status, AckStatus::Acked { .. }))
+        .count();
+    DeliveryReport {
+        message_id: report.message_id.clone(),
+        delivered,
+        nodes: usize::from(delivered > 0),
+        stored_offline: report
+            .outcomes
+            .iter()
+            .any(|o| o.status == AckStatus::StoredOffline),
+        failures: Vec::new(),
     }
 }
 
