@@ -17,7 +17,9 @@
 //!    `POST /api/v1/broadcast` (plain HTTP/1.1 keep-alive, from `--api-conns` connections),
 //!    and waits until every client received all of them (or `--timeout`). Deliveries/s =
 //!    connections × messages / (first API call → last frame received); the server's CPU time
-//!    over that window comes from `/proc/<pid>/stat`.
+//!    over that window comes from `/proc/<pid>/stat`. `other_cpu_s` is the machine's busy time
+//!    (`/proc/stat`) in that window not charged to the server or the loadgen: a build that
+//!    started mid-run shows up there.
 //! 4. Prints one summary line of `key=value` pairs on stdout (progress goes to stderr).
 //!
 //! One connection is one file descriptor here and one in the server: keep `--connections` at
@@ -320,6 +322,7 @@ async fn run(args: Args) -> Result<bool, String> {
         let body: Arc<[u8]> = body.into_bytes().into();
         let next = Arc::new(AtomicUsize::new(0));
         let self_cpu0 = cpu_ticks_of("self");
+        let machine0 = machine_ticks();
         let cpu0 = pid.and_then(cpu_ticks);
         let start = Instant::now();
         let mut senders = Vec::new();
@@ -356,6 +359,7 @@ async fn run(args: Args) -> Result<bool, String> {
         };
         let cpu1 = pid.and_then(cpu_ticks);
         let self_cpu1 = cpu_ticks_of("self");
+        let machine1 = machine_ticks();
         let last = shared.last_frame.lock().ok().and_then(|l| *l);
         let (mut api_delivered, mut api_failures, mut api_errors) = (0u64, 0u64, 0usize);
         let mut api_done: Option<Instant> = None;
@@ -390,6 +394,19 @@ async fn run(args: Args) -> Result<bool, String> {
         };
         let server_cpu = cpu_delta(cpu0, cpu1, clk_tck);
         let self_cpu = cpu_delta(self_cpu0, self_cpu1, clk_tck);
+        let machine = machine0.zip(machine1).map(|(a, b)| {
+            (
+                b.0.saturating_sub(a.0) as f64 / clk_tck,
+                b.1.saturating_sub(a.1) as f64 / clk_tck,
+            )
+        });
+        // Busy time of the whole machine not charged to the server or to this process:
+        // other processes (a build starting mid-run), and interrupt time if the kernel
+        // accounts it separately.
+        let other = machine
+            .zip(server_cpu)
+            .zip(self_cpu)
+            .map(|(((busy, _), server), own)| busy - server - own);
         let stats = http(&api, "GET", "/api/v1/stats", b"").await;
         let stat = |key: &str| {
             stats
@@ -431,6 +448,15 @@ async fn run(args: Args) -> Result<bool, String> {
                 opt(server_cpu.map(|c| format!("{:.2}", c / elapsed.max(1e-9)))),
             ),
             ("loadgen_cpu_s", opt(self_cpu.map(|c| format!("{c:.2}")))),
+            (
+                "machine_busy_s",
+                opt(machine.map(|(busy, _)| format!("{busy:.2}"))),
+            ),
+            (
+                "machine_softirq_s",
+                opt(machine.map(|(_, softirq)| format!("{softirq:.2}"))),
+            ),
+            ("other_cpu_s", opt(other.map(|c| format!("{c:.2}")))),
             ("api_delivered", api_delivered.to_string()),
             ("api_failures", api_failures.to_string()),
             ("api_errors", api_errors.to_string()),
@@ -792,6 +818,22 @@ fn cpu_ticks_of(pid: &str) -> Option<u64> {
 
 fn cpu_delta(before: Option<u64>, after: Option<u64>, clk_tck: f64) -> Option<f64> {
     Some(after?.saturating_sub(before?) as f64 / clk_tck)
+}
+
+/// Busy and softirq clock ticks of the whole machine (the `cpu` line of `/proc/stat`).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| fields.get(i).copied().unwrap_or(0))
+        .sum();
+    Some((busy, fields.get(6).copied().unwrap_or(0)))
 }
 
 /// `getconf CLK_TCK`, usually 100.
