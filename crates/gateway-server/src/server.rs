@@ -231,14 +231,33 @@ impl Server {
     }
 }
 
+/// Pending connections the kernel queues per listener. The default of 128 overflows when
+/// hundreds of clients reconnect at once (after a deploy, say), and every overflowed client
+/// then waits a second for its SYN to be retransmitted.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+    let error = |source| StartError::Bind {
+        what,
+        addr: addr.to_owned(),
+        source,
+    };
+    let socket_addr: SocketAddr = tokio::net::lookup_host(addr)
         .await
-        .map_err(|source| StartError::Bind {
-            what,
-            addr: addr.to_owned(),
-            source,
-        })
+        .map_err(error)?
+        .next()
+        .ok_or_else(|| error(std::io::Error::other("the address resolves to nothing")))?;
+    let socket = if socket_addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    // As std and tokio do for listeners on Unix: a restarted server can bind at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(socket_addr).map_err(error)?;
+    socket.listen(LISTEN_BACKLOG).map_err(error)
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {

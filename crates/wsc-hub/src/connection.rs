@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -141,6 +141,9 @@ pub struct Connection {
     /// 0 = none), for the delivery latency histogram.
     pub(crate) oldest_queued_us: AtomicU64,
     last_seen_ms: AtomicU64,
+    /// Set with the close request; read on every enqueue, so a plain atomic (the token's
+    /// own check takes a lock).
+    closing_flag: AtomicBool,
     closing: CancellationToken,
     reason: OnceLock<DisconnectReason>,
     metadata: Mutex<HashMap<String, String>>,
@@ -163,6 +166,7 @@ impl Connection {
             pending_acks: AtomicUsize::new(0),
             oldest_queued_us: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(now_ms),
+            closing_flag: AtomicBool::new(false),
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
             metadata,
@@ -211,7 +215,7 @@ impl Connection {
 
     /// Whether a close was requested (by the server or observed from the client).
     pub fn is_closing(&self) -> bool {
-        self.closing.is_cancelled()
+        self.closing_flag.load(Ordering::Acquire)
     }
 
     /// The reason the connection is closing, once one was recorded.
@@ -223,6 +227,7 @@ impl Connection {
     /// Returns whether this call set the reason.
     pub fn close(&self, reason: DisconnectReason) -> bool {
         let first = self.reason.set(reason).is_ok();
+        self.closing_flag.store(true, Ordering::Release);
         self.closing.cancel();
         first
     }

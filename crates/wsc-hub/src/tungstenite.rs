@@ -157,17 +157,20 @@ where
     let config = registration.hub().config();
     let (write_timeout, batch) = (config.write_timeout, config.write_batch.max(1));
     let mut client_closed = false;
+    // One close waiter for the connection's whole life, not one per loop turn.
+    let closed = conn.closed();
+    tokio::pin!(closed);
     loop {
         let event = tokio::select! {
             biased;
-            _ = conn.closed() => Event::Closing,
+            _ = &mut closed => Event::Closing,
             frame = registration.recv() => Event::Outbound(frame),
             incoming = ws.next() => Event::Inbound(incoming),
         };
         match event {
             Event::Closing | Event::Outbound(None) => break,
             Event::Outbound(Some(first)) => {
-                let written = tokio::time::timeout(
+                let written = with_deadline(
                     write_timeout,
                     write_batch(&mut registration, &mut ws, first, batch),
                 )
@@ -258,6 +261,21 @@ where
         close_with(&mut ws, reason.close_code(), &reason.close_text()).await;
     }
     registration.finish(reason);
+}
+
+/// Runs `work` with a deadline, arming the timer only when it does not finish at once: on a
+/// healthy connection a batch is written in one poll, and a timer per batch would cost more
+/// than the write.
+async fn with_deadline<F: Future>(
+    limit: Duration,
+    work: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => tokio::time::timeout(limit, work).await,
+    }
 }
 
 /// Writes what is still queued (for example a kick notice) before the close frame.
