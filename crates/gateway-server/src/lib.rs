@@ -31,3 +31,24 @@ mod upgrade;
 pub use error::ApiError;
 pub use server::{ConfigApplier, RunningServer, Server, StartError};
 pub use upgrade::{UpgradeMiddleware, UpgradeRejection, UpgradeRequest};
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the signals that stop a gateway.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

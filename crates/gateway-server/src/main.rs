@@ -144,7 +144,7 @@ async fn main() -> ExitCode {
         running.public_addr(),
         running.api_addr()
     );
-    shutdown_signal().await;
+    gateway_server::shutdown_signal().await;
     println!("shutting down");
     if !running.stop(Duration::from_secs(10)).await {
         eprintln!("shutdown deadline passed with connections still open");
@@ -156,25 +156,4 @@ fn level_filter(level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -411,7 +411,7 @@ impl Gateway {
     /// Waits for SIGINT or SIGTERM, then stops. Returns once shutdown finished; never exits
     /// the process (the caller decides what happens next).
     pub async fn wait_for_shutdown(&self) {
-        shutdown_signal().await;
+        gateway_server::shutdown_signal().await;
         let _ = self.stop().await;
     }
 
@@ -811,24 +811,4 @@ fn install_relay(hub: &Hub, user_targets: Vec<String>) {
             Ok(())
         }
     });
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
