@@ -514,27 +514,13 @@ impl Hub {
         let only = std::mem::take(&mut msg.receiver_client);
         self.intercept(&mut msg)?;
         let config = self.config();
-        let mut report;
-        let reached_nobody;
-        {
-            // The user's history lock is held from numbering to enqueueing, so messages to
-            // one user are queued in `seq_no` order.
-            let history = self.inner.histories.user(user_id);
-            let mut history = history.lock();
-            self.prepare(&mut msg);
-            msg.seq_no = history.next_seq();
-            let payload = codec::encode(&msg)?;
-            history.push(
-                msg.seq_no,
-                msg.message_id.clone(),
-                payload.clone(),
-                self.now_ms(),
-                (config.history_size, config.history_ttl.as_millis() as u64),
-            );
-            let targets = self.user_targets(user_id, &only, &msg);
-            reached_nobody = targets.is_empty();
-            report = self.enqueue_all(&targets, &payload, &msg, &config);
-        }
+        self.prepare(&mut msg);
+        let (_, (mut report, reached_nobody)) =
+            self.numbered(user_id, &mut msg, &config, |msg, payload| {
+                let targets = self.user_targets(user_id, &only, msg);
+                let report = self.enqueue_all(&targets, payload, msg, &config);
+                (report, targets.is_empty())
+            })?;
         if reached_nobody
             && only.is_empty()
             && let Some(store) = self.offline_store()
@@ -582,30 +568,20 @@ impl Hub {
             ..HubMessage::default()
         };
         let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &scope);
-        let (payload, first_sent) = {
-            let config = self.config();
-            let history = self.inner.histories.user(user_id);
-            let mut history = history.lock();
-            msg.seq_no = history.next_seq();
-            let payload = match codec::encode(&msg) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    self.inner.acks.cancel(&msg.message_id, &target);
-                    return Err(e.into());
-                }
-            };
-            history.push(
-                msg.seq_no,
-                msg.message_id.clone(),
-                payload.clone(),
-                self.now_ms(),
-                (config.history_size, config.history_ttl.as_millis() as u64),
-            );
-            // The first delivery is queued under the history lock, like `send_to_user`, so
-            // messages to one user are queued in `seq_no` order whichever way they are sent.
+        let config = self.config();
+        // The first delivery is queued under the history lock, like `send_to_user`, so
+        // messages to one user are queued in `seq_no` order whichever way they are sent.
+        let numbered = self.numbered(user_id, &mut msg, &config, |msg, payload| {
             let targets = resolve(self);
-            self.send_attempt(&msg, &payload, &target, &targets, &config);
-            (payload, !targets.is_empty())
+            self.send_attempt(msg, payload, &target, &targets, &config);
+            !targets.is_empty()
+        });
+        let (payload, first_sent) = match numbered {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.inner.acks.cancel(&msg.message_id, &target);
+                return Err(e.into());
+            }
         };
         let limits = (timeout, max_retries, first_sent);
         let (acked, attempts) = self
@@ -751,6 +727,31 @@ impl Hub {
         };
         self.message_sent(&msg, &ack_summary(&report));
         Ok(report)
+    }
+
+    /// Gives a prepared message the user's next `seq_no`, serializes it, keeps it in the
+    /// user's resume window and runs `deliver` while the user's history lock is still held,
+    /// so messages to one user are queued in `seq_no` order.
+    fn numbered<R>(
+        &self,
+        user_id: &str,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
+    ) -> Result<(Payload, R), serde_json::Error> {
+        let history = self.inner.histories.user(user_id);
+        let mut history = history.lock();
+        msg.seq_no = history.next_seq();
+        let payload = codec::encode(msg)?;
+        history.push(
+            msg.seq_no,
+            msg.message_id.clone(),
+            payload.clone(),
+            self.now_ms(),
+            (config.history_size, config.history_ttl.as_millis() as u64),
+        );
+        let delivered = deliver(msg, &payload);
+        Ok((payload, delivered))
     }
 
     /// Queues one attempt for every target connection that has a free pending slot.
