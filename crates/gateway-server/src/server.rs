@@ -28,7 +28,7 @@ use crate::{api, grpc, upgrade};
 pub(crate) struct AppState {
     pub(crate) hub: Hub,
     pub(crate) identity_params: Arc<IdentityParams>,
-    pub(crate) policy: Arc<RwLock<UpgradePolicy>>,
+    pub(crate) policy: SharedPolicy,
     pub(crate) api_keys: Arc<Vec<String>>,
     pub(crate) middlewares: Arc<Vec<UpgradeMiddleware>>,
     /// Present when `wsc.security.enable_auth` is on.
@@ -39,6 +39,9 @@ pub(crate) struct AppState {
     pub(crate) redis_url: Option<Arc<str>>,
     pub(crate) connections: TaskTracker,
 }
+
+/// The current upgrade policy: swapped whole on reload, shared (not copied) per handshake.
+pub(crate) type SharedPolicy = Arc<RwLock<Arc<UpgradePolicy>>>;
 
 /// The upgrade checks that hot-reload.
 #[derive(Debug, Clone)]
@@ -152,7 +155,7 @@ impl Server {
         let state = AppState {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
-            policy: Arc::new(RwLock::new(UpgradePolicy::from_config(&config))),
+            policy: Arc::new(RwLock::new(Arc::new(UpgradePolicy::from_config(&config)))),
             api_keys: Arc::new(config.api.keys.clone()),
             middlewares: Arc::new(self.middlewares),
             tokens,
@@ -320,7 +323,7 @@ async fn serve_grpc(
 #[derive(Clone)]
 pub struct ConfigApplier {
     hub: Hub,
-    policy: Arc<RwLock<UpgradePolicy>>,
+    policy: SharedPolicy,
 }
 
 impl ConfigApplier {
@@ -328,7 +331,7 @@ impl ConfigApplier {
     pub fn apply(&self, config: &GatewayConfig) {
         self.hub.reconfigure(config.wsc.hub_config());
         if let Ok(mut policy) = self.policy.write() {
-            *policy = UpgradePolicy::from_config(config);
+            *policy = Arc::new(UpgradePolicy::from_config(config));
         }
     }
 }
@@ -337,7 +340,7 @@ impl ConfigApplier {
 pub struct RunningServer {
     grpc_addr: Option<SocketAddr>,
     hub: Hub,
-    policy: Arc<RwLock<UpgradePolicy>>,
+    policy: SharedPolicy,
     public_addr: SocketAddr,
     api_addr: SocketAddr,
     shutdown: CancellationToken,
