@@ -1686,10 +1686,11 @@ impl Registration {
     /// stays open unless a limit closes it.
     pub async fn handle_text(&mut self, text: &str) {
         Counters::add(&self.hub.inner.counters.bytes_in, text.len() as u64);
-        if !self.accept_inbound(text.len()) {
+        let config = self.hub.config();
+        if !self.accept_inbound(text.len(), &config) {
             return;
         }
-        match codec::decode(text, self.hub.config().limits) {
+        match codec::decode(text, config.limits) {
             Ok(msg) => {
                 // Acks answer the server's own traffic: they count against the byte limit
                 // but not the frame limit, so a busy client can ack everything it receives.
@@ -1713,7 +1714,7 @@ impl Registration {
     /// Answers a frame the transport could not accept (binary, invalid UTF-8) with an error
     /// frame. Such frames count against the inbound rate limit like any other.
     pub fn reject_frame(&mut self, error: FrameError, len: usize) {
-        if self.accept_inbound(len) {
+        if self.accept_inbound(len, &self.hub.config()) {
             self.hub.reject_frame(&self.conn, error, "");
         }
     }
@@ -1721,11 +1722,10 @@ impl Registration {
     /// Liveness, the `messages_in` counter and the inbound rate limits (frames and bytes per
     /// second, in fixed one-second windows), for every data frame. Returns false (and closes
     /// with 1008) when the frame breaks a limit.
-    fn accept_inbound(&mut self, len: usize) -> bool {
+    fn accept_inbound(&mut self, len: usize, config: &HubConfig) -> bool {
         let now = self.hub.now_ms();
         self.conn.touch(now);
         Counters::add(&self.hub.inner.counters.messages_in, 1);
-        let config = self.hub.config();
         let (max_frames, max_bytes) = (
             config.max_inbound_per_second,
             config.max_inbound_bytes_per_second,
