@@ -32,12 +32,24 @@ struct Latency {
 /// The server's own counters.
 #[derive(Debug, Default)]
 pub(crate) struct ServerMetrics {
+    /// `wsc.performance.enable_metrics`: whether `/metrics` includes the hub's counters.
+    hub_metrics: bool,
+    /// `wsc.performance.slow_log_threshold` when `enable_slow_log` is on.
+    slow_log: Option<Duration>,
     handshakes: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Latency>>,
 }
 
 impl ServerMetrics {
+    pub(crate) fn new(hub_metrics: bool, slow_log: Option<Duration>) -> Self {
+        ServerMetrics {
+            hub_metrics,
+            slow_log,
+            ..ServerMetrics::default()
+        }
+    }
+
     /// Counts one upgrade attempt by its outcome (`accepted` or the refusal code).
     pub(crate) fn handshake(&self, outcome: &'static str) {
         if let Ok(mut map) = self.handshakes.lock() {
@@ -75,12 +87,15 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let started = Instant::now();
     let span = tracing::info_span!("api", %method, %route);
     let response = tracing::Instrument::instrument(next.run(request), span).await;
-    state.metrics.request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let elapsed = started.elapsed();
+    if let Some(threshold) = state.metrics.slow_log
+        && elapsed > threshold
+    {
+        tracing::warn!(%method, %route, elapsed_ms = elapsed.as_millis() as u64, "slow API request");
+    }
+    state
+        .metrics
+        .request(&method, &route, response.status().as_u16(), elapsed);
     response
 }
 
@@ -96,8 +111,72 @@ fn label(value: &str) -> String {
 
 /// The `/metrics` handler.
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
-    let stats = state.hub.stats();
     let mut out = String::with_capacity(4096);
+    if state.metrics.hub_metrics {
+        hub_section(&mut out, &state.hub.stats());
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wsc_handshakes_total WebSocket upgrade attempts by outcome.\n# TYPE wsc_handshakes_total counter"
+    );
+    if let Ok(map) = state.metrics.handshakes.lock() {
+        for (outcome, n) in map.iter() {
+            let _ = writeln!(out, "wsc_handshakes_total{{outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP http_api_requests_total Server API requests by route and status.\n# TYPE http_api_requests_total counter"
+    );
+    if let Ok(map) = state.metrics.requests.lock() {
+        for ((method, route, status), n) in map.iter() {
+            let _ = writeln!(
+                out,
+                "http_api_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP http_api_request_duration_seconds Server API latency by route.\n# TYPE http_api_request_duration_seconds histogram"
+    );
+    if let Ok(map) = state.metrics.latency.lock() {
+        for (route, latency) in map.iter() {
+            for (bound, n) in BUCKETS.iter().zip(latency.buckets) {
+                let _ = writeln!(
+                    out,
+                    "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                latency.count
+            );
+            let _ = writeln!(
+                out,
+                "http_api_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                latency.sum
+            );
+            let _ = writeln!(
+                out,
+                "http_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                latency.count
+            );
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// The hub's counters (skipped when `wsc.performance.enable_metrics` is false).
+fn hub_section(out: &mut String, stats: &wsc_hub::HubStats) {
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
@@ -270,63 +349,4 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         latency.sum_us as f64 / 1e6
     );
     let _ = writeln!(out, "wsc_delivery_latency_seconds_count {}", latency.count);
-
-    let _ = writeln!(
-        out,
-        "# HELP wsc_handshakes_total WebSocket upgrade attempts by outcome.\n# TYPE wsc_handshakes_total counter"
-    );
-    if let Ok(map) = state.metrics.handshakes.lock() {
-        for (outcome, n) in map.iter() {
-            let _ = writeln!(out, "wsc_handshakes_total{{outcome=\"{outcome}\"}} {n}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP http_api_requests_total Server API requests by route and status.\n# TYPE http_api_requests_total counter"
-    );
-    if let Ok(map) = state.metrics.requests.lock() {
-        for ((method, route, status), n) in map.iter() {
-            let _ = writeln!(
-                out,
-                "http_api_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP http_api_request_duration_seconds Server API latency by route.\n# TYPE http_api_request_duration_seconds histogram"
-    );
-    if let Ok(map) = state.metrics.latency.lock() {
-        for (route, latency) in map.iter() {
-            for (bound, n) in BUCKETS.iter().zip(latency.buckets) {
-                let _ = writeln!(
-                    out,
-                    "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                latency.count
-            );
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                latency.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                latency.count
-            );
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
 }

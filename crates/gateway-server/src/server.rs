@@ -160,7 +160,14 @@ impl Server {
             middlewares: Arc::new(self.middlewares),
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
-            metrics: Arc::new(ServerMetrics::default()),
+            metrics: Arc::new(ServerMetrics::new(
+                config.wsc.performance.enable_metrics,
+                config
+                    .wsc
+                    .performance
+                    .enable_slow_log
+                    .then_some(config.wsc.performance.slow_log_threshold),
+            )),
             redis_url: config
                 .wsc
                 .redis

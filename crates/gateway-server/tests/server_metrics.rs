@@ -201,3 +201,28 @@ async fn ready_checks_redis_when_it_is_enabled() {
     assert_eq!(json["checks"]["hub"], "ok");
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn hub_metrics_can_be_turned_off() {
+    let mut config = GatewayConfig::default();
+    config.wsc.node_ip = "127.0.0.1".to_owned();
+    config.wsc.node_port = 0;
+    config.http.host = "127.0.0.1".to_owned();
+    config.http.port = 0;
+    config.grpc.host = "127.0.0.1".to_owned();
+    config.grpc.port = 0;
+    config.wsc.performance.enable_metrics = false;
+    let server = Server::new(config).start().await.expect("server starts");
+    let (_client, _) = connect_async(format!("ws://{}/ws?user_id=m", server.public_addr()))
+        .await
+        .unwrap();
+    let (status, body) = http(server.api_addr(), "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(value(&body, "wsc_connections"), None, "{body}");
+    assert_eq!(
+        value(&body, r#"wsc_handshakes_total{outcome="accepted"}"#),
+        Some(1.0),
+        "the server's own metrics stay"
+    );
+    server.stop(WAIT).await;
+}

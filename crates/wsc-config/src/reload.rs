@@ -43,8 +43,6 @@ pub const HOT_KEYS: &[&str] = &[
     "wsc.performance.queue_max_bytes",
     "wsc.performance.slow_consumer",
     "wsc.performance.write_timeout",
-    "wsc.performance.enable_slow_log",
-    "wsc.performance.slow_log_threshold",
 ];
 
 /// Whether a key applies at runtime (hot reload) or needs a restart.
