@@ -457,43 +457,55 @@ async fn online_users(
     })))
 }
 
-async fn presence(State(state): State<AppState>, Path(user_id): Path<String>) -> Json<Value> {
-    let connections = state.hub.user_connections(&user_id);
+async fn presence(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let connections = state.hub.user_connections(&user_id)?;
     let online = !connections.is_empty();
     let nodes: Vec<&str> = if online {
         vec![state.hub.node_id()]
     } else {
         Vec::new()
     };
-    Json(json!({
+    Ok(Json(json!({
         "user_id": user_id,
         "online": online,
         "connections": connections,
         "nodes": nodes,
-    }))
+    })))
 }
 
 async fn stats(State(state): State<AppState>) -> Json<HubStats> {
     Json(state.hub.stats())
 }
 
-async fn group_members(State(state): State<AppState>, Path(group_id): Path<String>) -> Json<Value> {
-    let members = state.hub.group_members(&group_id);
-    Json(json!({"group_id": group_id, "total": members.len(), "members": members}))
+async fn group_members(
+    State(state): State<AppState>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let members = state.hub.group_members(&group_id)?;
+    Ok(Json(
+        json!({"group_id": group_id, "total": members.len(), "members": members}),
+    ))
 }
 
 async fn join_group(
     State(state): State<AppState>,
     Path((group_id, user_id)): Path<(String, String)>,
-) -> Json<Value> {
-    let added = state.hub.join_group(&group_id, &user_id);
-    Json(json!({"group_id": group_id, "user_id": user_id, "member": true, "added": added}))
+) -> Result<Json<Value>, ApiError> {
+    let added = state.hub.join_group(&group_id, &user_id)?;
+    Ok(Json(
+        json!({"group_id": group_id, "user_id": user_id, "member": true, "added": added}),
+    ))
 }
 
 async fn leave_group(
     State(state): State<AppState>,
     Path((group_id, user_id)): Path<(String, String)>,
-) -> Json<Value> {
-    let removed = state.hub.leave_group(&group_id, &user_id);
-    Json(json!({"group_id": group_id, "user_id": user_id, "member": false, "removed": removed}))
+) -> Result<Json<Value>, ApiError> {
+    let removed = state.hub.leave_group(&group_id, &user_id)?;
+    Ok(Json(
+        json!({"group_id": group_id, "user_id": user_id, "member": false, "removed": removed}),
+    ))
 }

@@ -47,8 +47,15 @@ impl From<wsc_hub::SendError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             wsc_hub::SendError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            wsc_hub::SendError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<wsc_hub::InvalidId> for ApiError {
+    fn from(e: wsc_hub::InvalidId) -> Self {
+        ApiError::from(wsc_hub::SendError::from(e))
     }
 }

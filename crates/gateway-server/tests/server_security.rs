@@ -96,7 +96,7 @@ async fn a_valid_token_is_the_identity() {
         &format!("token={token}&user_id=mallory&client_id=c1"),
     );
     let (mut client, _) = connect_async(url).await.expect("upgrade");
-    let conns = server.hub().user_connections("alice");
+    let conns = server.hub().user_connections("alice").unwrap();
     assert_eq!(conns.len(), 1);
     let conn = &conns[0];
     assert_eq!(conn.user_type, "agent");

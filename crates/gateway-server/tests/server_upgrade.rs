@@ -141,7 +141,7 @@ async fn identity_from_header_and_cookie() {
         .headers_mut()
         .insert("cookie", "user_type=agent".parse().unwrap());
     let (_ws, _) = connect_async(request).await.unwrap();
-    let conns = server.hub().user_connections("bob");
+    let conns = server.hub().user_connections("bob").unwrap();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].user_type, "agent");
     server.stop(WAIT).await;

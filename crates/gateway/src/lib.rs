@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use wsc_config::{ConfigError, GatewayConfig, Loader, WscConfig};
 use wsc_hub::{
     AckReport, BroadcastOptions, CallbackError, Connection, DeliveryReport, DisconnectReason,
-    ErrorEvent, Hub, HubMessage, HubStats, Identity, KickReport, SendError,
+    ErrorEvent, Hub, HubMessage, HubStats, Identity, InvalidId, KickReport, SendError,
 };
 
 /// How long `stop` waits for connections to drain.
@@ -132,6 +132,12 @@ pub enum GatewayError {
     /// A send failed.
     #[error(transparent)]
     Send(SendError),
+}
+
+impl From<InvalidId> for GatewayError {
+    fn from(e: InvalidId) -> Self {
+        GatewayError::Send(e.into())
+    }
 }
 
 impl From<SendError> for GatewayError {
@@ -333,9 +339,6 @@ impl Gateway {
         let hub = Hub::new(config.wsc.hub_config());
         let events = Arc::new(EventBus::default());
         feed_events(&hub, &events);
-        if config.wsc.relay.enabled {
-            install_relay(&hub, config.wsc.relay.user_targets.clone());
-        }
         Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -561,7 +564,7 @@ impl Gateway {
         user_id: &str,
     ) -> Result<bool, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.join_group(group_id, user_id))
+        Ok(self.inner.hub.join_group(group_id, user_id)?)
     }
 
     /// Removes a user from a group.
@@ -571,7 +574,7 @@ impl Gateway {
         user_id: &str,
     ) -> Result<bool, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.leave_group(group_id, user_id))
+        Ok(self.inner.hub.leave_group(group_id, user_id)?)
     }
 
     /// Online users, sorted (`GetOnlineUsers`).
@@ -760,55 +763,4 @@ fn connection_event(name: &'static str, conn: &Connection, detail: Value) -> Gat
         message: None,
         detail,
     }
-}
-
-/// Relays client messages that name a target, when `wsc.relay.enabled`: to a ticket the
-/// connection is bound to, to a group its user belongs to, or to a user when the sender's
-/// user type is in `wsc.relay.user_targets`. Anything else is refused (error frame
-/// `rejected`); messages without a target only reach the callbacks.
-fn install_relay(hub: &Hub, user_targets: Vec<String>) {
-    let relay_hub = hub.clone();
-    let user_targets = Arc::new(user_targets);
-    hub.on_message_received(move |conn, msg| {
-        let hub = relay_hub.clone();
-        let user_targets = user_targets.clone();
-        async move {
-            let identity = conn.identity();
-            if !msg.ticket_id.is_empty() {
-                if !identity.ticket_ids.contains(&msg.ticket_id) {
-                    return Err(CallbackError(format!(
-                        "relay_denied: not bound to ticket {}",
-                        msg.ticket_id
-                    )));
-                }
-                let ticket = msg.ticket_id.clone();
-                hub.send_to_ticket(&ticket, (*msg).clone())
-                    .await
-                    .map_err(|e| CallbackError(e.to_string()))?;
-            } else if let Some(group) = msg.group_ids.first() {
-                let member = identity.group_ids.contains(group)
-                    || hub.group_members(group).iter().any(|m| m == conn.user_id());
-                if !member {
-                    return Err(CallbackError(format!(
-                        "relay_denied: not a member of group {group}"
-                    )));
-                }
-                hub.send_to_group(group, (*msg).clone())
-                    .await
-                    .map_err(|e| CallbackError(e.to_string()))?;
-            } else if !msg.receiver.is_empty() {
-                if !user_targets.contains(&identity.user_type) {
-                    return Err(CallbackError(format!(
-                        "relay_denied: {} users may not message users directly",
-                        identity.user_type
-                    )));
-                }
-                let receiver = msg.receiver.clone();
-                hub.send_to_user(&receiver, (*msg).clone())
-                    .await
-                    .map_err(|e| CallbackError(e.to_string()))?;
-            }
-            Ok(())
-        }
-    });
 }

@@ -166,7 +166,7 @@ async fn a_middleware_can_supply_the_user_from_a_header() {
         .await
         .expect("the middleware supplied the user");
     assert_eq!(gateway.get_websocket_online_users().unwrap(), ["sam"]);
-    assert_eq!(gateway.hub().user_connections("sam").len(), 1);
+    assert_eq!(gateway.hub().user_connections("sam").unwrap().len(), 1);
     let report = gateway
         .send_to_websocket_user("sam", HubMessage::text("hi sam"))
         .await

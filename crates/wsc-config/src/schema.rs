@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wsc_hub::{DecodeLimits, HubConfig, IdentityParams, MultiLoginPolicy, SlowConsumerPolicy};
+use wsc_hub::{
+    DecodeLimits, HubConfig, IdentityParams, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy,
+};
 
 use crate::{duration, size};
 
@@ -254,7 +256,8 @@ impl Default for WscConfig {
     }
 }
 
-/// Relay of client messages that name a target (applied by the `gateway` facade).
+/// Relay of client messages that name a target (applied by the hub, so the binary, the
+/// facade and an embedded hub all honour it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
@@ -268,9 +271,10 @@ pub struct RelayConfig {
 
 impl Default for RelayConfig {
     fn default() -> Self {
+        let hub = RelayPolicy::default();
         RelayConfig {
-            enabled: false,
-            user_targets: vec!["agent".to_owned(), "admin".to_owned()],
+            enabled: hub.enabled,
+            user_targets: hub.user_targets,
         }
     }
 }
@@ -676,6 +680,8 @@ impl WscConfig {
                 (0, 0)
             };
         hub.relay_status_messages = self.relay_status_messages;
+        hub.relay.enabled = self.relay.enabled;
+        hub.relay.user_targets = self.relay.user_targets.clone();
         hub.ack_timeout = self.ack.timeout;
         hub.ack_retries = self.ack.max_retries;
         hub.max_pending_acks = self.ack.max_pending_per_connection;

@@ -91,10 +91,49 @@ pub struct HubConfig {
     pub offline_max_per_user: usize,
     /// How long the in-memory store keeps an offline message.
     pub offline_ttl: Duration,
+    /// Offline messages the in-memory store keeps for all users together; when full, the
+    /// oldest message of the whole store is dropped first.
+    pub offline_max_total: usize,
     /// Messages per user kept for resume (0 = no resume window).
     pub history_size: usize,
     /// How long a message stays in the resume window.
     pub history_ttl: Duration,
+    /// Largest serialized outbound message, in bytes. A send of a larger message fails with
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge) before anything is queued or
+    /// stored, and every transport's write buffer fits one message of this size.
+    pub max_outbound_message_size: usize,
+    /// Ticket ids one connection may bind at connect (0 = unlimited).
+    pub max_ticket_ids: usize,
+    /// Group ids one connection may join at connect (0 = unlimited).
+    pub max_group_ids: usize,
+    /// Relay of client messages that name a ticket, group or user.
+    pub relay: RelayPolicy,
+}
+
+/// Relay of client messages that name a target: a message with a `ticket_id` reaches that
+/// ticket when the sender is bound to it, one with `group_ids` reaches the first group when
+/// the sender's user is a member, and one with only a `receiver` reaches that user when the
+/// sender's user type is in `user_targets`. A message the policy refuses gets an error frame
+/// `rejected`; the message-received callbacks run after a relay either way.
+///
+/// Status frames (`typing`, `read`, ...) are relayed by [`HubConfig::relay_status_messages`]
+/// instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayPolicy {
+    /// Whether client messages that name a target are relayed (off by default).
+    pub enabled: bool,
+    /// User types that may address users directly with `receiver`.
+    pub user_targets: Vec<String>,
+}
+
+impl Default for RelayPolicy {
+    fn default() -> Self {
+        RelayPolicy {
+            enabled: false,
+            user_targets: vec!["agent".to_owned(), "admin".to_owned()],
+        }
+    }
 }
 
 impl Default for HubConfig {
@@ -124,8 +163,13 @@ impl Default for HubConfig {
             offline_enabled: true,
             offline_max_per_user: 100,
             offline_ttl: Duration::from_secs(7 * 24 * 3600),
+            offline_max_total: 100_000,
             history_size: 32,
             history_ttl: Duration::from_secs(120),
+            max_outbound_message_size: 1024 * 1024,
+            max_ticket_ids: 32,
+            max_group_ids: 32,
+            relay: RelayPolicy::default(),
         }
     }
 }

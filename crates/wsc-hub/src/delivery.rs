@@ -1,7 +1,7 @@
 //! Reliable delivery: the [`AckTracker`] (pending acknowledgements) and the per-user
 //! [`Histories`] (sequence numbers and the bounded window used to resume).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -42,12 +42,63 @@ pub(crate) enum AckMatch {
 /// How many recently confirmed ids are remembered to recognise duplicate acks.
 const RECENT: usize = 4096;
 
+type Key = (String, AckTarget);
+
+/// Everything the tracker knows, under one lock so the indexes never disagree.
+#[derive(Default)]
+struct State {
+    pending: HashMap<Key, Pending>,
+    /// For each connection, the deliveries it is the target of or holds a slot in, so a
+    /// disconnect touches only its own entries.
+    by_conn: HashMap<ConnectionId, HashSet<Key>>,
+    /// Recently confirmed message ids (a set for the lookup, a queue for the eviction order).
+    recent: HashSet<String>,
+    recent_order: VecDeque<String>,
+}
+
+impl State {
+    fn index(&mut self, conn: ConnectionId, key: &Key) {
+        self.by_conn.entry(conn).or_default().insert(key.clone());
+    }
+
+    fn unindex(&mut self, conn: ConnectionId, key: &Key) {
+        if let Some(keys) = self.by_conn.get_mut(&conn) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_conn.remove(&conn);
+            }
+        }
+    }
+
+    /// Removes an entry and every index pointing at it.
+    fn take(&mut self, key: &Key) -> Option<Pending> {
+        let entry = self.pending.remove(key)?;
+        if let AckTarget::Connection(id) = key.1 {
+            self.unindex(id, key);
+        }
+        for conn in &entry.connections {
+            self.unindex(conn.id(), key);
+        }
+        Some(entry)
+    }
+
+    fn remember(&mut self, message_id: &str) {
+        if self.recent.insert(message_id.to_owned()) {
+            self.recent_order.push_back(message_id.to_owned());
+            if self.recent_order.len() > RECENT
+                && let Some(oldest) = self.recent_order.pop_front()
+            {
+                self.recent.remove(&oldest);
+            }
+        }
+    }
+}
+
 /// Pending acknowledgements, keyed by message id and target. One structure for the whole
 /// hub: the waiting happens in the sender's own future, with tokio's shared timer wheel.
 #[derive(Default)]
 pub(crate) struct AckTracker {
-    pending: Mutex<HashMap<(String, AckTarget), Pending>>,
-    recent: Mutex<VecDeque<String>>,
+    state: Mutex<State>,
 }
 
 impl AckTracker {
@@ -59,12 +110,15 @@ impl AckTracker {
         waiter: Option<oneshot::Sender<String>>,
         offline_user: Option<String>,
     ) -> bool {
-        let mut pending = self.pending.lock();
+        let mut state = self.state.lock();
         let key = (message_id.to_owned(), target);
-        if pending.contains_key(&key) {
+        if state.pending.contains_key(&key) {
             return false;
         }
-        pending.insert(
+        if let AckTarget::Connection(id) = key.1 {
+            state.index(id, &key);
+        }
+        state.pending.insert(
             key,
             Pending {
                 waiter,
@@ -84,8 +138,9 @@ impl AckTracker {
         conn: &Arc<Connection>,
         max_pending: usize,
     ) -> bool {
-        let mut pending = self.pending.lock();
-        let Some(entry) = pending.get_mut(&(message_id.to_owned(), target.clone())) else {
+        let mut state = self.state.lock();
+        let key = (message_id.to_owned(), target.clone());
+        let Some(entry) = state.pending.get_mut(&key) else {
             return false;
         };
         if entry.connections.iter().any(|c| c.id() == conn.id()) {
@@ -96,75 +151,61 @@ impl AckTracker {
         }
         conn.pending_acks.fetch_add(1, Ordering::Relaxed);
         entry.connections.push(conn.clone());
+        state.index(conn.id(), &key);
         true
     }
 
     /// Matches an ack from `conn`: first a delivery to that connection, then one to its user.
     pub(crate) fn ack(&self, message_id: &str, conn: &Connection) -> AckMatch {
-        let removed = {
-            let mut pending = self.pending.lock();
+        let entry = {
+            let mut state = self.state.lock();
             let by_conn = (message_id.to_owned(), AckTarget::Connection(conn.id()));
             let by_user = (
                 message_id.to_owned(),
                 AckTarget::User(conn.user_id().to_owned()),
             );
-            pending
-                .remove(&by_conn)
-                .or_else(|| pending.remove(&by_user))
-        };
-        match removed {
-            Some(entry) => {
-                {
-                    let mut recent = self.recent.lock();
-                    if recent.len() >= RECENT {
-                        recent.pop_front();
-                    }
-                    recent.push_back(message_id.to_owned());
+            match state.take(&by_conn).or_else(|| state.take(&by_user)) {
+                Some(entry) => {
+                    state.remember(message_id);
+                    entry
                 }
-                let offline_user = entry.offline_user.clone();
-                Self::release(entry, Some(conn.client_id().to_owned()));
-                AckMatch::Confirmed { offline_user }
+                None if state.recent.contains(message_id) => return AckMatch::Duplicate,
+                None => return AckMatch::Unknown,
             }
-            None if self.recent.lock().iter().any(|id| id == message_id) => AckMatch::Duplicate,
-            None => AckMatch::Unknown,
-        }
+        };
+        let offline_user = entry.offline_user.clone();
+        Self::release(entry, Some(conn.client_id().to_owned()));
+        AckMatch::Confirmed { offline_user }
     }
 
     /// Stops tracking (timeout or final failure).
     pub(crate) fn cancel(&self, message_id: &str, target: &AckTarget) {
         let removed = self
-            .pending
+            .state
             .lock()
-            .remove(&(message_id.to_owned(), target.clone()));
+            .take(&(message_id.to_owned(), target.clone()));
         if let Some(entry) = removed {
             Self::release(entry, None);
         }
     }
 
     /// A connection ended: its own deliveries end (their waiters see the drop), and it no
-    /// longer holds slots in user deliveries.
+    /// longer holds slots in user deliveries. Touches only that connection's entries.
     pub(crate) fn drop_connection(&self, conn: &Connection) {
         let mut ended = Vec::new();
         {
-            let mut pending = self.pending.lock();
-            pending.retain(|(_, target), entry| {
-                if *target == AckTarget::Connection(conn.id()) {
-                    ended.push(std::mem::replace(
-                        entry,
-                        Pending {
-                            waiter: None,
-                            offline_user: None,
-                            connections: Vec::new(),
-                        },
-                    ));
-                    return false;
-                }
-                if let Some(i) = entry.connections.iter().position(|c| c.id() == conn.id()) {
+            let mut state = self.state.lock();
+            let keys = state.by_conn.remove(&conn.id()).unwrap_or_default();
+            for key in keys {
+                if key.1 == AckTarget::Connection(conn.id()) {
+                    ended.extend(state.take(&key));
+                } else if let Some(entry) = state.pending.get_mut(&key)
+                    && let Some(i) = entry.connections.iter().position(|c| c.id() == conn.id())
+                {
                     entry.connections.swap_remove(i);
                     conn.pending_acks.fetch_sub(1, Ordering::Relaxed);
                 }
-                true
-            });
+            }
         }
         for entry in ended {
             // Dropping the waiter tells the sender the connection is gone.
@@ -185,8 +226,9 @@ impl AckTracker {
     /// message offline), instead of running out its timeouts against closed connections.
     pub(crate) fn release_waiters(&self) {
         let waiters: Vec<oneshot::Sender<String>> = self
-            .pending
+            .state
             .lock()
+            .pending
             .values_mut()
             .filter_map(|entry| entry.waiter.take())
             .collect();
@@ -195,7 +237,7 @@ impl AckTracker {
 
     /// Deliveries waiting for an ack.
     pub(crate) fn len(&self) -> usize {
-        self.pending.lock().len()
+        self.state.lock().pending.len()
     }
 }
 
@@ -214,14 +256,45 @@ pub struct Recovery {
     pub replayed: usize,
 }
 
+/// The app and namespace a message was sent to (empty = any), kept with windowed and
+/// stored messages so that a replay reaches only connections in that scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Scope {
+    pub(crate) app_id: String,
+    pub(crate) namespace: String,
+}
+
+impl Scope {
+    /// Whether a connection of `app_id` / `namespace` may receive a message of this scope.
+    pub(crate) fn admits(&self, app_id: &str, namespace: &str) -> bool {
+        (self.app_id.is_empty() || self.app_id == app_id)
+            && (self.namespace.is_empty() || self.namespace == namespace)
+    }
+}
+
+/// One message in a user's resume window.
+struct Entry {
+    seq: i64,
+    /// Expiry in hub milliseconds.
+    expires_ms: u64,
+    message_id: String,
+    payload: Payload,
+    scope: Scope,
+}
+
 /// One user's sequence counter and recent messages.
 pub(crate) struct History {
     last_seq: i64,
-    /// (seq, expiry in hub milliseconds, message id, payload), in seq order.
-    entries: VecDeque<(i64, u64, String, Payload)>,
+    /// In seq order.
+    entries: VecDeque<Entry>,
 }
 
 impl History {
+    /// The number the next message will get (without taking it).
+    pub(crate) fn peek_next_seq(&self) -> i64 {
+        self.last_seq + 1
+    }
+
     /// The next sequence number.
     pub(crate) fn next_seq(&mut self) -> i64 {
         self.last_seq += 1;
@@ -233,6 +306,7 @@ impl History {
         seq: i64,
         message_id: String,
         payload: Payload,
+        scope: Scope,
         now_ms: u64,
         limits: (usize, u64),
     ) {
@@ -244,35 +318,39 @@ impl History {
         while self.entries.len() >= size {
             self.entries.pop_front();
         }
-        self.entries
-            .push_back((seq, now_ms + ttl_ms, message_id, payload));
+        self.entries.push_back(Entry {
+            seq,
+            expires_ms: now_ms + ttl_ms,
+            message_id,
+            payload,
+            scope,
+        });
     }
 
     fn expire(&mut self, now_ms: u64) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(_, expires, _, _)| *expires <= now_ms)
-        {
+        while self.entries.front().is_some_and(|e| e.expires_ms <= now_ms) {
             self.entries.pop_front();
         }
     }
 
-    /// Every message after `last_seen`, or nothing when the window does not cover the gap.
+    /// Every message after `last_seen` that a connection of `app_id` / `namespace` may
+    /// receive, or nothing when the window does not cover the gap. Messages of another
+    /// scope are not this connection's to miss: they are skipped, not a gap.
     pub(crate) fn resume(
         &mut self,
         last_seen: i64,
         now_ms: u64,
+        (app_id, namespace): (&str, &str),
     ) -> (Recovery, Vec<(String, Payload)>) {
         self.expire(now_ms);
         let latest = self.last_seq;
-        let first_kept = self.entries.front().map(|e| e.0).unwrap_or(latest + 1);
+        let first_kept = self.entries.front().map(|e| e.seq).unwrap_or(latest + 1);
         let covered = last_seen <= latest && last_seen + 1 >= first_kept;
         let frames: Vec<(String, Payload)> = if covered {
             self.entries
                 .iter()
-                .filter(|e| e.0 > last_seen)
-                .map(|e| (e.2.clone(), e.3.clone()))
+                .filter(|e| e.seq > last_seen && e.scope.admits(app_id, namespace))
+                .map(|e| (e.message_id.clone(), e.payload.clone()))
                 .collect()
         } else {
             Vec::new()
@@ -287,7 +365,7 @@ impl History {
     }
 
     fn is_idle(&self, now_ms: u64) -> bool {
-        self.entries.iter().all(|e| e.1 <= now_ms)
+        self.entries.iter().all(|e| e.expires_ms <= now_ms)
     }
 }
 

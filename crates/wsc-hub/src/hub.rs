@@ -13,16 +13,16 @@ use tokio_util::sync::CancellationToken;
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
 use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};
-use crate::config::{HubConfig, SlowConsumerPolicy};
+use crate::config::{HubConfig, RelayPolicy, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
-use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery};
+use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery, Scope};
 use crate::identity::Identity;
 use crate::message::{HubMessage, MessageType, SYSTEM, Source};
 use crate::offline::{MemoryOfflineStore, OfflineStore};
 use crate::registry::{AdmitError, Registry};
 use crate::report::{
     AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
-    KickReport, RegisterError, SendError,
+    InvalidId, KickReport, RegisterError, SendError,
 };
 use crate::stats::{Counters, HubStats};
 
@@ -105,10 +105,10 @@ impl Hub {
     /// A stopped hub with the given settings. Call [`Hub::start`] inside a tokio runtime.
     pub fn new(config: HubConfig) -> Self {
         let store: Option<Arc<dyn OfflineStore>> = if config.offline_enabled {
-            Some(Arc::new(MemoryOfflineStore::new(
-                config.offline_max_per_user,
-                config.offline_ttl,
-            )))
+            Some(Arc::new(
+                MemoryOfflineStore::new(config.offline_max_per_user, config.offline_ttl)
+                    .with_max_total(config.offline_max_total),
+            ))
         } else {
             None
         };
@@ -180,11 +180,18 @@ impl Hub {
     /// until every connection has ended or `deadline` passed. Returns the number of
     /// connections still open at the deadline (0 on a clean drain).
     pub async fn stop(&self, deadline: Duration) -> usize {
-        self.inner.running.store(false, Ordering::SeqCst);
+        // The flag flips under the registry's write lock, where admissions happen too: an
+        // admission either completed before (and is in the snapshot below, so it gets 1001)
+        // or sees the hub stopped and is refused. None slips in between.
+        let registered: Vec<Arc<Connection>> = {
+            let registry = self.inner.registry.write();
+            self.inner.running.store(false, Ordering::SeqCst);
+            registry.all_registered().cloned().collect()
+        };
         if let Some(token) = self.inner.timer.lock().take() {
             token.cancel();
         }
-        for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
+        for conn in registered {
             conn.close(DisconnectReason::ServerShutdown);
         }
         // In-flight acknowledged sends settle now: unacknowledged messages go to the
@@ -381,8 +388,14 @@ impl Hub {
         }
         identity.validate()?;
         let config = self.config();
-        let reconnect =
-            !identity.client_id.is_empty() && self.connection(&identity.client_id).is_some();
+        identity.check_list_limits(config.max_ticket_ids, config.max_group_ids)?;
+        let reconnect = !identity.client_id.is_empty()
+            && self
+                .inner
+                .registry
+                .read()
+                .by_client_any(&identity.client_id)
+                .is_some();
         if config.max_connections > 0
             && !reconnect
             && self.connection_count() >= config.max_connections
@@ -409,7 +422,8 @@ impl Hub {
             }
         }
         // Offline messages and a requested resume go into the connection's backlog before it
-        // becomes reachable, so they precede every live message.
+        // becomes reachable, so they precede every live message. Loading has no side effect:
+        // acks and counters for the replay start only once the admission succeeded.
         let mut backlog = Backlog::default();
         self.replay_offline(&conn, &mut backlog).await;
         if let Some(last_seq) = conn.identity().last_seq {
@@ -420,13 +434,21 @@ impl Hub {
             });
             backlog.replayed = already;
         }
-        let admitted = self.inner.registry.write().admit(
-            conn.clone(),
-            config.multi_login,
-            config.max_connections_per_user,
-            config.max_connections,
-        );
-        let evicted = admitted.map_err(|e| match e {
+        let evicted = {
+            let mut registry = self.inner.registry.write();
+            // Checked under the lock `stop` takes to flip the flag: a connection admitted
+            // here is in stop's snapshot and gets 1001.
+            if !self.is_running() {
+                return Err(RegisterError::NotRunning);
+            }
+            registry.admit(
+                conn.clone(),
+                config.multi_login,
+                config.max_connections_per_user,
+                config.max_connections,
+            )
+        }
+        .map_err(|e| match e {
             AdmitError::NodeFull => RegisterError::NodeFull {
                 limit: config.max_connections,
             },
@@ -449,6 +471,7 @@ impl Hub {
         // A message stored between the first load and the admission is replayed now, still
         // ahead of anything routed after the admission.
         self.replay_offline(&conn, &mut backlog).await;
+        self.commit_replay(&conn, &mut backlog);
         Counters::add(&self.inner.counters.connections_accepted, 1);
         for callback in self.inner.callbacks.registered.snapshot() {
             callback(&conn);
@@ -469,6 +492,18 @@ impl Hub {
             window_bytes: 0,
             finished: false,
         })
+    }
+
+    /// The admission succeeded: replayed messages that need an ack start waiting for it,
+    /// and the replay is counted.
+    fn commit_replay(&self, conn: &Arc<Connection>, backlog: &mut Backlog) {
+        for message_id in std::mem::take(&mut backlog.awaiting_ack) {
+            self.await_replay_ack(conn, &message_id, conn.user_id());
+        }
+        let replayed = std::mem::take(&mut backlog.offline_count);
+        if replayed > 0 {
+            Counters::add(&self.inner.counters.offline_replayed, replayed);
+        }
     }
 
     fn unregister(&self, conn: &Arc<Connection>, observed: DisconnectReason) {
@@ -519,7 +554,15 @@ impl Hub {
             self.numbered(user_id, &mut msg, &config, |msg, payload| {
                 let targets = self.user_targets(user_id, &only, msg);
                 let report = self.enqueue_all(&targets, payload, msg, &config);
-                (report, targets.is_empty())
+                // No open connection took it (none, or each closed under our hands): the
+                // user gets it from the store on the next connect. A queue that is merely
+                // full under the drop policy keeps the connection, so it is not stored.
+                let reached_nobody = report.delivered == 0
+                    && report
+                        .failures
+                        .iter()
+                        .all(|f| f.reason != FailureReason::QueueFull);
+                (report, reached_nobody)
             })?;
         if reached_nobody
             && only.is_empty()
@@ -609,7 +652,6 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
-        self.ensure_running()?;
         non_empty(client_id, "client_id")?;
         msg.receiver_client = client_id.to_owned();
         let conns: Vec<Arc<Connection>> = self
@@ -642,7 +684,6 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
-        self.ensure_running()?;
         non_empty(ticket_id, "ticket_id")?;
         msg.ticket_id = ticket_id.to_owned();
         if msg.sender.is_empty() {
@@ -667,7 +708,6 @@ impl Hub {
         timeout: Duration,
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
-        self.ensure_running()?;
         self.ensure_running()?;
         non_empty(group_id, "group_id")?;
         if !msg.group_ids.iter().any(|g| g == group_id) {
@@ -695,7 +735,7 @@ impl Hub {
         msg.require_ack = true;
         self.intercept(&mut msg)?;
         self.prepare(&mut msg);
-        let payload = codec::encode(&msg)?;
+        let payload = self.encode_outbound(&msg, &self.config())?;
         let flows = conns.iter().map(|conn| {
             let (msg, payload) = (&msg, &payload);
             async move {
@@ -738,15 +778,21 @@ impl Hub {
         msg: &mut HubMessage,
         config: &HubConfig,
         deliver: impl FnOnce(&HubMessage, &Payload) -> R,
-    ) -> Result<(Payload, R), serde_json::Error> {
+    ) -> Result<(Payload, R), SendError> {
         let history = self.inner.histories.user(user_id);
         let mut history = history.lock();
-        msg.seq_no = history.next_seq();
-        let payload = codec::encode(msg)?;
+        // The size is known only once encoded; a refused message must not take a number.
+        msg.seq_no = history.peek_next_seq();
+        let payload = self.encode_outbound(msg, config)?;
+        history.next_seq();
         history.push(
             msg.seq_no,
             msg.message_id.clone(),
             payload.clone(),
+            Scope {
+                app_id: msg.app_id.clone(),
+                namespace: msg.namespace.clone(),
+            },
             self.now_ms(),
             (config.history_size, config.history_ttl.as_millis() as u64),
         );
@@ -869,13 +915,16 @@ impl Hub {
         was_offline: bool,
     ) -> bool {
         match store.store(user_id, msg.clone()).await {
-            Ok(()) => {
+            Ok(true) => {
                 Counters::add(&self.inner.counters.offline_stored, 1);
                 if was_offline {
                     self.deliver_if_reconnected(user_id, msg);
                 }
                 true
             }
+            // The same message is stored already (a repeated message id): it is kept, but
+            // stored and counted once.
+            Ok(false) => true,
             Err(e) => {
                 tracing::warn!(user_id, error = %e, "offline store failed");
                 false
@@ -898,7 +947,7 @@ impl Hub {
         let mut queued = false;
         for conn in &conns {
             if msg.require_ack {
-                self.await_replay_ack(conn, msg, user_id);
+                self.await_replay_ack(conn, &msg.message_id, user_id);
             }
             queued |= self.enqueue(conn, &payload, &config).is_ok();
         }
@@ -911,17 +960,12 @@ impl Hub {
     }
 
     /// Tracks the ack of a replayed message; the ack deletes it from the user's store.
-    fn await_replay_ack(&self, conn: &Arc<Connection>, msg: &HubMessage, user_id: &str) {
+    fn await_replay_ack(&self, conn: &Arc<Connection>, message_id: &str, user_id: &str) {
         let target = AckTarget::Connection(conn.id());
-        self.inner.acks.register(
-            &msg.message_id,
-            target.clone(),
-            None,
-            Some(user_id.to_owned()),
-        );
         self.inner
             .acks
-            .add_connection(&msg.message_id, &target, conn, 0);
+            .register(message_id, target.clone(), None, Some(user_id.to_owned()));
+        self.inner.acks.add_connection(message_id, &target, conn, 0);
     }
 
     fn user_targets(&self, user_id: &str, only: &str, msg: &HubMessage) -> Vec<Arc<Connection>> {
@@ -935,7 +979,9 @@ impl Hub {
         })
     }
 
-    /// Loads the user's offline messages into the backlog (skipping ones already there).
+    /// Loads the user's offline messages of the connection's scope into the backlog
+    /// (skipping ones already there). Messages of another app or namespace stay stored for
+    /// a connection of theirs. Acks and counters wait for [`Hub::commit_replay`].
     async fn replay_offline(&self, conn: &Arc<Connection>, backlog: &mut Backlog) {
         let Some(store) = self.offline_store() else {
             return;
@@ -949,21 +995,21 @@ impl Hub {
             }
         };
         for msg in messages {
-            if !backlog.replayed.insert(msg.message_id.clone()) {
+            if !in_scope(conn, &msg) || !backlog.replayed.insert(msg.message_id.clone()) {
                 continue;
             }
             let (require_ack, message_id) = (msg.require_ack, msg.message_id.clone());
-            let Some(payload) = replay_payload(msg.clone()) else {
+            let Some(payload) = replay_payload(msg) else {
                 continue;
             };
             // Acked messages leave the store when acked; the others once written.
             let delete_when_written = if require_ack {
-                self.await_replay_ack(conn, &msg, &user_id);
+                backlog.awaiting_ack.push(message_id);
                 None
             } else {
                 Some(message_id)
             };
-            Counters::add(&self.inner.counters.offline_replayed, 1);
+            backlog.offline_count += 1;
             backlog
                 .frames
                 .push_back((Outbound::Message(payload), delete_when_written));
@@ -979,7 +1025,11 @@ impl Hub {
         mut push: impl FnMut(Outbound),
     ) -> Recovery {
         let history = self.inner.histories.user(conn.user_id());
-        let (mut recovery, frames) = history.lock().resume(last_seq, self.now_ms());
+        let scope = (
+            conn.identity().app_id.as_str(),
+            conn.identity().namespace.as_str(),
+        );
+        let (mut recovery, frames) = history.lock().resume(last_seq, self.now_ms(), scope);
         recovery.replayed = 0;
         for (message_id, payload) in frames {
             if !already.contains(&message_id) {
@@ -1129,8 +1179,9 @@ impl Hub {
 
     fn send_direct(&self, conn: &Connection, mut msg: HubMessage) -> bool {
         self.prepare(&mut msg);
-        match codec::encode(&msg) {
-            Ok(payload) => self.enqueue(conn, &payload, &self.config()).is_ok(),
+        let config = self.config();
+        match self.encode_outbound(&msg, &config) {
+            Ok(payload) => self.enqueue(conn, &payload, &config).is_ok(),
             Err(_) => false,
         }
     }
@@ -1143,13 +1194,14 @@ impl Hub {
         self.ensure_running()?;
         self.intercept(&mut msg)?;
         self.prepare(&mut msg);
-        let payload = codec::encode(&msg)?;
+        let config = self.config();
+        let payload = self.encode_outbound(&msg, &config)?;
         let targets = {
             let mut out = Vec::new();
             select(&self.inner.registry.read(), &msg, &mut out);
             out
         };
-        let report = self.enqueue_all(&targets, &payload, &msg, &self.config());
+        let report = self.enqueue_all(&targets, &payload, &msg, &config);
         self.message_sent(&msg, &report);
         Ok(report)
     }
@@ -1190,6 +1242,20 @@ impl Hub {
                 callback(msg, report);
             }
         }
+    }
+
+    /// Serializes a routed message once, refusing it when it exceeds the outbound limit
+    /// (before anything is queued, numbered or stored).
+    fn encode_outbound(&self, msg: &HubMessage, config: &HubConfig) -> Result<Payload, SendError> {
+        let payload = codec::encode(msg)?;
+        let limit = config.max_outbound_message_size;
+        if limit > 0 && payload.len() > limit {
+            return Err(SendError::TooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        Ok(payload)
     }
 
     /// Fills the ids, the sender and the timestamp the caller left empty.
@@ -1282,7 +1348,9 @@ impl Hub {
 
     // ---------------------------------------------------------------- inbound
 
-    async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) {
+    /// Handles one decoded client frame. Returns whether it was an ack that matched a
+    /// delivery (pending or just confirmed): only those are exempt from the frame rate limit.
+    async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) -> bool {
         Counters::by_type(
             &self.inner.counters.in_by_type,
             type_label(&msg.message_type),
@@ -1310,44 +1378,100 @@ impl Hub {
                 ..HubMessage::default()
             };
             self.send_direct(conn, pong);
-            return;
+            return false;
         }
         if msg.message_type == MessageType::Ack {
-            self.handle_ack(conn, &msg.message_id, &frame_id);
-            return;
+            return self.handle_ack(conn, &msg.message_id, &frame_id);
         }
         if msg.message_type == MessageType::Resume {
             self.resume(conn, msg.seq_no, &HashSet::new(), |frame| {
                 let _ = self.enqueue_frame(conn, frame);
             });
-            return;
+            return false;
         }
+        // Numbering, the replay marker and ack tracking belong to the server: a client
+        // frame cannot make its receiver record a sequence number, believe a message came
+        // from the offline store, or ack something nobody waits for.
+        msg.seq_no = 0;
+        msg.source = None;
+        msg.require_ack = false;
         self.prepare(&mut msg);
         for interceptor in self.inner.callbacks.inbound.snapshot() {
             if let Err(e) = interceptor(conn, &mut msg) {
                 self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
-                return;
+                return false;
             }
         }
-        if msg.message_type.is_forwardable() && self.config().relay_status_messages {
+        let config = self.config();
+        if msg.message_type.is_forwardable() && config.relay_status_messages {
             self.relay(conn, msg, &frame_id).await;
-            return;
+            return false;
+        }
+        if config.relay.enabled
+            && let Err(refusal) = self.relay_targeted(conn, &msg, &config.relay).await
+        {
+            self.reject_frame(conn, FrameError::Rejected(refusal), &frame_id);
+            return false;
         }
         let msg = Arc::new(msg);
         for callback in self.inner.callbacks.received.snapshot() {
             if let Err(e) = callback(conn.clone(), msg.clone()).await {
                 self.emit_error(Some(conn), &ErrorEvent::CallbackRejected(e.0.clone()));
                 self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
-                return;
+                return false;
             }
         }
+        false
     }
 
-    fn handle_ack(&self, conn: &Arc<Connection>, message_id: &str, frame_id: &str) {
+    /// The relay policy of [`HubConfig::relay`]: a client message naming a ticket, a group
+    /// or a user is sent there when the sender may address it. `Err` is the refusal text
+    /// (starting with `relay_denied`) or why the send failed.
+    async fn relay_targeted(
+        &self,
+        conn: &Arc<Connection>,
+        msg: &HubMessage,
+        policy: &RelayPolicy,
+    ) -> Result<(), String> {
+        let identity = conn.identity();
+        let sent = if !msg.ticket_id.is_empty() {
+            if !identity.ticket_ids.contains(&msg.ticket_id) {
+                return Err(format!(
+                    "relay_denied: not bound to ticket {}",
+                    msg.ticket_id
+                ));
+            }
+            self.send_to_ticket(&msg.ticket_id, msg.clone()).await
+        } else if let Some(group) = msg.group_ids.first() {
+            let member = identity.group_ids.contains(group)
+                || self
+                    .inner
+                    .registry
+                    .read()
+                    .is_group_member(group, conn.user_id());
+            if !member {
+                return Err(format!("relay_denied: not a member of group {group}"));
+            }
+            self.send_to_group(group, msg.clone()).await
+        } else if !msg.receiver.is_empty() {
+            if !policy.user_targets.contains(&identity.user_type) {
+                return Err(format!(
+                    "relay_denied: {} users may not message users directly",
+                    identity.user_type
+                ));
+            }
+            self.send_to_user(&msg.receiver, msg.clone()).await
+        } else {
+            return Ok(());
+        };
+        sent.map(drop).map_err(|e| e.to_string())
+    }
+
+    fn handle_ack(&self, conn: &Arc<Connection>, message_id: &str, frame_id: &str) -> bool {
         if message_id.is_empty() {
             let error = FrameError::UnknownAck("message_id is required".to_owned());
             self.reject_frame(conn, error, frame_id);
-            return;
+            return false;
         }
         match self.inner.acks.ack(message_id, conn) {
             AckMatch::Confirmed { offline_user } => {
@@ -1356,12 +1480,14 @@ impl Hub {
                     let removal = store.remove(&user, vec![message_id.to_owned()]);
                     tokio::spawn(removal);
                 }
+                true
             }
             // A resend that crossed the first ack: nothing to do.
-            AckMatch::Duplicate => {}
+            AckMatch::Duplicate => true,
             AckMatch::Unknown => {
                 let detail = format!("no delivery {message_id} is waiting for an ack");
                 self.reject_frame(conn, FrameError::UnknownAck(detail), frame_id);
+                false
             }
         }
     }
@@ -1439,13 +1565,16 @@ impl Hub {
     fn sweep(&self) {
         let now = self.now_ms();
         let timeout = self.config().client_timeout.as_millis() as u64;
-        for conn in self.snapshot(|reg, out| out.extend(reg.all().cloned())) {
+        for conn in self.snapshot(|reg, out| out.extend(reg.all_registered().cloned())) {
             if now.saturating_sub(conn.last_seen_ms()) >= timeout {
                 conn.close(DisconnectReason::Timeout);
             } else {
                 // A full queue already means traffic is pending; skipping the ping is fine.
                 let _ = conn.tx.try_send(Outbound::Ping);
             }
+        }
+        if let Some(store) = self.offline_store() {
+            store.purge_expired();
         }
         let online: HashSet<String> = self.inner.registry.read().users().cloned().collect();
         self.inner
@@ -1467,7 +1596,7 @@ impl Hub {
         self.inner.registry.read().user_count()
     }
 
-    /// Whether the user has a live connection.
+    /// Whether the user has a live connection (never for a blank id).
     pub fn is_user_online(&self, user_id: &str) -> bool {
         self.inner.registry.read().is_user_online(user_id)
     }
@@ -1478,12 +1607,14 @@ impl Hub {
     }
 
     /// Snapshots of a user's live connections.
-    pub fn user_connections(&self, user_id: &str) -> Vec<ConnectionInfo> {
+    pub fn user_connections(&self, user_id: &str) -> Result<Vec<ConnectionInfo>, InvalidId> {
+        InvalidId::check(user_id, "user_id")?;
         let node = self.node_id();
-        self.snapshot(|reg, out| out.extend(reg.user(user_id).cloned()))
+        Ok(self
+            .snapshot(|reg, out| out.extend(reg.user(user_id).cloned()))
             .iter()
             .map(|c| c.info(node))
-            .collect()
+            .collect())
     }
 
     /// A live connection by client id.
@@ -1498,18 +1629,23 @@ impl Hub {
 
     /// Adds a user to a group (kept until [`Hub::leave_group`], across reconnects).
     /// Returns whether the user was not a member yet.
-    pub fn join_group(&self, group_id: &str, user_id: &str) -> bool {
-        self.inner.registry.write().join_group(group_id, user_id)
+    pub fn join_group(&self, group_id: &str, user_id: &str) -> Result<bool, InvalidId> {
+        InvalidId::check(group_id, "group_id")?;
+        InvalidId::check(user_id, "user_id")?;
+        Ok(self.inner.registry.write().join_group(group_id, user_id))
     }
 
     /// Removes a user from a group. Returns whether it was a member through the API.
-    pub fn leave_group(&self, group_id: &str, user_id: &str) -> bool {
-        self.inner.registry.write().leave_group(group_id, user_id)
+    pub fn leave_group(&self, group_id: &str, user_id: &str) -> Result<bool, InvalidId> {
+        InvalidId::check(group_id, "group_id")?;
+        InvalidId::check(user_id, "user_id")?;
+        Ok(self.inner.registry.write().leave_group(group_id, user_id))
     }
 
     /// Users in a group, sorted.
-    pub fn group_members(&self, group_id: &str) -> Vec<String> {
-        self.inner.registry.read().group_members(group_id)
+    pub fn group_members(&self, group_id: &str) -> Result<Vec<String>, InvalidId> {
+        InvalidId::check(group_id, "group_id")?;
+        Ok(self.inner.registry.read().group_members(group_id))
     }
 
     /// An exact snapshot of the counters.
@@ -1580,11 +1716,7 @@ fn type_label(message_type: &MessageType) -> &str {
 }
 
 fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
-    if value.trim().is_empty() || value.chars().any(char::is_control) {
-        Err(SendError::InvalidTarget(what))
-    } else {
-        Ok(())
-    }
+    Ok(InvalidId::check(value, what)?)
 }
 
 /// A message with an app id (namespace) only reaches connections of that app (namespace).
@@ -1692,12 +1824,12 @@ impl Registration {
         }
         match codec::decode(text, config.limits) {
             Ok(msg) => {
-                // Acks answer the server's own traffic: they count against the byte limit
-                // but not the frame limit, so a busy client can ack everything it receives.
-                if msg.message_type == MessageType::Ack {
+                // Acks that match a delivery answer the server's own traffic: they count
+                // against the byte limit but not the frame limit, so a busy client can ack
+                // everything it receives. Unknown acks count like any other frame.
+                if self.hub.handle_message(&self.conn, msg).await {
                     self.window_count = self.window_count.saturating_sub(1);
                 }
-                self.hub.handle_message(&self.conn, msg).await
             }
             Err(error) => {
                 let reply_to = match error {
@@ -1806,4 +1938,8 @@ pub fn error_code(msg: &HubMessage) -> Option<&str> {
 struct Backlog {
     frames: VecDeque<(Outbound, Option<String>)>,
     replayed: HashSet<String>,
+    /// Replayed messages whose ack is tracked once the connection is admitted.
+    awaiting_ack: Vec<String>,
+    /// Offline messages loaded and not counted yet (counted once admitted).
+    offline_count: u64,
 }

@@ -100,11 +100,14 @@ impl Identity {
         self
     }
 
-    /// Checks the identity and fills the defaults (user type).
+    /// Checks the identity and fills the defaults (user type). Repeated ticket and group ids
+    /// are removed (the first occurrence is kept), so a connection is bound to each once.
     pub fn validate(&mut self) -> Result<(), IdentityError> {
         if self.user_id.is_empty() {
             return Err(IdentityError::MissingUserId);
         }
+        dedupe(&mut self.ticket_ids);
+        dedupe(&mut self.group_ids);
         if self.user_type.is_empty() {
             self.user_type = DEFAULT_USER_TYPE.to_owned();
         }
@@ -133,6 +136,37 @@ impl Identity {
         }
         Ok(())
     }
+
+    /// Checks the number of ticket and group ids against the limits (0 = unlimited). Call
+    /// after [`validate`](Self::validate), which removes repeated ids.
+    pub fn check_list_limits(
+        &self,
+        max_ticket_ids: usize,
+        max_group_ids: usize,
+    ) -> Result<(), IdentityError> {
+        let lists = [
+            ("ticket_id", self.ticket_ids.len(), max_ticket_ids),
+            ("group_id", self.group_ids.len(), max_group_ids),
+        ];
+        for (field, count, limit) in lists {
+            if limit > 0 && count > limit {
+                return Err(IdentityError::TooMany {
+                    field,
+                    count,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes repeated values, keeping the first occurrence of each in order.
+fn dedupe(values: &mut Vec<String>) {
+    if values.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        values.retain(|v| seen.insert(v.clone()));
+    }
 }
 
 /// Why an identity was refused.
@@ -142,6 +176,16 @@ pub enum IdentityError {
     /// No user id in the query, headers or cookies.
     #[error("user_id is required (query parameter user_id or header X-User-ID)")]
     MissingUserId,
+    /// A list (`ticket_id`, `group_id`) names more ids than a connection may have.
+    #[error("too many {field} values: {count} given, at most {limit} allowed")]
+    TooMany {
+        /// Which identity field.
+        field: &'static str,
+        /// How many distinct ids were given.
+        count: usize,
+        /// The configured maximum.
+        limit: usize,
+    },
     /// A field has an unacceptable value.
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -158,6 +202,7 @@ impl IdentityError {
         match self {
             IdentityError::MissingUserId => "missing_user_id",
             IdentityError::Invalid { .. } => "invalid_identity",
+            IdentityError::TooMany { .. } => "too_many_ids",
         }
     }
 }

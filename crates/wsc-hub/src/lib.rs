@@ -40,7 +40,7 @@ pub mod tungstenite;
 
 pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
 pub use codec::{DecodeLimits, FrameError, Payload};
-pub use config::{HubConfig, MultiLoginPolicy, SlowConsumerPolicy, default_node_id};
+pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 pub use delivery::Recovery;
 pub use hub::{BroadcastOptions, Hub, Registration, error_code};
@@ -51,6 +51,6 @@ pub use message::{HubMessage, MessageType, Priority, Source};
 pub use offline::{MemoryOfflineStore, OfflineStore, StoreError};
 pub use report::{
     AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
-    KickReport, RegisterError, SendError,
+    InvalidId, KickReport, RegisterError, SendError,
 };
 pub use stats::{HubStats, LATENCY_BUCKETS_US, LatencyHistogram};

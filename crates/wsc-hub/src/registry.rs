@@ -3,6 +3,11 @@
 //! All mutation happens inside [`Registry::admit`] and [`Registry::remove`], called with the
 //! hub's write lock held, so an admission (replacement, multi-login eviction, insertion) is
 //! atomic: no reader ever sees a user with neither the old nor the new connection.
+//!
+//! A connection that is closing (kicked, timed out, slow, rate-limited) stays registered
+//! until its transport finished the close, but the route lookups (`user`, `ticket`, `group`,
+//! `by_client`, `all`) skip it: a message sent in that window takes the offline path
+//! instead of being queued to a connection that will never write it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -135,10 +140,16 @@ impl Registry {
         self.by_id.get(&id)
     }
 
-    pub(crate) fn by_client(&self, client_id: &str) -> Option<&Arc<Connection>> {
+    /// The connection with this client id, closing or not (admission and replacement).
+    pub(crate) fn by_client_any(&self, client_id: &str) -> Option<&Arc<Connection>> {
         self.by_client
             .get(client_id)
             .and_then(|id| self.by_id.get(id))
+    }
+
+    /// The open connection with this client id (a route target).
+    pub(crate) fn by_client(&self, client_id: &str) -> Option<&Arc<Connection>> {
+        self.by_client_any(client_id).filter(|c| !c.is_closing())
     }
 
     pub(crate) fn user(&self, user_id: &str) -> impl Iterator<Item = &Arc<Connection>> {
@@ -149,7 +160,13 @@ impl Registry {
         self.ids(self.by_ticket.get(ticket_id))
     }
 
+    /// Every open connection (closing ones are no longer route targets).
     pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.by_id.values().filter(|c| !c.is_closing())
+    }
+
+    /// Every registered connection, closing or not (liveness and shutdown).
+    pub(crate) fn all_registered(&self) -> impl Iterator<Item = &Arc<Connection>> {
         self.by_id.values()
     }
 
@@ -177,6 +194,7 @@ impl Registry {
         for id in direct.chain(via_users) {
             if seen.insert(*id)
                 && let Some(conn) = self.by_id.get(id)
+                && !conn.is_closing()
             {
                 out.push(conn);
             }
@@ -200,6 +218,17 @@ impl Registry {
             self.group_users.remove(group_id);
         }
         removed
+    }
+
+    /// Whether a user belongs to a group: through the API, or with a connection that joined
+    /// it at connect.
+    pub(crate) fn is_group_member(&self, group_id: &str, user_id: &str) -> bool {
+        self.group_users
+            .get(group_id)
+            .is_some_and(|users| users.contains(user_id))
+            || self
+                .ids(self.by_user.get(user_id))
+                .any(|c| c.identity().group_ids.iter().any(|g| g == group_id))
     }
 
     /// Members of a group: API members plus users with a connection that joined at connect.
@@ -228,6 +257,7 @@ impl Registry {
         ids.into_iter()
             .flatten()
             .filter_map(|id| self.by_id.get(id))
+            .filter(|c| !c.is_closing())
     }
 }
 

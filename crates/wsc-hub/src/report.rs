@@ -64,6 +64,43 @@ pub enum SendError {
     /// An acknowledged delivery with this `message_id` to this target is already waiting.
     #[error("message_id {0} is already waiting for an ack")]
     DuplicateMessageId(String),
+    /// The serialized message exceeds [`HubConfig::max_outbound_message_size`](crate::HubConfig::max_outbound_message_size).
+    #[error("message too large: {size} bytes serialized, at most {limit} allowed")]
+    TooLarge {
+        /// The serialized size.
+        size: usize,
+        /// The configured maximum.
+        limit: usize,
+    },
+}
+
+impl From<InvalidId> for SendError {
+    fn from(e: InvalidId) -> Self {
+        SendError::InvalidTarget(e.0)
+    }
+}
+
+/// An id argument (user, group, ticket, client id) that is empty, blank or contains control
+/// characters. Every hub operation that takes an id refuses such a value with this error
+/// (sends with [`SendError::InvalidTarget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid target: {0} must be a non-blank id without control characters")]
+pub struct InvalidId(pub &'static str);
+
+impl InvalidId {
+    /// Stable machine code (the same as [`SendError::InvalidTarget`]'s).
+    pub fn code(&self) -> &'static str {
+        "invalid_target"
+    }
+
+    /// Checks one id argument; `what` names it in the error (`"user_id"`, `"group_id"`, ...).
+    pub fn check(value: &str, what: &'static str) -> Result<(), InvalidId> {
+        if value.trim().is_empty() || value.chars().any(char::is_control) {
+            Err(InvalidId(what))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl SendError {
@@ -75,6 +112,7 @@ impl SendError {
             SendError::Encode(_) => "encode_failed",
             SendError::DuplicateMessageId(_) => "duplicate_message_id",
             SendError::Rejected(_) => "rejected",
+            SendError::TooLarge { .. } => "message_too_large",
         }
     }
 }

@@ -47,16 +47,32 @@ use crate::report::RegisterError;
 /// How long the server waits for the client's close reply after sending its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// Room for a frame header and a close or ping frame beside the largest message.
+const FRAME_OVERHEAD: usize = 1024;
+
 /// The WebSocket settings the hub wants: small read/write buffers (they dominate idle memory
-/// per connection), a bounded write buffer, and the inbound size limit from the config.
+/// per connection), the inbound size limit from the config, and a write buffer bound that
+/// always fits one maximum outbound message.
+///
+/// The writer feeds a frame only after the previous flush completed, so the write buffer
+/// never holds more than `write_buffer_size` plus one frame: the bound below can never
+/// refuse a message the hub accepted, and it always exceeds `write_buffer_size` (which
+/// tungstenite requires).
 pub fn websocket_config(config: &HubConfig) -> WebSocketConfig {
-    let max = config.limits.max_message_size;
+    let max_in = config.limits.max_message_size;
+    let max_write_buffer = match config.max_outbound_message_size {
+        0 => usize::MAX,
+        max_out => config
+            .write_buffer_size
+            .saturating_add(max_out)
+            .saturating_add(FRAME_OVERHEAD),
+    };
     WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size.max(256))
         .write_buffer_size(config.write_buffer_size)
-        .max_write_buffer_size(config.queue_max_bytes.max(64 * 1024) + max + 4 * 1024)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
+        .max_write_buffer_size(max_write_buffer)
+        .max_message_size(Some(max_in))
+        .max_frame_size(Some(max_in))
 }
 
 /// Registers `identity` and serves the connection until it ends. When the registration is
@@ -126,6 +142,11 @@ where
 }
 
 /// Sends a close frame with `code` and `reason`, then waits briefly for the client's reply.
+///
+/// Whatever the client still sends in that time is read and discarded, even when the
+/// WebSocket stream can no longer parse it (after a frame over the size limit): closing a
+/// TCP socket with unread input makes the kernel answer with a reset, and the client would
+/// then lose the close frame and its reason.
 pub async fn close_with<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -137,9 +158,21 @@ where
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         if ws.send(Message::Close(Some(frame))).await.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}
+            linger(ws.get_mut()).await;
         }
     })
     .await;
+}
+
+/// Reads and discards raw input until the peer closes its side (or the caller's deadline).
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 8192];
+    while let Ok(n) = stream.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 enum Event {
@@ -160,12 +193,25 @@ where
     // One close waiter for the connection's whole life, not one per loop turn.
     let closed = conn.closed();
     tokio::pin!(closed);
+    // When both directions are ready, they take turns: a turn writes at most `batch`
+    // frames, so sustained outbound traffic cannot keep acks, pongs and close frames unread.
+    let mut inbound_first = false;
     loop {
-        let event = tokio::select! {
-            biased;
-            _ = &mut closed => Event::Closing,
-            frame = registration.recv() => Event::Outbound(frame),
-            incoming = ws.next() => Event::Inbound(incoming),
+        inbound_first = !inbound_first;
+        let event = if inbound_first {
+            tokio::select! {
+                biased;
+                _ = &mut closed => Event::Closing,
+                incoming = ws.next() => Event::Inbound(incoming),
+                frame = registration.recv() => Event::Outbound(frame),
+            }
+        } else {
+            tokio::select! {
+                biased;
+                _ = &mut closed => Event::Closing,
+                frame = registration.recv() => Event::Outbound(frame),
+                incoming = ws.next() => Event::Inbound(incoming),
+            }
         };
         match event {
             Event::Closing | Event::Outbound(None) => break,

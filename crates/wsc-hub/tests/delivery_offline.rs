@@ -339,7 +339,7 @@ impl GatedStore {
 }
 
 impl OfflineStore for GatedStore {
-    fn store(&self, user_id: &str, message: HubMessage) -> BoxFuture<Result<(), StoreError>> {
+    fn store(&self, user_id: &str, message: HubMessage) -> BoxFuture<Result<bool, StoreError>> {
         let (inner, gate, user) = (self.inner.clone(), self.gate.clone(), user_id.to_owned());
         let gated = self.gate_stores.swap(false, Ordering::SeqCst);
         self.stores.fetch_add(1, Ordering::SeqCst);

@@ -380,7 +380,7 @@ async fn concurrent_kick_old_leaves_exactly_one_and_notifies_the_others() {
     let mut registrations: Vec<Registration> = results.into_iter().map(Result::unwrap).collect();
 
     assert_eq!(hub.connection_count(), 1);
-    assert_eq!(hub.user_connections("alice").len(), 1);
+    assert_eq!(hub.user_connections("alice").unwrap().len(), 1);
     let mut live = 0;
     for registration in &mut registrations {
         if registration.connection().is_closing() {

@@ -28,7 +28,7 @@ async fn kick_old_sends_force_offline_then_closes_with_1008() {
 
     let hub = &server.hub;
     assert_eq!(hub.connection_count(), 1);
-    let connections = hub.user_connections("alice");
+    let connections = hub.user_connections("alice").unwrap();
     assert_eq!(connections.len(), 1);
     assert_eq!(connections[0].client_id, "new");
     let report = hub
@@ -55,6 +55,7 @@ async fn kick_old_evicts_the_oldest_connection_first() {
     let mut ids: Vec<String> = server
         .hub
         .user_connections("alice")
+        .unwrap()
         .into_iter()
         .map(|c| c.client_id)
         .collect();

@@ -11,7 +11,9 @@ use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
-use wsc_hub::{AckReport, AckStatus, BroadcastOptions, DeliveryReport, Hub, HubMessage, SendError};
+use wsc_hub::{
+    AckReport, AckStatus, BroadcastOptions, DeliveryReport, Hub, HubMessage, InvalidId, SendError,
+};
 
 /// The generated protocol types, client and server.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -80,12 +82,17 @@ pub(crate) struct GatewayService {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
+/// A blank or unusable id argument: the same `INVALID_ARGUMENT` as a send's bad target.
+fn invalid_id(e: InvalidId) -> Status {
+    status(e.into())
+}
+
 fn status(e: SendError) -> Status {
     match e {
         SendError::NotRunning => Status::unavailable(e.to_string()),
-        SendError::InvalidTarget(_) | SendError::DuplicateMessageId(_) => {
-            Status::invalid_argument(e.to_string())
-        }
+        SendError::InvalidTarget(_)
+        | SendError::DuplicateMessageId(_)
+        | SendError::TooLarge { .. } => Status::invalid_argument(e.to_string()),
         SendError::Rejected(_) => Status::permission_denied(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
@@ -259,7 +266,7 @@ impl Gateway for GatewayService {
         request: Request<PresenceRequest>,
     ) -> Result<Response<PresenceReply>, Status> {
         let user_id = request.into_inner().user_id;
-        let connections = self.hub.user_connections(&user_id);
+        let connections = self.hub.user_connections(&user_id).map_err(invalid_id)?;
         let online = !connections.is_empty();
         Ok(Response::new(PresenceReply {
             online,
@@ -287,7 +294,10 @@ impl Gateway for GatewayService {
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<GroupMemberReply>, Status> {
         let request = request.into_inner();
-        let changed = self.hub.join_group(&request.group_id, &request.user_id);
+        let changed = self
+            .hub
+            .join_group(&request.group_id, &request.user_id)
+            .map_err(invalid_id)?;
         Ok(Response::new(GroupMemberReply { changed }))
     }
 
@@ -296,7 +306,10 @@ impl Gateway for GatewayService {
         request: Request<GroupMemberRequest>,
     ) -> Result<Response<GroupMemberReply>, Status> {
         let request = request.into_inner();
-        let changed = self.hub.leave_group(&request.group_id, &request.user_id);
+        let changed = self
+            .hub
+            .leave_group(&request.group_id, &request.user_id)
+            .map_err(invalid_id)?;
         Ok(Response::new(GroupMemberReply { changed }))
     }
 
@@ -304,7 +317,10 @@ impl Gateway for GatewayService {
         &self,
         request: Request<GroupMembersRequest>,
     ) -> Result<Response<GroupMembersReply>, Status> {
-        let members = self.hub.group_members(&request.into_inner().group_id);
+        let members = self
+            .hub
+            .group_members(&request.into_inner().group_id)
+            .map_err(invalid_id)?;
         Ok(Response::new(GroupMembersReply { members }))
     }
 
