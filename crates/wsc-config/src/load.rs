@@ -468,6 +468,15 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             crate::size::format(max_size)
         ),
     );
+    let max_out = wsc.security.max_outbound_message_size;
+    check(
+        (1024..=64 * 1024 * 1024).contains(&max_out),
+        "wsc.security.max_outbound_message_size",
+        format!(
+            "{} must be between 1KiB and 64MiB",
+            crate::size::format(max_out)
+        ),
+    );
     for (key, size) in [
         (
             "wsc.performance.read_buffer_size",
@@ -526,6 +535,14 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         wsc.offline.max_per_user > 0,
         "wsc.offline.max_per_user",
         "must be at least 1 (turn storage off with wsc.offline.enabled: false)".to_owned(),
+    );
+    check(
+        wsc.offline.max_total >= wsc.offline.max_per_user,
+        "wsc.offline.max_total",
+        format!(
+            "must be at least wsc.offline.max_per_user ({})",
+            wsc.offline.max_per_user
+        ),
     );
     check(
         !wsc.ack.timeout.is_zero(),

@@ -32,6 +32,8 @@ pub const HOT_KEYS: &[&str] = &[
     "wsc.security.max_messages_per_second",
     "wsc.security.max_bytes_per_second",
     "wsc.security.max_message_size",
+    "wsc.security.max_ticket_ids",
+    "wsc.security.max_group_ids",
     "wsc.security.allowed_user_types",
     "wsc.security.allowed_ips",
     "wsc.security.blocked_ips",

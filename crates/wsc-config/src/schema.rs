@@ -380,6 +380,9 @@ pub struct OfflineConfig {
     /// How long a stored message is kept.
     #[serde(with = "duration")]
     pub ttl: Duration,
+    /// Messages the memory store keeps for all users together; when full, the oldest
+    /// message of the whole store is dropped first.
+    pub max_total: usize,
 }
 
 impl Default for OfflineConfig {
@@ -390,6 +393,7 @@ impl Default for OfflineConfig {
             store: OfflineStore::Memory,
             max_per_user: hub.offline_max_per_user,
             ttl: hub.offline_ttl,
+            max_total: hub.offline_max_total,
         }
     }
 }
@@ -505,6 +509,14 @@ pub struct SecurityConfig {
     /// Largest inbound frame (larger frames close the connection with 1009).
     #[serde(with = "size")]
     pub max_message_size: usize,
+    /// Largest serialized outbound message; larger sends are refused (413,
+    /// `INVALID_ARGUMENT`, `SendError::TooLarge`).
+    #[serde(with = "size")]
+    pub max_outbound_message_size: usize,
+    /// Ticket ids one connection may bind at connect (0 = unlimited).
+    pub max_ticket_ids: usize,
+    /// Group ids one connection may join at connect (0 = unlimited).
+    pub max_group_ids: usize,
     /// User types allowed to connect (empty = any).
     pub allowed_user_types: Vec<String>,
     /// Client IPs or CIDR ranges allowed to connect (empty = any).
@@ -528,6 +540,9 @@ impl Default for SecurityConfig {
             max_messages_per_second: hub.max_inbound_per_second,
             max_bytes_per_second: hub.max_inbound_bytes_per_second,
             max_message_size: hub.limits.max_message_size,
+            max_outbound_message_size: hub.max_outbound_message_size,
+            max_ticket_ids: hub.max_ticket_ids,
+            max_group_ids: hub.max_group_ids,
             allowed_user_types: Vec::new(),
             allowed_ips: Vec::new(),
             blocked_ips: Vec::new(),
@@ -688,6 +703,10 @@ impl WscConfig {
         hub.offline_enabled = self.offline.enabled;
         hub.offline_max_per_user = self.offline.max_per_user;
         hub.offline_ttl = self.offline.ttl;
+        hub.offline_max_total = self.offline.max_total;
+        hub.max_outbound_message_size = self.security.max_outbound_message_size;
+        hub.max_ticket_ids = self.security.max_ticket_ids;
+        hub.max_group_ids = self.security.max_group_ids;
         hub.history_size = self.recovery.history_size;
         hub.history_ttl = self.recovery.history_ttl;
         hub
