@@ -380,3 +380,29 @@ impl Disconnects {
         }
     }
 }
+
+/// A started hub with these settings (no transport: tests drive `Registration`s).
+pub(crate) fn started(config: HubConfig) -> Hub {
+    let hub = Hub::new(config);
+    hub.start();
+    hub
+}
+
+/// Every message frame a registration has ready now, as JSON (pings skipped).
+pub(crate) fn drain_messages(registration: &mut wsc_hub::Registration) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Some(frame) = registration.try_recv() {
+        if let wsc_hub::Outbound::Message(payload) = frame {
+            frames.push(serde_json::from_str(payload.as_str()).expect("frame is JSON"));
+        }
+    }
+    frames
+}
+
+/// The `content` of each frame (`<none>` when absent).
+pub(crate) fn contents(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .map(|f| f["content"].as_str().unwrap_or("<none>"))
+        .collect()
+}
