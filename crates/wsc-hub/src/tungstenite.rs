@@ -164,9 +164,11 @@ where
     .await;
 }
 
-/// Reads and discards raw input until the peer closes its side (or the caller's deadline).
-async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    use tokio::io::AsyncReadExt;
+/// Ends our side of the stream (the peer sees the end right after our close frame), then
+/// reads and discards raw input until the peer closes its side (or the caller's deadline).
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
     let mut sink = [0u8; 8192];
     while let Ok(n) = stream.read(&mut sink).await {
         if n == 0 {

@@ -138,7 +138,17 @@ pub(crate) async fn duplex_client(
     hub: &Hub,
     identity: Identity,
 ) -> (Client<DuplexStream>, JoinHandle<()>) {
-    let (client_io, server_io) = tokio::io::duplex(256 * 1024);
+    duplex_client_with_capacity(hub, identity, 256 * 1024).await
+}
+
+/// [`duplex_client`] with a pipe of `capacity` bytes in each direction (a small pipe makes
+/// the server's writes wait for the client to read, like a socket buffer).
+pub(crate) async fn duplex_client_with_capacity(
+    hub: &Hub,
+    identity: Identity,
+    capacity: usize,
+) -> (Client<DuplexStream>, JoinHandle<()>) {
+    let (client_io, server_io) = tokio::io::duplex(capacity);
     let config = wsc_hub::tungstenite::websocket_config(&hub.config());
     let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, Some(config)).await;
     let registration = hub.register(identity).await.expect("register");
