@@ -623,7 +623,7 @@ impl Hub {
             Ok(payload) => payload,
             Err(e) => {
                 self.inner.acks.cancel(&msg.message_id, &target);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let limits = (timeout, max_retries, first_sent);
