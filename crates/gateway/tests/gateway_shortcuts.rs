@@ -239,3 +239,44 @@ async fn kick_notifies_and_closes_with_1008() {
     assert!(gateway.get_websocket_online_users().unwrap().is_empty());
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn membership_shortcuts_refuse_blank_ids_with_a_typed_error() {
+    let gateway = started(local_config()).await;
+    let invalid = |what: &str, result: Result<bool, GatewayError>| match result {
+        Err(GatewayError::Send(wsc_hub::SendError::InvalidTarget(_))) => {}
+        other => panic!("{what}: expected InvalidTarget, got {other:?}"),
+    };
+    invalid(
+        "join blank group",
+        gateway.join_websocket_group("", "alice"),
+    );
+    invalid("join blank user", gateway.join_websocket_group("vip", " "));
+    invalid(
+        "leave blank group",
+        gateway.leave_websocket_group("", "alice"),
+    );
+    assert!(gateway.hub().group_members("vip").unwrap().is_empty());
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_over_the_outbound_limit_is_a_typed_error() {
+    let mut config = local_config();
+    config.wsc.security.max_outbound_message_size = 2048;
+    let gateway = started(config).await;
+    let result = gateway
+        .send_to_websocket_user("u", HubMessage::text("x".repeat(4096)))
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(GatewayError::Send(wsc_hub::SendError::TooLarge {
+                limit: 2048,
+                ..
+            }))
+        ),
+        "{result:?}"
+    );
+    gateway.stop().await.unwrap();
+}
