@@ -314,3 +314,36 @@ async fn a_client_id_of_another_user_is_409_and_a_stopping_hub_is_503() {
     );
     server.stop(WAIT).await;
 }
+
+// ------------------------------------------------------------------------ IPv6 rate
+
+#[tokio::test]
+async fn ipv6_handshake_floods_get_429_with_the_json_body() {
+    let mut config = local_config();
+    config.wsc.node_ip = "::1".to_owned();
+    config.wsc.security.max_handshakes_per_ip_per_second = 2;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    assert!(addr.is_ipv6(), "{addr}");
+    let mut accepted = Vec::new();
+    let mut limited = 0;
+    for i in 0..10 {
+        match connect_async(format!("ws://{addr}/ws?user_id=v6-{i}")).await {
+            Ok((client, _)) => accepted.push(client),
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body: Value =
+                    serde_json::from_slice(&response.body().clone().unwrap_or_default()).unwrap();
+                assert_eq!(body["error"], "rate_limited");
+                limited += 1;
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(limited > 0, "no IPv6 handshake was rate limited");
+    assert!(accepted.len() >= 2, "the burst must pass");
+    for mut client in accepted {
+        let _ = client.send(Message::Close(None)).await;
+    }
+    server.stop(WAIT).await;
+}
