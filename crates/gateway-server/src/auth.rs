@@ -5,7 +5,8 @@
 //! `Authorization: Bearer <token>`. Its claims are the identity: `sub` or `uid` (or
 //! `user_id`) is the user, and `utp`/`user_type`, `did`/`device_id`, `aid`/`app_id`,
 //! `tid`/`namespace`, `gid`/`group_id` (comma list or array) and `ticket_id` (the same) fill
-//! the rest, as in go-wsc. `exp` is required; `iss` and `aud` are checked when configured.
+//! the rest, as in go-wsc. `exp` is required; `nbf` is honoured when present (both with
+//! [`LEEWAY_SECS`] of clock skew); `iss` and `aud` are checked when configured.
 
 use axum::http::{HeaderMap, Uri, header};
 use jsonwebtoken::errors::ErrorKind;
@@ -13,6 +14,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 use wsc_config::{TokenAlgorithm, TokenConfig};
 use wsc_hub::{DEFAULT_USER_TYPE, Identity};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds (jsonwebtoken's default, stated here
+/// so that the documented value is the one in force).
+pub(crate) const LEEWAY_SECS: u64 = 60;
 
 /// Why a token was refused: a stable code and a human-readable reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +72,8 @@ impl TokenVerifier {
         };
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         if config.issuer.is_empty() {
             validation.iss = None;
         } else {

@@ -241,8 +241,17 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     }
     // Non-browser clients send no Origin; the allowlist protects browsers from
     // cross-site WebSocket hijacking, which always carries one.
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
+    };
+    // An Origin that is present but not readable text cannot match the list; letting it
+    // pass as if absent would open the check to anyone who sends one.
+    let Ok(origin) = origin.to_str() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "the Origin header is not readable (it must be visible ASCII)",
+        ));
     };
     if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
         Ok(())

@@ -347,3 +347,86 @@ async fn ipv6_handshake_floods_get_429_with_the_json_body() {
     }
     server.stop(WAIT).await;
 }
+
+// ------------------------------------------------------------------------------ nbf
+
+#[tokio::test]
+async fn jwt_not_yet_valid_token_is_refused() {
+    let server = start(auth_config()).await;
+    let addr = server.public_addr();
+    let mut early = valid_claims();
+    early["nbf"] = json!(now() + 600);
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(early))), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("not valid yet"),
+        "{body}"
+    );
+    assert_eq!(server.hub().connection_count(), 0);
+
+    // Within the documented leeway (60 s) of clock skew, and in the past, `nbf` passes.
+    for nbf in [now() + 20, now() - 3600] {
+        let mut claims = valid_claims();
+        claims["nbf"] = json!(nbf);
+        let (mut client, _) = connect_async(ws(addr, &format!("token={}", hs256(claims))))
+            .await
+            .expect("upgrade");
+        client.close(None).await.unwrap();
+        while client.next().await.is_some() {}
+    }
+    server.stop(WAIT).await;
+}
+
+// --------------------------------------------------------------------------- origins
+
+async fn refused_with_origin(addr: SocketAddr, origin: &[u8]) -> (u16, Value) {
+    let mut request = ws(addr, "user_id=o").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "origin",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_bytes(origin).unwrap(),
+    );
+    match connect_async(request).await {
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                serde_json::from_slice(&body).expect("JSON error body"),
+            )
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_origin_is_refused_when_origins_are_listed() {
+    let mut config = local_config();
+    config.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    let server = start(config).await;
+    let addr = server.public_addr();
+    // Bytes that are not visible ASCII used to count as "no Origin" and pass.
+    let (status, body) = refused_with_origin(addr, b"https://\xe9vil.example").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_not_allowed")),
+        "{body}"
+    );
+    let (status, _) = refused_with_origin(addr, b"https://evil.example").await;
+    assert_eq!(status, 403);
+    // The listed origin and a request without Origin still pass.
+    let mut request = ws(addr, "user_id=ok").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://app.example".parse().unwrap());
+    let _browser = connect_async(request)
+        .await
+        .expect("the listed origin passes");
+    let _tool = connect_async(ws(addr, "user_id=tool"))
+        .await
+        .expect("no Origin passes");
+    assert!(server.hub().is_user_online("ok") && server.hub().is_user_online("tool"));
+    server.stop(WAIT).await;
+}
