@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::schema::{GatewayConfig, OfflineStore};
+use crate::schema::{GatewayConfig, OfflineStore, TokenKeyKind};
 
 /// The environment prefix: `GATEWAY__WSC__NODE_PORT` sets `wsc.node_port`.
 pub const ENV_PREFIX: &str = "GATEWAY";
@@ -514,12 +514,21 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         );
     }
     let token = &wsc.security.token;
+    let (needed, present) = match token.algorithm.key_kind() {
+        TokenKeyKind::Secret => ("wsc.security.token.secret", !token.secret.is_empty()),
+        _ => (
+            "wsc.security.token.public_key",
+            !token.public_key.trim().is_empty(),
+        ),
+    };
     check(
-        !wsc.security.enable_auth || !token.secret.is_empty() || !token.public_key.is_empty(),
+        !wsc.security.enable_auth || present,
         "wsc.security.enable_auth",
-        "is true but neither wsc.security.token.secret (HS256) nor \
-         wsc.security.token.public_key (RS256) is set"
-            .to_owned(),
+        format!(
+            "is true but {needed} is not set (wsc.security.token.algorithm is {}; the HS* \
+             algorithms use wsc.security.token.secret, the others wsc.security.token.public_key)",
+            token.algorithm
+        ),
     );
     for (key, list) in [
         ("wsc.security.allowed_ips", &wsc.security.allowed_ips),

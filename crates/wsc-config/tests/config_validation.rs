@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 use support::{at, keys, load_with_env, load_yaml, load_yaml_ok, problems};
 
-use wsc_config::{ConfigError, GatewayConfig, Problem};
+use wsc_config::{ConfigError, GatewayConfig, Problem, TokenAlgorithm};
 
 /// One file with a bad value for (nearly) every check. Redis stays disabled so that the
 /// `needs wsc.redis.enabled` checks fire; the URL check is in its own test.
@@ -250,7 +250,7 @@ wsc:
   message_buffer_size: -5
   security:
     token:
-      algorithm: ES256
+      algorithm: HS999
   performance:
     slow_consumer: explode
 "#,
@@ -269,7 +269,7 @@ wsc:
     assert_mentions(
         &p,
         "wsc.security.token.algorithm",
-        &["ES256", "HS256", "RS256"],
+        &["HS999", "HS256", "RS256", "ES256"],
     );
     assert_mentions(
         &p,
@@ -451,4 +451,75 @@ fn queue_limits_that_would_panic_a_connection_are_rejected() {
         "{p:#?}"
     );
     assert_mentions(&p, "wsc.performance.queue_max_bytes", &["1GiB"]);
+}
+
+// ------------------------------------------------------------------- token algorithms
+
+#[test]
+fn every_jsonwebtoken_algorithm_is_accepted_in_any_case() {
+    for (name, algorithm) in [
+        ("HS256", TokenAlgorithm::Hs256),
+        ("hs384", TokenAlgorithm::Hs384),
+        ("HS512", TokenAlgorithm::Hs512),
+        ("RS256", TokenAlgorithm::Rs256),
+        ("rs384", TokenAlgorithm::Rs384),
+        ("RS512", TokenAlgorithm::Rs512),
+        ("PS256", TokenAlgorithm::Ps256),
+        ("PS384", TokenAlgorithm::Ps384),
+        ("ps512", TokenAlgorithm::Ps512),
+        ("ES256", TokenAlgorithm::Es256),
+        ("es384", TokenAlgorithm::Es384),
+        ("EdDSA", TokenAlgorithm::EdDsa),
+    ] {
+        let loaded = load_yaml_ok(&format!(
+            "wsc:\n  security:\n    token:\n      algorithm: {name}\n"
+        ));
+        assert_eq!(loaded.config.wsc.security.token.algorithm, algorithm);
+        // Printed in the JOSE spelling, and read back unchanged.
+        let printed = loaded.config.redacted();
+        assert_eq!(
+            printed["wsc"]["security"]["token"]["algorithm"],
+            algorithm.name()
+        );
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_is_refused_with_the_accepted_list() {
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    token:\n      algorithm: none\n",
+    ));
+    assert_eq!(keys(&p), ["wsc.security.token.algorithm"]);
+    assert_mentions(
+        &p,
+        "wsc.security.token.algorithm",
+        &[
+            "none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA",
+        ],
+    );
+}
+
+#[test]
+fn auth_needs_the_key_its_algorithm_uses() {
+    // An HS algorithm needs the secret; a public key does not do.
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: HS512\n      public_key: PEM\n",
+    ));
+    assert_mentions(
+        &p,
+        "wsc.security.enable_auth",
+        &["wsc.security.token.secret"],
+    );
+    // The public-key algorithms need the public key; a secret does not do.
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: ES256\n      secret: s\n",
+    ));
+    assert_mentions(
+        &p,
+        "wsc.security.enable_auth",
+        &["wsc.security.token.public_key", "ES256"],
+    );
+    load_yaml_ok(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: RS384\n      public_key: PEM\n",
+    );
 }
