@@ -1,12 +1,15 @@
-//! Handshake guards: IP allow/block lists and the per-client handshake rate limit.
+//! Handshake guards: IP allow/block lists, the per-client handshake rate limit, and the rate
+//! limit of the log of refused handshakes.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 /// An IP address or CIDR range.
@@ -201,6 +204,54 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Lines per second the handshake refusal log writes at most; the rest are counted and the
+/// count is reported on the next line written.
+pub(crate) const REFUSAL_LINES_PER_SECOND: u32 = 10;
+
+/// Rate limit of the refusal log, so that a flood of refused handshakes cannot fill the log
+/// while every refusal is still accounted for.
+pub(crate) struct RefusalLog<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog::with_clock(REFUSAL_LINES_PER_SECOND, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for RefusalLog<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefusalLog")
+            .field("suppressed", &self.suppressed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> RefusalLog<C> {
+    /// At most `per_second` lines a second (a burst of that many), timed by `clock`.
+    pub(crate) fn with_clock(per_second: u32, clock: C) -> Self {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        RefusalLog {
+            limiter: RateLimiter::direct_with_clock(Quota::per_second(rate), clock),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Called once per refusal: `Some(n)` when this refusal may be logged, `n` being the
+    /// refusals left unlogged since the last line; `None` when it must not be logged (it is
+    /// counted for the next line).
+    pub(crate) fn admit(&self) -> Option<u64> {
+        if self.limiter.check().is_ok() {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -288,5 +339,26 @@ mod tests {
         assert!(limiter.allow(ip("1.1.1.1"), 1));
         assert!(!limiter.allow(ip("1.1.1.1"), 1));
         assert!(limiter.allow(ip("1.1.1.1"), 3));
+    }
+
+    #[test]
+    fn refusal_log_is_rate_limited_and_counts_the_suppressed() {
+        let clock = FakeRelativeClock::default();
+        let log = RefusalLog::with_clock(3, clock.clone());
+        // A burst of three lines, nothing suppressed before them.
+        assert_eq!(log.admit(), Some(0));
+        assert_eq!(log.admit(), Some(0));
+        assert_eq!(log.admit(), Some(0));
+        // A flood in the same instant writes nothing more...
+        for _ in 0..100 {
+            assert_eq!(log.admit(), None);
+        }
+        // ...and the next line that may be written reports it.
+        clock.advance(Duration::from_millis(334));
+        assert_eq!(log.admit(), Some(100));
+        assert_eq!(log.admit(), None);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(log.admit(), Some(1));
+        assert_eq!(log.admit(), Some(0));
     }
 }

@@ -18,7 +18,7 @@ use wsc_config::GatewayConfig;
 use wsc_hub::{Hub, IdentityParams};
 
 use crate::auth::TokenVerifier;
-use crate::guard::{HandshakeLimiter, IpRules};
+use crate::guard::{HandshakeLimiter, IpRules, RefusalLog};
 use crate::metrics::ServerMetrics;
 use crate::upgrade::UpgradeMiddleware;
 use crate::{api, grpc, guard, upgrade};
@@ -34,6 +34,8 @@ pub(crate) struct AppState {
     /// Present when `wsc.security.enable_auth` is on.
     pub(crate) tokens: Option<Arc<TokenVerifier>>,
     pub(crate) handshakes: Arc<HandshakeLimiter>,
+    /// Rate limit of the log line written for each refused handshake.
+    pub(crate) refusals: Arc<RefusalLog>,
     pub(crate) metrics: Arc<ServerMetrics>,
     /// Checked by `/ready` when Redis is enabled.
     pub(crate) redis_url: Option<Arc<str>>,
@@ -160,6 +162,7 @@ impl Server {
             middlewares: Arc::new(self.middlewares),
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
+            refusals: Arc::new(RefusalLog::default()),
             metrics: Arc::new(ServerMetrics::new(
                 config.wsc.performance.enable_metrics,
                 config
