@@ -1,14 +1,16 @@
 //! The API listener: health, readiness and the REST server API under `/api/v1`.
 //!
 //! Every answer is JSON. Errors are `{"error": "<code>", "message": "<text>"}` with a fitting
-//! status. When `api.keys` is set, every `/api/v1` route requires
-//! `Authorization: Bearer <key>`.
+//! status, including the rejections of axum's own extractors (a body over the limit, a path
+//! that does not decode), which the [`Body`] and [`ApiPath`] extractors turn into JSON. When
+//! `api.keys` is set, every `/api/v1` route requires `Authorization: Bearer <key>`.
 
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +54,8 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
-        ));
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
     let mut router = Router::new();
     if config.health.enabled {
         router = router
@@ -233,15 +236,64 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Parses a JSON body into `T`, answering bad bodies with a JSON 400.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(
+/// A request body of at most [`MAX_BODY`] bytes (the limit is the router's
+/// `DefaultBodyLimit`). A larger body is `413 body_too_large` and an unreadable one
+/// `400 invalid_body`, as JSON; axum's own `Bytes` rejection is plain text.
+pub(crate) struct Body(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(body_rejection)
+    }
+}
+
+fn body_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body exceeds {MAX_BODY} bytes"),
-        ));
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
     }
+}
+
+/// Path parameters, with a JSON `400 invalid_path` when they do not decode (bad
+/// percent-encoding, invalid UTF-8); axum's own `Path` rejection is plain text.
+pub(crate) struct ApiPath<T>(T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(path_rejection)
+    }
+}
+
+fn path_rejection(e: PathRejection) -> ApiError {
+    if e.status().is_client_error() {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text())
+    } else {
+        // The route and the handler disagree about the parameters: a server bug.
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.body_text())
+    }
+}
+
+/// Parses a JSON body into `T`, answering bad bodies with a JSON 400.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -345,9 +397,9 @@ macro_rules! send_handler {
     ($name:ident, $plain:ident, $with_ack:ident) => {
         async fn $name(
             State(state): State<AppState>,
-            Path(target): Path<String>,
+            ApiPath(target): ApiPath<String>,
             headers: axum::http::HeaderMap,
-            body: Bytes,
+            Body(body): Body,
         ) -> Result<Response, ApiError> {
             let mut body = send_body(&body)?;
             body.trace(&headers);
@@ -379,7 +431,7 @@ send_handler!(
 async fn broadcast(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let mut body = send_body(&body)?;
     body.trace(&headers);
@@ -410,7 +462,7 @@ struct KickQuery {
 
 async fn kick_user(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     query: Result<Query<KickQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
@@ -459,7 +511,7 @@ async fn online_users(
 
 async fn presence(
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let connections = state.hub.user_connections(&user_id)?;
     let online = !connections.is_empty();
@@ -482,7 +534,7 @@ async fn stats(State(state): State<AppState>) -> Json<HubStats> {
 
 async fn group_members(
     State(state): State<AppState>,
-    Path(group_id): Path<String>,
+    ApiPath(group_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let members = state.hub.group_members(&group_id)?;
     Ok(Json(
@@ -492,7 +544,7 @@ async fn group_members(
 
 async fn join_group(
     State(state): State<AppState>,
-    Path((group_id, user_id)): Path<(String, String)>,
+    ApiPath((group_id, user_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let added = state.hub.join_group(&group_id, &user_id)?;
     Ok(Json(
@@ -502,7 +554,7 @@ async fn join_group(
 
 async fn leave_group(
     State(state): State<AppState>,
-    Path((group_id, user_id)): Path<(String, String)>,
+    ApiPath((group_id, user_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let removed = state.hub.leave_group(&group_id, &user_id)?;
     Ok(Json(

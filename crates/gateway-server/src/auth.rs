@@ -1,18 +1,43 @@
-//! Signed connection tokens (JWT, HS256 or RS256) checked at the upgrade when
-//! `wsc.security.enable_auth` is on.
+//! Signed connection tokens (JWT) checked at the upgrade when `wsc.security.enable_auth` is
+//! on. One algorithm is configured (`HS256`/`HS384`/`HS512` with a secret, `RS*`/`PS*` with an
+//! RSA public key, `ES256`/`ES384` with an EC public key, `EdDSA` with an Ed25519 public key,
+//! all keys in PEM) and tokens of any other algorithm are refused.
 //!
 //! The token comes from `?token=` (the name is `wsc.security.token.query_param`) or
 //! `Authorization: Bearer <token>`. Its claims are the identity: `sub` or `uid` (or
 //! `user_id`) is the user, and `utp`/`user_type`, `did`/`device_id`, `aid`/`app_id`,
 //! `tid`/`namespace`, `gid`/`group_id` (comma list or array) and `ticket_id` (the same) fill
-//! the rest, as in go-wsc. `exp` is required; `iss` and `aud` are checked when configured.
+//! the rest, as in go-wsc. `exp` is required; `nbf` is honoured when present (both with
+//! [`LEEWAY_SECS`] of clock skew); `iss` and `aud` are checked when configured.
 
 use axum::http::{HeaderMap, Uri, header};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
-use wsc_config::{TokenAlgorithm, TokenConfig};
+use wsc_config::{TokenAlgorithm, TokenConfig, TokenKeyKind};
 use wsc_hub::{DEFAULT_USER_TYPE, Identity};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds (jsonwebtoken's default, stated here
+/// so that the documented value is the one in force).
+pub(crate) const LEEWAY_SECS: u64 = 60;
+
+/// The `jsonwebtoken` algorithm of a configured one.
+fn jwt_algorithm(algorithm: TokenAlgorithm) -> Algorithm {
+    match algorithm {
+        TokenAlgorithm::Hs256 => Algorithm::HS256,
+        TokenAlgorithm::Hs384 => Algorithm::HS384,
+        TokenAlgorithm::Hs512 => Algorithm::HS512,
+        TokenAlgorithm::Rs256 => Algorithm::RS256,
+        TokenAlgorithm::Rs384 => Algorithm::RS384,
+        TokenAlgorithm::Rs512 => Algorithm::RS512,
+        TokenAlgorithm::Ps256 => Algorithm::PS256,
+        TokenAlgorithm::Ps384 => Algorithm::PS384,
+        TokenAlgorithm::Ps512 => Algorithm::PS512,
+        TokenAlgorithm::Es256 => Algorithm::ES256,
+        TokenAlgorithm::Es384 => Algorithm::ES384,
+        TokenAlgorithm::EdDsa => Algorithm::EdDSA,
+    }
+}
 
 /// Why a token was refused: a stable code and a human-readable reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,25 +73,37 @@ impl std::fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// Builds the verifier; an unusable key is an error at start, not at the first client.
     pub(crate) fn from_config(config: &TokenConfig) -> Result<Self, String> {
-        let (key, algorithm) = match config.algorithm {
-            TokenAlgorithm::Hs256 => {
-                if config.secret.is_empty() {
-                    return Err("HS256 needs wsc.security.token.secret".to_owned());
-                }
-                (
-                    DecodingKey::from_secret(config.secret.as_bytes()),
-                    Algorithm::HS256,
+        let algorithm = jwt_algorithm(config.algorithm);
+        let pem = config.public_key.as_bytes();
+        let not_pem = |kind: &'static str| {
+            move |e: jsonwebtoken::errors::Error| {
+                format!(
+                    "wsc.security.token.public_key is not an {kind} public key in PEM, as {} \
+                     needs: {e}",
+                    config.algorithm
                 )
             }
-            TokenAlgorithm::Rs256 => (
-                DecodingKey::from_rsa_pem(config.public_key.as_bytes()).map_err(|e| {
-                    format!("wsc.security.token.public_key is not an RSA PEM key: {e}")
-                })?,
-                Algorithm::RS256,
-            ),
         };
+        let key = match config.algorithm.key_kind() {
+            TokenKeyKind::Secret => {
+                if config.secret.is_empty() {
+                    return Err(format!(
+                        "{} needs wsc.security.token.secret",
+                        config.algorithm
+                    ));
+                }
+                DecodingKey::from_secret(config.secret.as_bytes())
+            }
+            TokenKeyKind::Rsa => DecodingKey::from_rsa_pem(pem).map_err(not_pem("RSA"))?,
+            TokenKeyKind::Ec => DecodingKey::from_ec_pem(pem).map_err(not_pem("EC"))?,
+            _ => DecodingKey::from_ed_pem(pem).map_err(not_pem("Ed25519"))?,
+        };
+        // The one configured algorithm: a token whose header names another is refused, so
+        // a public key can never be used as an HMAC secret.
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         if config.issuer.is_empty() {
             validation.iss = None;
         } else {

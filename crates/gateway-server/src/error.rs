@@ -30,11 +30,17 @@ impl ApiError {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ErrorCode(pub(crate) &'static str);
 
+/// The error message of a response, kept as a response extension so the refusal log can
+/// say why without parsing the body.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorMessage(pub(crate) String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.code, "message": self.message});
         let mut response = (self.status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code));
+        response.extensions_mut().insert(ErrorMessage(self.message));
         response
     }
 }

@@ -83,7 +83,7 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method().as_str());
     let started = Instant::now();
     let span = tracing::info_span!("api", %method, %route);
     let response = tracing::Instrument::instrument(next.run(request), span).await;
@@ -95,8 +95,22 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     }
     state
         .metrics
-        .request(&method, &route, response.status().as_u16(), elapsed);
+        .request(method, &route, response.status().as_u16(), elapsed);
     response
+}
+
+/// The methods of RFC 9110 and PATCH: the only ones that keep their name as a label.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The `method` label of a request. Any other method is `other`: clients choose the method
+/// freely, and a label per invented method would let them grow the series without bound.
+fn method_label(method: &str) -> &'static str {
+    STANDARD_METHODS
+        .into_iter()
+        .find(|standard| *standard == method)
+        .unwrap_or("other")
 }
 
 /// A label value without the characters Prometheus would need escaped (message types are

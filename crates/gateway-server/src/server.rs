@@ -18,10 +18,10 @@ use wsc_config::GatewayConfig;
 use wsc_hub::{Hub, IdentityParams};
 
 use crate::auth::TokenVerifier;
-use crate::guard::{HandshakeLimiter, IpRules};
+use crate::guard::{HandshakeLimiter, IpRules, RefusalLog};
 use crate::metrics::ServerMetrics;
 use crate::upgrade::UpgradeMiddleware;
-use crate::{api, grpc, upgrade};
+use crate::{api, grpc, guard, upgrade};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -34,6 +34,8 @@ pub(crate) struct AppState {
     /// Present when `wsc.security.enable_auth` is on.
     pub(crate) tokens: Option<Arc<TokenVerifier>>,
     pub(crate) handshakes: Arc<HandshakeLimiter>,
+    /// Rate limit of the log line written for each refused handshake.
+    pub(crate) refusals: Arc<RefusalLog>,
     pub(crate) metrics: Arc<ServerMetrics>,
     /// Checked by `/ready` when Redis is enabled.
     pub(crate) redis_url: Option<Arc<str>>,
@@ -135,17 +137,17 @@ impl Server {
         } else {
             None
         };
-        let public_addr = format!("{}:{}", config.wsc.node_ip, config.wsc.node_port);
+        let public_addr = host_port(&config.wsc.node_ip, config.wsc.node_port);
         let public = bind("public", &public_addr).await?;
         let shared = config.http.port == config.wsc.node_port && config.http.port != 0;
         let api_listener = if shared {
             None
         } else {
-            let api_addr = format!("{}:{}", config.http.host, config.http.port);
+            let api_addr = host_port(&config.http.host, config.http.port);
             Some(bind("API", &api_addr).await?)
         };
         let grpc_listener = if config.grpc.enabled {
-            let grpc_addr = format!("{}:{}", config.grpc.host, config.grpc.port);
+            let grpc_addr = host_port(&config.grpc.host, config.grpc.port);
             Some(bind("gRPC", &grpc_addr).await?)
         } else {
             None
@@ -160,6 +162,7 @@ impl Server {
             middlewares: Arc::new(self.middlewares),
             tokens,
             handshakes: Arc::new(HandshakeLimiter::default()),
+            refusals: Arc::new(RefusalLog::default()),
             metrics: Arc::new(ServerMetrics::new(
                 config.wsc.performance.enable_metrics,
                 config
@@ -182,6 +185,7 @@ impl Server {
         let api_router = api::router(&state, &config);
         let shutdown = CancellationToken::new();
         let servers = TaskTracker::new();
+        sweep_handshake_limiter(&servers, state.handshakes.clone(), shutdown.clone());
         let public_addr = local_addr(&public);
         let api_addr = match api_listener {
             None => {
@@ -245,6 +249,33 @@ impl Server {
 /// hundreds of clients reconnect at once (after a deploy, say), and every overflowed client
 /// then waits a second for its SYN to be retransmitted.
 const LISTEN_BACKLOG: u32 = 4096;
+
+/// `host:port`, with an IPv6 address in brackets (`[::1]:8081`) so that it parses back.
+fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
+    }
+}
+
+/// Forgets idle clients of the handshake limiter every [`guard::SWEEP_EVERY`], until
+/// shutdown; this keeps the sweep's linear cost off the handshakes themselves.
+fn sweep_handshake_limiter(
+    tracker: &TaskTracker,
+    limiter: Arc<HandshakeLimiter>,
+    shutdown: CancellationToken,
+) {
+    tracker.spawn(async move {
+        let mut every = tokio::time::interval(guard::SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => limiter.sweep(),
+            }
+        }
+    });
+}
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
     let error = |source| StartError::Bind {

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use wsc_hub::{RegisterError, tungstenite};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, ErrorMessage};
 use crate::server::AppState;
 
 pub(crate) async fn websocket(
@@ -26,6 +26,8 @@ pub(crate) async fn websocket(
     request: Request,
 ) -> Response {
     let metrics = state.metrics.clone();
+    let refusals = state.refusals.clone();
+    let path = request.uri().path().to_owned();
     let response = upgrade(state, peer, request).await;
     let outcome = match response.extensions().get::<ErrorCode>() {
         Some(ErrorCode(code)) => code,
@@ -33,6 +35,25 @@ pub(crate) async fn websocket(
         None => "other",
     };
     metrics.handshake(outcome);
+    // Browsers do not show a refused handshake's body, so the log is where an operator
+    // learns why a client could not connect; the rate limit keeps a flood out of it.
+    if outcome != "accepted"
+        && let Some(suppressed) = refusals.admit()
+    {
+        let reason = response
+            .extensions()
+            .get::<ErrorMessage>()
+            .map_or("", |m| m.0.as_str());
+        tracing::info!(
+            code = outcome,
+            status = response.status().as_u16(),
+            %peer,
+            path = %path,
+            reason,
+            suppressed,
+            "WebSocket handshake refused"
+        );
+    }
     response
 }
 
@@ -120,7 +141,8 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         Err(e @ RegisterError::Rejected(_)) => (None, e.to_string()),
         Err(e) => return register_error(e).into_response(),
     };
-    let rejected = registration.is_none();
+    // The callback's reason, for the refusal log (the socket task takes `refusal`).
+    let rejected = registration.is_none().then(|| refusal.clone());
     let client_id = registration
         .as_ref()
         .map(|r| r.connection().client_id().to_owned());
@@ -172,10 +194,10 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     if let Ok(node) = HeaderValue::from_str(hub.node_id()) {
         headers.insert("x-wsc-node-id", node);
     }
-    if rejected {
-        response
-            .extensions_mut()
-            .insert(ErrorCode("rejected_by_callback"));
+    if let Some(reason) = rejected {
+        let extensions = response.extensions_mut();
+        extensions.insert(ErrorCode("rejected_by_callback"));
+        extensions.insert(ErrorMessage(reason));
     }
     response
 }
@@ -241,8 +263,17 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     }
     // Non-browser clients send no Origin; the allowlist protects browsers from
     // cross-site WebSocket hijacking, which always carries one.
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
+    };
+    // An Origin that is present but not readable text cannot match the list; letting it
+    // pass as if absent would open the check to anyone who sends one.
+    let Ok(origin) = origin.to_str() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "the Origin header is not readable (it must be visible ASCII)",
+        ));
     };
     if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
         Ok(())

@@ -226,3 +226,41 @@ async fn hub_metrics_can_be_turned_off() {
     );
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn invented_methods_share_one_method_label() {
+    let server = start().await;
+    let api = server.api_addr();
+    // Each invented method used to add its own series; they must all count as `other`.
+    for method in ["FOO", "BAR1", "PURGE", "X-SCAN"] {
+        let (status, _) = http(api, method, "/nowhere", "").await;
+        assert_eq!(status, 404, "{method}");
+    }
+    let (status, _) = http(api, "DELETE", "/nowhere", "").await;
+    assert_eq!(status, 404);
+    let (_, metrics) = http(api, "GET", "/metrics", "").await;
+    assert_eq!(
+        value(
+            &metrics,
+            r#"http_api_requests_total{method="other",route="unmatched",status="404"}"#
+        ),
+        Some(4.0),
+        "{metrics}"
+    );
+    // Standard methods keep their name.
+    assert_eq!(
+        value(
+            &metrics,
+            r#"http_api_requests_total{method="DELETE",route="unmatched",status="404"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    for method in ["FOO", "BAR1", "PURGE", "X-SCAN"] {
+        assert!(
+            !metrics.contains(&format!("method=\"{method}\"")),
+            "{method} has its own series:\n{metrics}"
+        );
+    }
+    server.stop(WAIT).await;
+}

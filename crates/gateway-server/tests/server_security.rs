@@ -314,3 +314,272 @@ async fn a_client_id_of_another_user_is_409_and_a_stopping_hub_is_503() {
     );
     server.stop(WAIT).await;
 }
+
+// ------------------------------------------------------------------------ IPv6 rate
+
+#[tokio::test]
+async fn ipv6_handshake_floods_get_429_with_the_json_body() {
+    let mut config = local_config();
+    config.wsc.node_ip = "::1".to_owned();
+    config.wsc.security.max_handshakes_per_ip_per_second = 2;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    assert!(addr.is_ipv6(), "{addr}");
+    let mut accepted = Vec::new();
+    let mut limited = 0;
+    for i in 0..10 {
+        match connect_async(format!("ws://{addr}/ws?user_id=v6-{i}")).await {
+            Ok((client, _)) => accepted.push(client),
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body: Value =
+                    serde_json::from_slice(&response.body().clone().unwrap_or_default()).unwrap();
+                assert_eq!(body["error"], "rate_limited");
+                limited += 1;
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(limited > 0, "no IPv6 handshake was rate limited");
+    assert!(accepted.len() >= 2, "the burst must pass");
+    for mut client in accepted {
+        let _ = client.send(Message::Close(None)).await;
+    }
+    server.stop(WAIT).await;
+}
+
+// ------------------------------------------------------------------ token algorithms
+
+fn server_config(algorithm: TokenAlgorithm, secret: &str, public_key: &str) -> GatewayConfig {
+    let mut config = local_config();
+    config.wsc.security.enable_auth = true;
+    config.wsc.security.token.algorithm = algorithm;
+    config.wsc.security.token.secret = secret.to_owned();
+    config.wsc.security.token.public_key = public_key.to_owned();
+    config
+}
+
+/// Whether a token upgrades (`Ok`) or is refused (`Err(status, body)`).
+async fn try_token(addr: SocketAddr, token: &str) -> Result<(), (u16, Value)> {
+    match connect_async(ws(addr, &format!("token={token}"))).await {
+        Ok((mut client, _)) => {
+            let _ = client.close(None).await;
+            Ok(())
+        }
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                serde_json::from_slice(&body).expect("JSON error body"),
+            ))
+        }
+        Err(other) => panic!("expected an upgrade or an HTTP refusal, got {other}"),
+    }
+}
+
+fn signed(algorithm: Algorithm, key: &EncodingKey, user: &str) -> String {
+    let claims = json!({"sub": user, "exp": now() + 600});
+    encode(&Header::new(algorithm), &claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn hs384_and_hs512_tokens_verify_and_other_algorithms_are_refused() {
+    let secret = EncodingKey::from_secret(SECRET.as_bytes());
+    let hs = [
+        (TokenAlgorithm::Hs256, Algorithm::HS256),
+        (TokenAlgorithm::Hs384, Algorithm::HS384),
+        (TokenAlgorithm::Hs512, Algorithm::HS512),
+    ];
+    for (configured, algorithm) in hs {
+        let server = start(server_config(configured, SECRET, "")).await;
+        let addr = server.public_addr();
+        let user = format!("user-{configured}");
+        assert_eq!(
+            try_token(addr, &signed(algorithm, &secret, &user)).await,
+            Ok(()),
+            "{configured}"
+        );
+        // Pinned: the same secret with another HMAC algorithm is refused.
+        for (_, other) in hs.iter().filter(|(c, _)| *c != configured) {
+            let (status, body) = try_token(addr, &signed(*other, &secret, "mallory"))
+                .await
+                .expect_err("another algorithm must be refused");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (401, Some("invalid_token"))
+            );
+            assert!(
+                body["message"].as_str().unwrap().contains("algorithm"),
+                "{configured} vs {other:?}: {body}"
+            );
+        }
+        server.stop(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn rs384_and_rs512_tokens_verify_with_the_rsa_public_key() {
+    let public = include_str!("fixtures/rs256-public.pem");
+    let private = EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-private.pem")).unwrap();
+    for (configured, algorithm, refused) in [
+        (TokenAlgorithm::Rs384, Algorithm::RS384, Algorithm::RS256),
+        (TokenAlgorithm::Rs512, Algorithm::RS512, Algorithm::PS512),
+    ] {
+        let server = start(server_config(configured, "", public)).await;
+        let addr = server.public_addr();
+        assert_eq!(
+            try_token(addr, &signed(algorithm, &private, "rsa-user")).await,
+            Ok(()),
+            "{configured}"
+        );
+        let (status, _) = try_token(addr, &signed(refused, &private, "rsa-user"))
+            .await
+            .expect_err("pinned to the configured algorithm");
+        assert_eq!(status, 401, "{configured} must refuse {refused:?}");
+        server.stop(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn es256_and_eddsa_tokens_verify_with_their_pem_public_keys() {
+    let es_private =
+        EncodingKey::from_ec_pem(include_bytes!("fixtures/es256-private.pem")).unwrap();
+    let server = start(server_config(
+        TokenAlgorithm::Es256,
+        "",
+        include_str!("fixtures/es256-public.pem"),
+    ))
+    .await;
+    let addr = server.public_addr();
+    assert_eq!(
+        try_token(addr, &signed(Algorithm::ES256, &es_private, "ec-user")).await,
+        Ok(())
+    );
+    // An HS256 token is refused even if it was "signed" with the public key as a secret.
+    let confused = EncodingKey::from_secret(include_bytes!("fixtures/es256-public.pem"));
+    let (status, _) = try_token(addr, &signed(Algorithm::HS256, &confused, "mallory"))
+        .await
+        .expect_err("algorithm confusion must fail");
+    assert_eq!(status, 401);
+    server.stop(WAIT).await;
+
+    let ed_private =
+        EncodingKey::from_ed_pem(include_bytes!("fixtures/ed25519-private.pem")).unwrap();
+    let server = start(server_config(
+        TokenAlgorithm::EdDsa,
+        "",
+        include_str!("fixtures/ed25519-public.pem"),
+    ))
+    .await;
+    assert_eq!(
+        try_token(
+            server.public_addr(),
+            &signed(Algorithm::EdDSA, &ed_private, "ed-user")
+        )
+        .await,
+        Ok(())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_public_key_of_the_wrong_kind_fails_start() {
+    // An RSA key configured for ES256 is an error at start, naming the key and algorithm.
+    let err = Server::new(server_config(
+        TokenAlgorithm::Es256,
+        "",
+        include_str!("fixtures/rs256-public.pem"),
+    ))
+    .start()
+    .await
+    .err()
+    .expect("start fails");
+    let text = err.to_string();
+    assert!(
+        text.contains("public_key") && text.contains("ES256"),
+        "{text}"
+    );
+}
+
+// ------------------------------------------------------------------------------ nbf
+
+#[tokio::test]
+async fn jwt_not_yet_valid_token_is_refused() {
+    let server = start(auth_config()).await;
+    let addr = server.public_addr();
+    let mut early = valid_claims();
+    early["nbf"] = json!(now() + 600);
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(early))), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("not valid yet"),
+        "{body}"
+    );
+    assert_eq!(server.hub().connection_count(), 0);
+
+    // Within the documented leeway (60 s) of clock skew, and in the past, `nbf` passes.
+    for nbf in [now() + 20, now() - 3600] {
+        let mut claims = valid_claims();
+        claims["nbf"] = json!(nbf);
+        let (mut client, _) = connect_async(ws(addr, &format!("token={}", hs256(claims))))
+            .await
+            .expect("upgrade");
+        client.close(None).await.unwrap();
+        while client.next().await.is_some() {}
+    }
+    server.stop(WAIT).await;
+}
+
+// --------------------------------------------------------------------------- origins
+
+async fn refused_with_origin(addr: SocketAddr, origin: &[u8]) -> (u16, Value) {
+    let mut request = ws(addr, "user_id=o").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "origin",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_bytes(origin).unwrap(),
+    );
+    match connect_async(request).await {
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            (
+                response.status().as_u16(),
+                serde_json::from_slice(&body).expect("JSON error body"),
+            )
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_origin_is_refused_when_origins_are_listed() {
+    let mut config = local_config();
+    config.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    let server = start(config).await;
+    let addr = server.public_addr();
+    // Bytes that are not visible ASCII used to count as "no Origin" and pass.
+    let (status, body) = refused_with_origin(addr, b"https://\xe9vil.example").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_not_allowed")),
+        "{body}"
+    );
+    let (status, _) = refused_with_origin(addr, b"https://evil.example").await;
+    assert_eq!(status, 403);
+    // The listed origin and a request without Origin still pass.
+    let mut request = ws(addr, "user_id=ok").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://app.example".parse().unwrap());
+    let _browser = connect_async(request)
+        .await
+        .expect("the listed origin passes");
+    let _tool = connect_async(ws(addr, "user_id=tool"))
+        .await
+        .expect("no Origin passes");
+    assert!(server.hub().is_user_online("ok") && server.hub().is_user_online("tool"));
+    server.stop(WAIT).await;
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::schema::{GatewayConfig, OfflineStore};
+use crate::schema::{GatewayConfig, OfflineStore, TokenKeyKind};
 
 /// The environment prefix: `GATEWAY__WSC__NODE_PORT` sets `wsc.node_port`.
 pub const ENV_PREFIX: &str = "GATEWAY";
@@ -455,9 +455,12 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         ),
     );
     check(
-        wsc.message_buffer_size > 0,
+        (1..=MAX_QUEUE_MESSAGES).contains(&wsc.message_buffer_size),
         "wsc.message_buffer_size",
-        "must be at least 1".to_owned(),
+        format!(
+            "{} must be at least 1 and at most {MAX_QUEUE_MESSAGES}",
+            wsc.message_buffer_size
+        ),
     );
     let max_size = wsc.security.max_message_size;
     check(
@@ -477,6 +480,9 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             crate::size::format(max_out)
         ),
     );
+    // tungstenite asserts that its maximum write buffer exceeds the write buffer, so an
+    // unbounded write buffer can make every connection task panic after the 101. Buffers are
+    // a per-connection memory cost that a few KiB already amortise; 1 MiB is a generous cap.
     for (key, size) in [
         (
             "wsc.performance.read_buffer_size",
@@ -488,26 +494,50 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         ),
     ] {
         check(
-            (256..=16 * 1024 * 1024).contains(&size),
+            (256..=MAX_SOCKET_BUFFER).contains(&size),
             key,
             format!(
-                "{} must be between 256B and 16MiB",
+                "{} must be between 256B and 1MiB",
                 crate::size::format(size)
             ),
         );
     }
     check(
-        wsc.performance.queue_max_bytes >= 1024,
+        (1024..=MAX_QUEUE_BYTES).contains(&wsc.performance.queue_max_bytes),
         "wsc.performance.queue_max_bytes",
-        "must be at least 1KiB".to_owned(),
+        format!(
+            "{} must be between 1KiB and 1GiB",
+            crate::size::format(wsc.performance.queue_max_bytes)
+        ),
     );
+    // Files cannot hold a longer duration (the parser refuses it), but a configuration built
+    // in code can; a timer that far away would overflow `Instant` arithmetic.
+    for (key, value) in durations(config) {
+        check(
+            value <= crate::duration::MAX,
+            key,
+            format!(
+                "{} is longer than the maximum of 365 days (8760h)",
+                crate::duration::format(value)
+            ),
+        );
+    }
     let token = &wsc.security.token;
+    let (needed, present) = match token.algorithm.key_kind() {
+        TokenKeyKind::Secret => ("wsc.security.token.secret", !token.secret.is_empty()),
+        _ => (
+            "wsc.security.token.public_key",
+            !token.public_key.trim().is_empty(),
+        ),
+    };
     check(
-        !wsc.security.enable_auth || !token.secret.is_empty() || !token.public_key.is_empty(),
+        !wsc.security.enable_auth || present,
         "wsc.security.enable_auth",
-        "is true but neither wsc.security.token.secret (HS256) nor \
-         wsc.security.token.public_key (RS256) is set"
-            .to_owned(),
+        format!(
+            "is true but {needed} is not set (wsc.security.token.algorithm is {}; the HS* \
+             algorithms use wsc.security.token.secret, the others wsc.security.token.public_key)",
+            token.algorithm
+        ),
     );
     for (key, list) in [
         ("wsc.security.allowed_ips", &wsc.security.allowed_ips),
@@ -570,6 +600,41 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
         "must not be empty (every key and channel is prefixed)".to_owned(),
     );
     problems
+}
+
+/// Most messages an outbound queue may hold (tokio's bounded channel panics far above it).
+const MAX_QUEUE_MESSAGES: usize = 1_000_000;
+/// Largest WebSocket read or write buffer per connection.
+const MAX_SOCKET_BUFFER: usize = 1024 * 1024;
+/// Largest outbound queue per connection, in bytes.
+const MAX_QUEUE_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Every duration key with its value.
+fn durations(config: &GatewayConfig) -> [(&'static str, std::time::Duration); 12] {
+    let wsc = &config.wsc;
+    [
+        ("wsc.heartbeat_interval", wsc.heartbeat_interval),
+        ("wsc.client_timeout", wsc.client_timeout),
+        ("wsc.ack.timeout", wsc.ack.timeout),
+        ("wsc.offline.ttl", wsc.offline.ttl),
+        ("wsc.recovery.history_ttl", wsc.recovery.history_ttl),
+        ("wsc.sse.heartbeat", wsc.sse.heartbeat),
+        ("wsc.distributed.presence_ttl", wsc.distributed.presence_ttl),
+        ("wsc.distributed.node_ttl", wsc.distributed.node_ttl),
+        ("wsc.redis.connect_timeout", wsc.redis.connect_timeout),
+        (
+            "wsc.security.handshake_timeout",
+            wsc.security.handshake_timeout,
+        ),
+        (
+            "wsc.performance.write_timeout",
+            wsc.performance.write_timeout,
+        ),
+        (
+            "wsc.performance.slow_log_threshold",
+            wsc.performance.slow_log_threshold,
+        ),
+    ]
 }
 
 fn valid_ip_or_cidr(entry: &str) -> bool {

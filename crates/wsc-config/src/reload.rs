@@ -1,7 +1,11 @@
 //! Hot reload: watch the config file, debounce, re-validate, apply the runtime-safe keys.
 //!
-//! The parent directory is watched (editors save by writing a new file and renaming it).
-//! A valid new file publishes a configuration in which the runtime-safe keys take their new
+//! The parent directory is watched (editors save by writing a new file and renaming it);
+//! events for other files in it are ignored, and so are mere reads of the file (the reload
+//! reads it too, and reacting to that would reload forever). After the debounce the file is
+//! read once, and it is judged only when its content differs from the content judged last:
+//! every change of the content is judged, logged and reported exactly once, and saving the
+//! same content again does nothing. A valid new file publishes a configuration in which the runtime-safe keys take their new
 //! values and every other key keeps its running value; the keys that need a restart are
 //! reported in [`ReloadEvent::Applied::restart_required`]. An invalid file changes nothing
 //! and is reported as [`ReloadEvent::Rejected`].
@@ -10,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -117,8 +122,19 @@ impl std::fmt::Debug for ConfigWatch {
     }
 }
 
-/// Starts watching the loader's file. `initial` is the running configuration; changes are
-/// applied `debounce` after the last file event. Must be called inside a tokio runtime.
+/// Whether a file system event may have changed the file's content. Opening, reading and
+/// closing after a read change nothing.
+fn may_change_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Starts watching the loader's file. `initial` is the running configuration, loaded from
+/// the file's current content (which therefore is not judged again); changes are judged
+/// `debounce` after the last file event. Must be called inside a tokio runtime.
 pub fn watch_file(
     loader: Loader,
     initial: GatewayConfig,
@@ -133,6 +149,7 @@ pub fn watch_file(
     let (touched, mut touches) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
+            && may_change_content(&event.kind)
             && event.paths.iter().any(|p| p.file_name() == name.as_deref())
         {
             let _ = touched.send(());
@@ -150,6 +167,8 @@ pub fn watch_file(
         })?;
     let (publish, config) = watch::channel(Arc::new(initial));
     let (report, events) = mpsc::unbounded_channel();
+    // The content the running configuration was loaded from (`None`: unreadable).
+    let mut judged = std::fs::read(&path).ok();
     tokio::spawn(async move {
         while touches.recv().await.is_some() {
             // Debounce: wait until the file has been quiet for `debounce`.
@@ -160,6 +179,13 @@ pub fn watch_file(
                     Err(_) => break,
                 }
             }
+            // A save of the same bytes (or a touch) is not a change: judging it again would
+            // only repeat the warnings already logged for this content.
+            let content = std::fs::read(&path).ok();
+            if content == judged {
+                continue;
+            }
+            judged = content;
             let running = publish.borrow().clone();
             let event = match loader.load() {
                 Err(e) => {

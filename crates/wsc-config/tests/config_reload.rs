@@ -224,10 +224,78 @@ async fn editor_style_save_by_rename_reloads() {
 async fn rewriting_the_same_content_changes_nothing() {
     let mut w = start(INITIAL);
     write(&w.path, INITIAL);
+    assert_quiet(&mut w.watch, "the same content saved again").await;
+    assert!(!w.config.has_changed().unwrap());
+    // The next real change is the next event.
+    write(&w.path, "wsc:\n  node_port: 8081\n  client_timeout: 95\n");
+    let (changed, restart) = applied(next_event(&mut w.watch).await);
+    assert_eq!(changed, ["wsc.client_timeout"]);
+    assert!(restart.is_empty(), "{restart:?}");
+}
+
+/// How long a test watches for events that must not come. The debounce is 100 ms, and the
+/// old watcher re-judged the file every debounce period, forever; a correct one never
+/// reports anything here, so the length only decides how surely a regression is caught.
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// Asserts that no reload event arrives within [`QUIET`].
+async fn assert_quiet(watch: &mut ConfigWatch, what: &str) {
+    if let Ok(event) = tokio::time::timeout(QUIET, watch.next_event()).await {
+        panic!("{what}: expected no reload event, got {event:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_only_change_is_reported_once_not_every_debounce() {
+    let mut w = start(INITIAL);
+    write(&w.path, "wsc:\n  node_port: 9999\n  client_timeout: 90\n");
     let (changed, restart) = applied(next_event(&mut w.watch).await);
     assert!(changed.is_empty(), "{changed:?}");
-    assert!(restart.is_empty(), "{restart:?}");
-    assert!(!w.config.has_changed().unwrap());
+    assert_eq!(restart, ["wsc.node_port"]);
+    // The watcher's own read of the file is not a change: no second judgment, no second
+    // warning while the file stays as it is.
+    assert_quiet(&mut w.watch, "file unchanged after a restart-only change").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_file_is_rejected_once_not_every_debounce() {
+    let mut w = start(INITIAL);
+    write(&w.path, "wsc: [unclosed\n");
+    rejected(next_event(&mut w.watch).await);
+    assert_quiet(&mut w.watch, "file unchanged after a rejection").await;
+    // Each new content is judged once: another broken version is one more rejection.
+    write(&w.path, "wsc: {unclosed\n");
+    rejected(next_event(&mut w.watch).await);
+    assert_quiet(&mut w.watch, "file unchanged after a second rejection").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_files_in_the_folder_are_ignored() {
+    let mut w = start(INITIAL);
+    let other = w.path.with_file_name("other.yaml");
+    write(&other, "wsc:\n  node_port: 1\n");
+    write(&other, "wsc:\n  node_port: 2\n");
+    let temp = w.path.with_file_name(".other.swp");
+    write(&temp, "x: 1\n");
+    std::fs::rename(&temp, &other).expect("rename over the other file");
+    std::fs::remove_file(&other).expect("remove the other file");
+    assert_quiet(&mut w.watch, "only other files changed").await;
+    // The watched file is still watched.
+    write(&w.path, "wsc:\n  node_port: 8081\n  client_timeout: 99\n");
+    let (changed, _) = applied(next_event(&mut w.watch).await);
+    assert_eq!(changed, ["wsc.client_timeout"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_duration_is_rejected_and_the_watch_lives_on() {
+    // `client_timeout: 1e20` used to panic the reload task, ending hot reload for good.
+    let mut w = start(INITIAL);
+    write(&w.path, "wsc:\n  node_port: 8081\n  client_timeout: 1e20\n");
+    let error = rejected(next_event(&mut w.watch).await);
+    assert!(error.contains("wsc.client_timeout"), "{error}");
+    write(&w.path, "wsc:\n  node_port: 8081\n  client_timeout: 100\n");
+    let (changed, _) = applied(next_event(&mut w.watch).await);
+    assert_eq!(changed, ["wsc.client_timeout"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,7 +229,7 @@ fn a_serialized_configuration_loads_back_unchanged() {
     config.wsc.ack.timeout = Duration::from_millis(250);
     config.wsc.security.max_message_size = 300;
     config.wsc.performance.read_buffer_size = 64 * KIB;
-    config.wsc.performance.write_buffer_size = 2 * MIB;
+    config.wsc.performance.write_buffer_size = MIB;
     config.wsc.node_port = 9100;
     let json = serde_json::to_string_pretty(&config).unwrap();
     let loaded = load_with_env("gateway.json", &json, &[]).unwrap_or_else(|e| panic!("{e}"));

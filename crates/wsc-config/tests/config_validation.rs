@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::time::Duration;
 use support::{at, keys, load_with_env, load_yaml, load_yaml_ok, problems};
-use wsc_config::{ConfigError, GatewayConfig, Problem};
+
+use wsc_config::{ConfigError, GatewayConfig, Problem, TokenAlgorithm};
 
 /// One file with a bad value for (nearly) every check. Redis stays disabled so that the
 /// `needs wsc.redis.enabled` checks fire; the URL check is in its own test.
@@ -98,7 +100,7 @@ fn messages_name_the_bad_value_or_what_is_allowed() {
     assert_mentions(
         &p,
         "wsc.performance.read_buffer_size",
-        &["1B", "256B", "16MiB"],
+        &["1B", "256B", "1MiB"],
     );
 }
 
@@ -248,7 +250,7 @@ wsc:
   message_buffer_size: -5
   security:
     token:
-      algorithm: ES256
+      algorithm: HS999
   performance:
     slow_consumer: explode
 "#,
@@ -267,7 +269,7 @@ wsc:
     assert_mentions(
         &p,
         "wsc.security.token.algorithm",
-        &["ES256", "HS256", "RS256"],
+        &["HS999", "HS256", "RS256", "ES256"],
     );
     assert_mentions(
         &p,
@@ -321,4 +323,203 @@ fn environment_and_file_problems_are_reported_together() {
         &[("GATEWAY__WSC__MESSAGE_BUFFER_SIZE", "0")],
     ));
     assert_eq!(sorted(&p), ["wsc.message_buffer_size", "wsc.node_ip"]);
+}
+
+// ------------------------------------------------------------- limits that used to panic
+
+#[test]
+fn socket_buffers_over_1mib_are_rejected_with_their_key() {
+    // 2 MiB used to pass validation and make every connection task panic after the 101
+    // (tungstenite asserts that its maximum write buffer exceeds the write buffer).
+    let p = problems(load_yaml(
+        "wsc:\n  performance:\n    write_buffer_size: 2MiB\n    read_buffer_size: 2048\n",
+    ));
+    assert_eq!(
+        sorted(&p),
+        [
+            "wsc.performance.read_buffer_size",
+            "wsc.performance.write_buffer_size"
+        ],
+        "{p:#?}"
+    );
+    assert_mentions(&p, "wsc.performance.write_buffer_size", &["2MiB", "1MiB"]);
+    assert_mentions(&p, "wsc.performance.read_buffer_size", &["2MiB", "1MiB"]);
+    // The maximum itself is accepted.
+    let loaded = load_yaml_ok(
+        "wsc:\n  performance:\n    write_buffer_size: 1MiB\n    read_buffer_size: 1MiB\n",
+    );
+    assert_eq!(loaded.config.wsc.performance.write_buffer_size, 1024 * 1024);
+}
+
+#[test]
+fn absurd_durations_are_validation_errors_not_panics() {
+    // Each of these used to panic in `Duration::from_secs_f64` or pass and overflow later.
+    for value in [
+        "1e20",
+        "1.0e300",
+        "-5",
+        "-0.5",
+        "18446744073709551615",
+        "31536001",
+        "\"99999999999999999999999h\"",
+        "\"8761h\"",
+        "\"1e20s\"",
+    ] {
+        let yaml = format!("wsc:\n  client_timeout: {value}\n");
+        let p = problems(load_yaml(&yaml));
+        assert_eq!(keys(&p), ["wsc.client_timeout"], "{value}: {p:#?}");
+    }
+    // The YAML reader itself refuses these floats: an error, not a panic.
+    for value in [".nan", ".inf", "-.inf"] {
+        let yaml = format!("wsc:\n  client_timeout: {value}\n");
+        assert!(load_yaml(&yaml).is_err(), "{value}");
+    }
+    let p = problems(load_yaml("wsc:\n  client_timeout: 1e20\n"));
+    assert_mentions(&p, "wsc.client_timeout", &["365 days"]);
+    // JSON and TOML keep the number a float: the path that panicked in the loader.
+    for (name, text) in [
+        ("gateway.json", r#"{"wsc": {"client_timeout": 1e20}}"#),
+        ("gateway.toml", "[wsc]\nclient_timeout = 1e20\n"),
+        ("gateway.json", r#"{"wsc": {"client_timeout": -2.5}}"#),
+    ] {
+        let p = problems(load_with_env(name, text, &[]));
+        assert_eq!(keys(&p), ["wsc.client_timeout"], "{text}: {p:#?}");
+    }
+    // The longest accepted duration.
+    let loaded = load_yaml_ok("wsc:\n  offline:\n    ttl: 8760h\n");
+    assert_eq!(
+        loaded.config.wsc.offline.ttl,
+        Duration::from_secs(365 * 24 * 3600)
+    );
+}
+
+#[test]
+fn absurd_durations_from_the_environment_are_validation_errors() {
+    for value in ["1e20", "-1", "NaN", "inf", "1e400"] {
+        let p = problems(load_with_env(
+            "gateway.yaml",
+            "",
+            &[("GATEWAY__WSC__ACK__TIMEOUT", value)],
+        ));
+        assert_eq!(keys(&p), ["wsc.ack.timeout"], "{value}: {p:#?}");
+    }
+}
+
+#[test]
+fn every_duration_key_refuses_an_absurd_value() {
+    for key in [
+        "wsc.heartbeat_interval",
+        "wsc.client_timeout",
+        "wsc.ack.timeout",
+        "wsc.offline.ttl",
+        "wsc.recovery.history_ttl",
+        "wsc.sse.heartbeat",
+        "wsc.distributed.presence_ttl",
+        "wsc.distributed.node_ttl",
+        "wsc.redis.connect_timeout",
+        "wsc.security.handshake_timeout",
+        "wsc.performance.write_timeout",
+        "wsc.performance.slow_log_threshold",
+    ] {
+        let var = format!("GATEWAY__{}", key.to_ascii_uppercase().replace('.', "__"));
+        let p = problems(load_with_env("gateway.yaml", "", &[(&var, "1e20")]));
+        assert!(p.iter().any(|p| p.key == key), "{key}: {p:#?}");
+    }
+}
+
+#[test]
+fn validate_refuses_durations_over_the_maximum_in_a_config_built_in_code() {
+    let mut config = GatewayConfig::default();
+    config.wsc.offline.ttl = Duration::MAX;
+    config.wsc.performance.write_timeout = Duration::from_secs(400 * 24 * 3600);
+    let problems = wsc_config::validate(&config);
+    assert_eq!(
+        sorted(&problems),
+        ["wsc.offline.ttl", "wsc.performance.write_timeout"]
+    );
+    assert!(problems[0].message.contains("365 days"), "{problems:#?}");
+}
+
+#[test]
+fn queue_limits_that_would_panic_a_connection_are_rejected() {
+    let p = problems(load_yaml(
+        "wsc:\n  message_buffer_size: 18446744073709551615\n  performance:\n    queue_max_bytes: 2GiB\n",
+    ));
+    assert_eq!(
+        sorted(&p),
+        ["wsc.message_buffer_size", "wsc.performance.queue_max_bytes"],
+        "{p:#?}"
+    );
+    assert_mentions(&p, "wsc.performance.queue_max_bytes", &["1GiB"]);
+}
+
+// ------------------------------------------------------------------- token algorithms
+
+#[test]
+fn every_jsonwebtoken_algorithm_is_accepted_in_any_case() {
+    for (name, algorithm) in [
+        ("HS256", TokenAlgorithm::Hs256),
+        ("hs384", TokenAlgorithm::Hs384),
+        ("HS512", TokenAlgorithm::Hs512),
+        ("RS256", TokenAlgorithm::Rs256),
+        ("rs384", TokenAlgorithm::Rs384),
+        ("RS512", TokenAlgorithm::Rs512),
+        ("PS256", TokenAlgorithm::Ps256),
+        ("PS384", TokenAlgorithm::Ps384),
+        ("ps512", TokenAlgorithm::Ps512),
+        ("ES256", TokenAlgorithm::Es256),
+        ("es384", TokenAlgorithm::Es384),
+        ("EdDSA", TokenAlgorithm::EdDsa),
+    ] {
+        let loaded = load_yaml_ok(&format!(
+            "wsc:\n  security:\n    token:\n      algorithm: {name}\n"
+        ));
+        assert_eq!(loaded.config.wsc.security.token.algorithm, algorithm);
+        // Printed in the JOSE spelling, and read back unchanged.
+        let printed = loaded.config.redacted();
+        assert_eq!(
+            printed["wsc"]["security"]["token"]["algorithm"],
+            algorithm.name()
+        );
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_is_refused_with_the_accepted_list() {
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    token:\n      algorithm: none\n",
+    ));
+    assert_eq!(keys(&p), ["wsc.security.token.algorithm"]);
+    assert_mentions(
+        &p,
+        "wsc.security.token.algorithm",
+        &[
+            "none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA",
+        ],
+    );
+}
+
+#[test]
+fn auth_needs_the_key_its_algorithm_uses() {
+    // An HS algorithm needs the secret; a public key does not do.
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: HS512\n      public_key: PEM\n",
+    ));
+    assert_mentions(
+        &p,
+        "wsc.security.enable_auth",
+        &["wsc.security.token.secret"],
+    );
+    // The public-key algorithms need the public key; a secret does not do.
+    let p = problems(load_yaml(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: ES256\n      secret: s\n",
+    ));
+    assert_mentions(
+        &p,
+        "wsc.security.enable_auth",
+        &["wsc.security.token.public_key", "ES256"],
+    );
+    load_yaml_ok(
+        "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: RS384\n      public_key: PEM\n",
+    );
 }
