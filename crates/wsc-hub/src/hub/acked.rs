@@ -1,0 +1,326 @@
+//! Acknowledged delivery: register the expected ack, send, wait in the caller's future,
+//! resend on timeout, settle (acked, stored offline, timed out).
+
+use super::*;
+
+/// The delivery report the message-sent callbacks get for an acknowledged send: the
+/// targets that acked count as delivered.
+pub(super) fn ack_summary(report: &AckReport) -> DeliveryReport {
+    let delivered = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.status, AckStatus::Acked { .. }))
+        .count();
+    DeliveryReport {
+        message_id: report.message_id.clone(),
+        delivered,
+        nodes: usize::from(delivered > 0),
+        stored_offline: report
+            .outcomes
+            .iter()
+            .any(|o| o.status == AckStatus::StoredOffline),
+        failures: Vec::new(),
+    }
+}
+
+impl Hub {
+    /// Sends to a user and waits for a client's `ack` naming the message's `message_id`
+    /// (generated when empty). Each `timeout` without an ack resends the same message (same
+    /// `message_id` and `seq_no`) to the user's live connections, up to `max_retries`
+    /// resends. When it is never acknowledged (or the user is offline) it goes to the
+    /// offline store when there is one, and the `on_ack_failed` callbacks run on failure.
+    pub async fn send_to_user_with_ack(
+        &self,
+        user_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(user_id, "user_id")?;
+        if msg.receiver.is_empty() {
+            msg.receiver = user_id.to_owned();
+        }
+        let only = std::mem::take(&mut msg.receiver_client);
+        msg.require_ack = true;
+        self.intercept(&mut msg)?;
+        self.prepare(&mut msg);
+        let target = AckTarget::User(user_id.to_owned());
+        let (tx, mut rx) = oneshot::channel();
+        if !self
+            .inner
+            .acks
+            .register(&msg.message_id, target.clone(), Some(tx), None)
+        {
+            return Err(SendError::DuplicateMessageId(msg.message_id));
+        }
+        // Targets are filtered by the message's scope only.
+        let scope = HubMessage {
+            app_id: msg.app_id.clone(),
+            namespace: msg.namespace.clone(),
+            ..HubMessage::default()
+        };
+        let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &scope);
+        let config = self.config();
+        // The first delivery is queued under the history lock, like `send_to_user`, so
+        // messages to one user are queued in `seq_no` order whichever way they are sent.
+        let numbered = self.numbered(user_id, &mut msg, &config, |msg, payload| {
+            let targets = resolve(self);
+            self.send_attempt(msg, payload, &target, &targets, &config);
+            !targets.is_empty()
+        });
+        let (payload, first_sent) = match numbered {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.inner.acks.cancel(&msg.message_id, &target);
+                return Err(e);
+            }
+        };
+        let limits = (timeout, max_retries, first_sent);
+        let (acked, attempts) = self
+            .ack_loop(&msg, &payload, &target, &mut rx, limits, &resolve)
+            .await;
+        let outcome = self
+            .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
+            .await;
+        let report = AckReport {
+            message_id: msg.message_id.clone(),
+            outcomes: vec![outcome],
+        };
+        self.message_sent(&msg, &ack_summary(&report));
+        Ok(report)
+    }
+
+    /// [`send_to_connection`](Self::send_to_connection) with an ack (see
+    /// [`send_to_user_with_ack`](Self::send_to_user_with_ack)); a failure is stored offline
+    /// for the connection's user.
+    pub async fn send_to_connection_with_ack(
+        &self,
+        client_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(client_id, "client_id")?;
+        msg.receiver_client = client_id.to_owned();
+        let conns: Vec<Arc<Connection>> = self
+            .connection(client_id)
+            .filter(|c| in_scope(c, &msg))
+            .into_iter()
+            .collect();
+        if conns.is_empty() {
+            // No such live connection (and no user to keep the message for).
+            self.prepare(&mut msg);
+            return Ok(AckReport {
+                message_id: msg.message_id,
+                outcomes: vec![AckOutcome {
+                    target: client_id.to_owned(),
+                    status: AckStatus::Offline,
+                    attempts: 0,
+                }],
+            });
+        }
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// [`send_to_ticket`](Self::send_to_ticket) with an ack from every connection on the
+    /// ticket (one outcome per connection).
+    pub async fn send_to_ticket_with_ack(
+        &self,
+        ticket_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(ticket_id, "ticket_id")?;
+        msg.ticket_id = ticket_id.to_owned();
+        if msg.sender.is_empty() {
+            msg.sender = SYSTEM.to_owned();
+        }
+        let conns = self.snapshot(|reg, out| {
+            out.extend(
+                reg.ticket(ticket_id)
+                    .filter(|c| c.user_id() != msg.sender && in_scope(c, &msg))
+                    .cloned(),
+            )
+        });
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// [`send_to_group`](Self::send_to_group) with an ack from every connection of the group
+    /// (one outcome per connection).
+    pub async fn send_to_group_with_ack(
+        &self,
+        group_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        self.ensure_running()?;
+        non_empty(group_id, "group_id")?;
+        if !msg.group_ids.iter().any(|g| g == group_id) {
+            msg.group_ids.push(group_id.to_owned());
+        }
+        let conns = self.snapshot(|reg, out| {
+            out.extend(
+                reg.group(group_id)
+                    .into_iter()
+                    .filter(|c| in_scope(c, &msg))
+                    .cloned(),
+            )
+        });
+        self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// One acknowledged delivery per connection, concurrently.
+    pub(super) async fn ack_each(
+        &self,
+        conns: Vec<Arc<Connection>>,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        msg.require_ack = true;
+        self.intercept(&mut msg)?;
+        self.prepare(&mut msg);
+        let payload = self.encode_outbound(&msg, &self.config())?;
+        let flows = conns.iter().map(|conn| {
+            let (msg, payload) = (&msg, &payload);
+            async move {
+                let target = AckTarget::Connection(conn.id());
+                let (tx, mut rx) = oneshot::channel();
+                let registered =
+                    self.inner
+                        .acks
+                        .register(&msg.message_id, target.clone(), Some(tx), None);
+                let (acked, attempts) = if registered {
+                    let id = conn.id();
+                    let resolve =
+                        move |hub: &Hub| hub.connection_by_id(id).into_iter().collect::<Vec<_>>();
+                    let limits = (timeout, max_retries, false);
+                    self.ack_loop(msg, payload, &target, &mut rx, limits, &resolve)
+                        .await
+                } else {
+                    (None, 0)
+                };
+                let (label, user) = (conn.client_id(), conn.user_id());
+                self.ack_outcome(msg, &target, label, user, acked, attempts)
+                    .await
+            }
+        });
+        let outcomes = futures_util::future::join_all(flows).await;
+        let report = AckReport {
+            message_id: msg.message_id.clone(),
+            outcomes,
+        };
+        self.message_sent(&msg, &ack_summary(&report));
+        Ok(report)
+    }
+
+    /// Queues one attempt for every target connection that has a free pending slot.
+    pub(super) fn send_attempt(
+        &self,
+        msg: &HubMessage,
+        payload: &Payload,
+        target: &AckTarget,
+        targets: &[Arc<Connection>],
+        config: &HubConfig,
+    ) {
+        for conn in targets {
+            if self.inner.acks.add_connection(
+                &msg.message_id,
+                target,
+                conn,
+                config.max_pending_acks,
+            ) {
+                let _ = self.enqueue(conn, payload, config);
+            }
+        }
+    }
+
+    /// Sends, waits, resends: returns who acked (if anyone) and how many attempts were made.
+    /// `limits` is (timeout, max resends, whether the caller already queued the first
+    /// attempt).
+    pub(super) async fn ack_loop(
+        &self,
+        msg: &HubMessage,
+        payload: &Payload,
+        target: &AckTarget,
+        rx: &mut oneshot::Receiver<String>,
+        limits: (Duration, u32, bool),
+        resolve: &(dyn Fn(&Hub) -> Vec<Arc<Connection>> + Sync),
+    ) -> (Option<String>, u32) {
+        let (timeout, max_retries, mut first_sent) = limits;
+        let mut attempts = 0u32;
+        loop {
+            if !std::mem::take(&mut first_sent) {
+                let targets = resolve(self);
+                if targets.is_empty() {
+                    return (None, attempts);
+                }
+                self.send_attempt(msg, payload, target, &targets, &self.config());
+            }
+            attempts += 1;
+            if attempts > 1 {
+                Counters::add(&self.inner.counters.ack_resends, 1);
+            }
+            match tokio::time::timeout(timeout, &mut *rx).await {
+                Ok(Ok(client_id)) => return (Some(client_id), attempts),
+                // The tracker dropped the waiter: the target connection ended.
+                Ok(Err(_)) => return (None, attempts),
+                Err(_) if attempts > max_retries => return (None, attempts),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Settles an acknowledged delivery: acked, or stored offline / failed.
+    pub(super) async fn ack_outcome(
+        &self,
+        msg: &HubMessage,
+        target: &AckTarget,
+        label: &str,
+        user_id: &str,
+        acked: Option<String>,
+        attempts: u32,
+    ) -> AckOutcome {
+        let status = match acked {
+            Some(client_id) => AckStatus::Acked { client_id },
+            None => {
+                self.inner.acks.cancel(&msg.message_id, target);
+                // Timed out against live connections: keep it for the next connect. Never
+                // reached anyone: the user may connect while it is being stored.
+                let stored = match self.offline_store() {
+                    Some(store) => {
+                        self.store_offline(&store, user_id, msg, attempts == 0)
+                            .await
+                    }
+                    None => false,
+                };
+                if attempts > 0 || !stored {
+                    Counters::add(&self.inner.counters.ack_failures, 1);
+                    let failure = AckFailure {
+                        target: label.to_owned(),
+                        attempts,
+                        stored_offline: stored,
+                    };
+                    for callback in self.inner.callbacks.ack_failed.snapshot() {
+                        callback(msg, &failure);
+                    }
+                }
+                match (stored, attempts) {
+                    (true, _) => AckStatus::StoredOffline,
+                    (false, 0) => AckStatus::Offline,
+                    (false, _) => AckStatus::TimedOut,
+                }
+            }
+        };
+        AckOutcome {
+            target: label.to_owned(),
+            status,
+            attempts,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Registering a connection (checks, connect callbacks, one atomic admission) and
+//! unregistering it (exactly one disconnect callback).
+
+use super::*;
+
+impl Hub {
+    /// Registers a connection. When this returns `Ok`, the connection is reachable by every
+    /// route: a message sent right after is queued for it.
+    ///
+    /// Order: identity check, node limit, connect callbacks, then one atomic admission
+    /// (client-id replacement, multi-login policy, indexes).
+    pub async fn register(&self, mut identity: Identity) -> Result<Registration, RegisterError> {
+        let result = self.try_register(&mut identity).await;
+        if result.is_err() {
+            Counters::add(&self.inner.counters.connections_rejected, 1);
+        }
+        result
+    }
+
+    pub(super) async fn try_register(
+        &self,
+        identity: &mut Identity,
+    ) -> Result<Registration, RegisterError> {
+        if !self.is_running() {
+            return Err(RegisterError::NotRunning);
+        }
+        identity.validate()?;
+        let config = self.config();
+        identity.check_list_limits(config.max_ticket_ids, config.max_group_ids)?;
+        let reconnect = !identity.client_id.is_empty()
+            && self
+                .inner
+                .registry
+                .read()
+                .by_client_any(&identity.client_id)
+                .is_some();
+        if config.max_connections > 0
+            && !reconnect
+            && self.connection_count() >= config.max_connections
+        {
+            return Err(RegisterError::NodeFull {
+                limit: config.max_connections,
+            });
+        }
+        if identity.client_id.is_empty() {
+            identity.client_id = uuid::Uuid::now_v7().simple().to_string();
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let conn = Arc::new(Connection::new(
+            id,
+            std::mem::take(identity),
+            tx,
+            self.now_ms(),
+        ));
+        for callback in self.inner.callbacks.connect.snapshot() {
+            if let Err(e) = callback(conn.clone()).await {
+                self.emit_error(Some(&conn), &ErrorEvent::CallbackRejected(e.0.clone()));
+                return Err(RegisterError::Rejected(e.0));
+            }
+        }
+        // Offline messages and a requested resume go into the connection's backlog before it
+        // becomes reachable, so they precede every live message. Loading has no side effect:
+        // acks and counters for the replay start only once the admission succeeded.
+        let mut backlog = Backlog::default();
+        self.replay_offline(&conn, &mut backlog).await;
+        if let Some(last_seq) = conn.identity().last_seq {
+            // Messages already replayed from the offline store are not repeated.
+            let already = std::mem::take(&mut backlog.replayed);
+            self.resume(&conn, last_seq, &already, |frame| {
+                backlog.frames.push_back((frame, None))
+            });
+            backlog.replayed = already;
+        }
+        let evicted = {
+            let mut registry = self.inner.registry.write();
+            // Checked under the lock `stop` takes to flip the flag: a connection admitted
+            // here is in stop's snapshot and gets 1001.
+            if !self.is_running() {
+                return Err(RegisterError::NotRunning);
+            }
+            registry.admit(
+                conn.clone(),
+                config.multi_login,
+                config.max_connections_per_user,
+                config.max_connections,
+            )
+        }
+        .map_err(|e| match e {
+            AdmitError::NodeFull => RegisterError::NodeFull {
+                limit: config.max_connections,
+            },
+            AdmitError::UserLimit => RegisterError::UserConnectionLimit {
+                limit: config.max_connections_per_user,
+            },
+            AdmitError::ClientIdInUse => RegisterError::ClientIdInUse,
+        })?;
+        for (old, reason) in evicted {
+            if reason == DisconnectReason::LoginElsewhere {
+                let notice = HubMessage {
+                    receiver: old.user_id().to_owned(),
+                    ..HubMessage::new(MessageType::ForceOffline, &config.kick_notification)
+                }
+                .with_data("reason", "login_elsewhere");
+                self.send_direct(&old, notice);
+            }
+            old.close(reason);
+        }
+        // A message stored between the first load and the admission is replayed now, still
+        // ahead of anything routed after the admission.
+        self.replay_offline(&conn, &mut backlog).await;
+        self.commit_replay(&conn, &mut backlog);
+        Counters::add(&self.inner.counters.connections_accepted, 1);
+        for callback in self.inner.callbacks.registered.snapshot() {
+            callback(&conn);
+        }
+        tracing::debug!(
+            user_id = conn.user_id(),
+            client_id = conn.client_id(),
+            "registered"
+        );
+        Ok(Registration::new(self.clone(), conn, rx, backlog))
+    }
+
+    pub(super) fn unregister(&self, conn: &Arc<Connection>, observed: DisconnectReason) {
+        conn.close(observed);
+        let reason =
+            conn.disconnect_reason()
+                .cloned()
+                .unwrap_or(DisconnectReason::ConnectionLost {
+                    error: "unknown".to_owned(),
+                });
+        self.inner.acks.drop_connection(conn);
+        let empty = {
+            let mut registry = self.inner.registry.write();
+            registry.remove(conn.id());
+            registry.len() == 0
+        };
+        Counters::add(&self.inner.counters.connections_closed, 1);
+        if empty {
+            self.inner.emptied.notify_waiters();
+        }
+        tracing::debug!(user_id = conn.user_id(), ?reason, "unregistered");
+        for callback in self.inner.callbacks.disconnect.snapshot() {
+            callback(conn, &reason);
+        }
+    }
+}

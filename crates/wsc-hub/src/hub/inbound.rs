@@ -1,0 +1,200 @@
+//! A client frame after decoding: stamping, pong, ack, resume, status relay, the relay
+//! policy, interceptors and the message-received callbacks.
+
+use super::*;
+
+impl Hub {
+    /// Handles one decoded client frame. Returns whether it was an ack that matched a
+    /// delivery (pending or just confirmed): only those are exempt from the frame rate limit.
+    pub(super) async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) -> bool {
+        Counters::by_type(
+            &self.inner.counters.in_by_type,
+            type_label(&msg.message_type),
+            1,
+        );
+        // The server speaks for the connection: a client cannot claim another identity or
+        // leave its app and namespace.
+        let identity = conn.identity();
+        msg.sender = identity.user_id.clone();
+        msg.sender_type = identity.user_type.clone();
+        msg.sender_client = identity.client_id.clone();
+        msg.app_id = identity.app_id.clone();
+        msg.namespace = identity.namespace.clone();
+        // Error frames name the id the client chose, never one the server generated.
+        let frame_id = msg.id.clone();
+
+        if msg.message_type.is_heartbeat() {
+            let pong = HubMessage {
+                id: frame_id,
+                message_type: MessageType::Pong,
+                sender: SYSTEM.to_owned(),
+                sender_type: SYSTEM.to_owned(),
+                receiver: identity.user_id.clone(),
+                receiver_type: identity.user_type.clone(),
+                ..HubMessage::default()
+            };
+            self.send_direct(conn, pong);
+            return false;
+        }
+        if msg.message_type == MessageType::Ack {
+            return self.handle_ack(conn, &msg.message_id, &frame_id);
+        }
+        if msg.message_type == MessageType::Resume {
+            self.resume(conn, msg.seq_no, &HashSet::new(), |frame| {
+                let _ = self.enqueue_frame(conn, frame);
+            });
+            return false;
+        }
+        // Numbering, the replay marker and ack tracking belong to the server: a client
+        // frame cannot make its receiver record a sequence number, believe a message came
+        // from the offline store, or ack something nobody waits for.
+        msg.seq_no = 0;
+        msg.source = None;
+        msg.require_ack = false;
+        self.prepare(&mut msg);
+        for interceptor in self.inner.callbacks.inbound.snapshot() {
+            if let Err(e) = interceptor(conn, &mut msg) {
+                self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
+                return false;
+            }
+        }
+        let config = self.config();
+        if msg.message_type.is_forwardable() && config.relay_status_messages {
+            self.relay(conn, msg, &frame_id).await;
+            return false;
+        }
+        if config.relay.enabled
+            && let Err(refusal) = self.relay_targeted(conn, &msg, &config.relay).await
+        {
+            self.reject_frame(conn, FrameError::Rejected(refusal), &frame_id);
+            return false;
+        }
+        let msg = Arc::new(msg);
+        for callback in self.inner.callbacks.received.snapshot() {
+            if let Err(e) = callback(conn.clone(), msg.clone()).await {
+                self.emit_error(Some(conn), &ErrorEvent::CallbackRejected(e.0.clone()));
+                self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
+                return false;
+            }
+        }
+        false
+    }
+
+    pub(super) async fn relay(&self, conn: &Arc<Connection>, msg: HubMessage, frame_id: &str) {
+        if msg.receiver.is_empty() {
+            let err = FrameError::MissingReceiver(msg.message_type.to_string());
+            self.reject_frame(conn, err, frame_id);
+            return;
+        }
+        let policy = self.inner.relay_policy.read().clone();
+        if let Some(policy) = policy
+            && !policy(conn, &msg)
+        {
+            self.reject_frame(
+                conn,
+                FrameError::RelayDenied(msg.receiver.clone()),
+                frame_id,
+            );
+            return;
+        }
+        let receiver = msg.receiver.clone();
+        let only = msg.receiver_client.clone();
+        let origin = conn.id();
+        let (app, namespace) = (&conn.identity().app_id, &conn.identity().namespace);
+        // A relay stays inside the sender's exact app and namespace, even when those are
+        // empty (an empty scope on a message would otherwise mean "anywhere").
+        let _ = self.route(msg, |reg, _, out| {
+            out.extend(
+                reg.user(&receiver)
+                    .filter(|c| c.id() != origin)
+                    .filter(|c| only.is_empty() || c.client_id() == only)
+                    .filter(|c| &c.identity().app_id == app && &c.identity().namespace == namespace)
+                    .cloned(),
+            )
+        });
+    }
+
+    /// The relay policy of [`HubConfig::relay`]: a client message naming a ticket, a group
+    /// or a user is sent there when the sender may address it. `Err` is the refusal text
+    /// (starting with `relay_denied`) or why the send failed.
+    pub(super) async fn relay_targeted(
+        &self,
+        conn: &Arc<Connection>,
+        msg: &HubMessage,
+        policy: &RelayPolicy,
+    ) -> Result<(), String> {
+        let identity = conn.identity();
+        let sent = if !msg.ticket_id.is_empty() {
+            if !identity.ticket_ids.contains(&msg.ticket_id) {
+                return Err(format!(
+                    "relay_denied: not bound to ticket {}",
+                    msg.ticket_id
+                ));
+            }
+            self.send_to_ticket(&msg.ticket_id, msg.clone()).await
+        } else if let Some(group) = msg.group_ids.first() {
+            let member = identity.group_ids.contains(group)
+                || self
+                    .inner
+                    .registry
+                    .read()
+                    .is_group_member(group, conn.user_id());
+            if !member {
+                return Err(format!("relay_denied: not a member of group {group}"));
+            }
+            self.send_to_group(group, msg.clone()).await
+        } else if !msg.receiver.is_empty() {
+            if !policy.user_targets.contains(&identity.user_type) {
+                return Err(format!(
+                    "relay_denied: {} users may not message users directly",
+                    identity.user_type
+                ));
+            }
+            self.send_to_user(&msg.receiver, msg.clone()).await
+        } else {
+            return Ok(());
+        };
+        sent.map(drop).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn handle_ack(
+        &self,
+        conn: &Arc<Connection>,
+        message_id: &str,
+        frame_id: &str,
+    ) -> bool {
+        if message_id.is_empty() {
+            let error = FrameError::UnknownAck("message_id is required".to_owned());
+            self.reject_frame(conn, error, frame_id);
+            return false;
+        }
+        match self.inner.acks.ack(message_id, conn) {
+            AckMatch::Confirmed { offline_user } => {
+                Counters::add(&self.inner.counters.acks_confirmed, 1);
+                if let (Some(user), Some(store)) = (offline_user, self.offline_store()) {
+                    let removal = store.remove(&user, vec![message_id.to_owned()]);
+                    tokio::spawn(removal);
+                }
+                true
+            }
+            // A resend that crossed the first ack: nothing to do.
+            AckMatch::Duplicate => true,
+            AckMatch::Unknown => {
+                let detail = format!("no delivery {message_id} is waiting for an ack");
+                self.reject_frame(conn, FrameError::UnknownAck(detail), frame_id);
+                false
+            }
+        }
+    }
+
+    pub(super) fn reject_frame(&self, conn: &Connection, error: FrameError, reply_to: &str) {
+        Counters::add(&self.inner.counters.invalid_frames, 1);
+        tracing::debug!(
+            client_id = conn.client_id(),
+            code = error.code(),
+            "frame refused"
+        );
+        self.send_direct(conn, error.to_message(reply_to));
+        self.emit_error(Some(conn), &ErrorEvent::InvalidFrame(error));
+    }
+}

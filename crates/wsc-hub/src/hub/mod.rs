@@ -1,0 +1,196 @@
+//! [`Hub`]: the hub of one node. Its operations live in one file per concern:
+//! `admission` (register), `router` (sends), `acked` (acknowledged sends), `replay`
+//! (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
+//! `presence` (queries), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
+//! `registration` (the transport's handle).
+
+mod acked;
+mod admission;
+mod hooks;
+mod inbound;
+mod lifecycle;
+mod outbox;
+mod presence;
+mod registration;
+mod replay;
+mod router;
+
+pub use registration::Registration;
+pub use router::BroadcastOptions;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
+use crate::clock::now_rfc3339;
+use crate::codec::{self, FrameError, Payload};
+use crate::config::{HubConfig, RelayPolicy, SlowConsumerPolicy};
+use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
+use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery, Scope};
+use crate::identity::Identity;
+use crate::message::{HubMessage, MessageType, SYSTEM, Source};
+use crate::offline::{MemoryOfflineStore, OfflineStore};
+use crate::registry::{AdmitError, Registry};
+use crate::report::{
+    AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
+    InvalidId, KickReport, RegisterError, SendError,
+};
+use crate::stats::{Counters, HubStats};
+
+use replay::Backlog;
+
+type RelayFn = dyn Fn(&Connection, &HubMessage) -> bool + Send + Sync;
+
+/// The hub: owns every connection on this node and routes messages to them.
+///
+/// Cheap to clone (an `Arc`). Transport-agnostic: a transport calls [`Hub::register`] and
+/// drives the returned [`Registration`] (see [`crate::tungstenite::serve`]).
+///
+/// ```
+/// use wsc_hub::{Hub, HubConfig, HubMessage, Identity};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Hub::new(HubConfig::default());
+/// hub.start();
+/// let registration = hub.register(Identity::new("alice")).await.unwrap();
+/// let report = hub.send_to_user("alice", HubMessage::text("hi")).await.unwrap();
+/// assert_eq!(report.delivered, 1);
+/// drop(registration); // unregisters
+/// assert_eq!(hub.online_user_count(), 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Swapped as a whole by `reconfigure`; readers take one `Arc` per operation.
+    config: RwLock<Arc<HubConfig>>,
+    node_id: String,
+    registry: RwLock<Registry>,
+    next_id: AtomicU64,
+    counters: Counters,
+    callbacks: Callbacks,
+    relay_policy: RwLock<Option<Arc<RelayFn>>>,
+    running: AtomicBool,
+    started_at: Mutex<Option<std::time::Instant>>,
+    origin: tokio::time::Instant,
+    timer: Mutex<Option<CancellationToken>>,
+    emptied: Notify,
+    acks: AckTracker,
+    histories: Histories,
+    store: RwLock<Option<Arc<dyn OfflineStore>>>,
+}
+
+impl Hub {
+    /// A stopped hub with the given settings. Call [`Hub::start`] inside a tokio runtime.
+    pub fn new(config: HubConfig) -> Self {
+        let store: Option<Arc<dyn OfflineStore>> = if config.offline_enabled {
+            Some(Arc::new(
+                MemoryOfflineStore::new(config.offline_max_per_user, config.offline_ttl)
+                    .with_max_total(config.offline_max_total),
+            ))
+        } else {
+            None
+        };
+        Hub {
+            inner: Arc::new(Inner {
+                node_id: config.node_id.clone(),
+                config: RwLock::new(Arc::new(config)),
+                registry: RwLock::new(Registry::default()),
+                next_id: AtomicU64::new(1),
+                counters: Counters::default(),
+                callbacks: Callbacks::default(),
+                relay_policy: RwLock::new(None),
+                running: AtomicBool::new(false),
+                started_at: Mutex::new(None),
+                origin: tokio::time::Instant::now(),
+                timer: Mutex::new(None),
+                emptied: Notify::new(),
+                acks: AckTracker::default(),
+                histories: Histories::default(),
+                store: RwLock::new(store),
+            }),
+        }
+    }
+
+    /// The settings the hub runs with now.
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.inner.config.read().clone()
+    }
+
+    /// Applies new settings at runtime (hot reload). Limits, timeouts, policies and rate
+    /// limits apply to every later operation; `queue_capacity` and the buffer sizes apply to
+    /// connections registered afterwards. The node id never changes.
+    pub fn reconfigure(&self, mut config: HubConfig) {
+        config.node_id = self.inner.node_id.clone();
+        *self.inner.config.write() = Arc::new(config);
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Replaces the offline store (`None` turns offline storage off). The default is a
+    /// [`MemoryOfflineStore`] sized by the config, or none when `offline_enabled` is false.
+    pub fn set_offline_store(&self, store: Option<Arc<dyn OfflineStore>>) {
+        *self.inner.store.write() = store;
+    }
+
+    /// The offline store in use.
+    pub fn offline_store(&self) -> Option<Arc<dyn OfflineStore>> {
+        self.inner.store.read().clone()
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.inner.origin.elapsed().as_millis() as u64
+    }
+
+    pub(super) fn now_us(&self) -> u64 {
+        self.inner.origin.elapsed().as_micros() as u64
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("node_id", &self.node_id())
+            .field("running", &self.is_running())
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+/// The stats label of a message type: unknown names are counted together as `other`, so
+/// clients cannot grow the counters without bound.
+fn type_label(message_type: &MessageType) -> &str {
+    match message_type {
+        MessageType::Other(_) => "other",
+        known => known.as_str(),
+    }
+}
+
+fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
+    Ok(InvalidId::check(value, what)?)
+}
+
+/// A message with an app id (namespace) only reaches connections of that app (namespace).
+fn in_scope(conn: &Connection, msg: &HubMessage) -> bool {
+    let identity = conn.identity();
+    (msg.app_id.is_empty() || msg.app_id == identity.app_id)
+        && (msg.namespace.is_empty() || msg.namespace == identity.namespace)
+}
+
+/// Reads `data.code` of an error frame (test and client helper).
+pub fn error_code(msg: &HubMessage) -> Option<&str> {
+    msg.data_value("code").and_then(Value::as_str)
+}

@@ -1,0 +1,224 @@
+//! [`Registration`]: the handle a transport drives for one registered connection.
+
+use super::*;
+
+/// A registered connection, as its transport drives it.
+///
+/// The transport reads outbound frames with [`recv`](Self::recv) /
+/// [`try_recv`](Self::try_recv), feeds inbound frames to [`handle_text`](Self::handle_text),
+/// and ends with [`finish`](Self::finish). Dropping it unregisters the connection too, so a
+/// transport that fails cannot leak a registration. The disconnect callbacks run exactly once.
+pub struct Registration {
+    hub: Hub,
+    conn: Arc<Connection>,
+    rx: mpsc::Receiver<Outbound>,
+    /// Replayed frames, served before the queue.
+    backlog: Backlog,
+    /// Offline messages handed to the transport, deleted from the store once written.
+    written_offline: Vec<String>,
+    window_start_ms: u64,
+    window_count: u32,
+    window_bytes: usize,
+    finished: bool,
+}
+
+impl Registration {
+    /// The handle of a connection that was just admitted, with its replay backlog.
+    pub(super) fn new(
+        hub: Hub,
+        conn: Arc<Connection>,
+        rx: mpsc::Receiver<Outbound>,
+        backlog: Backlog,
+    ) -> Self {
+        Registration {
+            hub,
+            conn,
+            rx,
+            backlog,
+            written_offline: Vec::new(),
+            window_start_ms: 0,
+            window_count: 0,
+            window_bytes: 0,
+            finished: false,
+        }
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// The hub it belongs to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The next outbound frame: replayed frames first, then the queue. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        if let Some(frame) = self.next_replayed() {
+            return Some(frame);
+        }
+        let frame = self.rx.recv().await;
+        self.dequeued(frame.as_ref());
+        frame
+    }
+
+    /// The next outbound frame if one is ready.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        if let Some(frame) = self.next_replayed() {
+            return Some(frame);
+        }
+        let frame = self.rx.try_recv().ok();
+        self.dequeued(frame.as_ref());
+        frame
+    }
+
+    fn next_replayed(&mut self) -> Option<Outbound> {
+        let (frame, delete_when_written) = self.backlog.frames.pop_front()?;
+        self.written_offline.extend(delete_when_written);
+        Some(frame)
+    }
+
+    fn dequeued(&self, frame: Option<&Outbound>) {
+        if let Some(Outbound::Message(p)) = frame {
+            self.conn.queued_bytes.fetch_sub(p.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Records frames the transport wrote and flushed (for stats, and to delete replayed
+    /// fire-and-forget offline messages, which count as delivered once written).
+    pub fn record_written(&mut self, messages: u64, bytes: u64) {
+        let counters = &self.hub.inner.counters;
+        Counters::add(&counters.messages_out, messages);
+        Counters::add(&counters.bytes_out, bytes);
+        let queued = self.conn.oldest_queued_us.swap(0, Ordering::Relaxed);
+        if queued > 0 {
+            let waited = self.hub.now_us().saturating_sub(queued - 1);
+            counters.latency.record(waited);
+        }
+        if !self.written_offline.is_empty()
+            && let Some(store) = self.hub.offline_store()
+        {
+            let ids = std::mem::take(&mut self.written_offline);
+            tokio::spawn(store.remove(self.conn.user_id(), ids));
+        }
+    }
+
+    /// Marks the connection alive (any inbound frame or pong).
+    pub fn touch(&self) {
+        self.conn.touch(self.hub.now_ms());
+    }
+
+    /// Handles one inbound text frame: liveness, rate limit, decoding, then pong, relay or
+    /// the message-received callbacks. Invalid frames get an error frame; the connection
+    /// stays open unless a limit closes it.
+    pub async fn handle_text(&mut self, text: &str) {
+        Counters::add(&self.hub.inner.counters.bytes_in, text.len() as u64);
+        let config = self.hub.config();
+        if !self.accept_inbound(text.len(), &config) {
+            return;
+        }
+        match codec::decode(text, config.limits) {
+            Ok(msg) => {
+                // Acks that match a delivery answer the server's own traffic: they count
+                // against the byte limit but not the frame limit, so a busy client can ack
+                // everything it receives. Unknown acks count like any other frame.
+                if self.hub.handle_message(&self.conn, msg).await {
+                    self.window_count = self.window_count.saturating_sub(1);
+                }
+            }
+            Err(error) => {
+                let reply_to = match error {
+                    FrameError::InvalidField(_) | FrameError::TooDeep(_) => {
+                        codec::offending_id(text)
+                    }
+                    _ => String::new(),
+                };
+                self.hub.reject_frame(&self.conn, error, &reply_to);
+            }
+        }
+    }
+
+    /// Answers a frame the transport could not accept (binary, invalid UTF-8) with an error
+    /// frame. Such frames count against the inbound rate limit like any other.
+    pub fn reject_frame(&mut self, error: FrameError, len: usize) {
+        if self.accept_inbound(len, &self.hub.config()) {
+            self.hub.reject_frame(&self.conn, error, "");
+        }
+    }
+
+    /// Liveness, the `messages_in` counter and the inbound rate limits (frames and bytes per
+    /// second, in fixed one-second windows), for every data frame. Returns false (and closes
+    /// with 1008) when the frame breaks a limit.
+    fn accept_inbound(&mut self, len: usize, config: &HubConfig) -> bool {
+        let now = self.hub.now_ms();
+        self.conn.touch(now);
+        Counters::add(&self.hub.inner.counters.messages_in, 1);
+        let (max_frames, max_bytes) = (
+            config.max_inbound_per_second,
+            config.max_inbound_bytes_per_second,
+        );
+        if max_frames == 0 && max_bytes == 0 {
+            return true;
+        }
+        if now.saturating_sub(self.window_start_ms) >= 1000 {
+            self.window_start_ms = now;
+            self.window_count = 0;
+            self.window_bytes = 0;
+        }
+        self.window_count += 1;
+        self.window_bytes += len;
+        let detail = if max_frames > 0 && self.window_count > max_frames {
+            format!("rate limit exceeded: more than {max_frames} messages per second")
+        } else if max_bytes > 0 && self.window_bytes > max_bytes {
+            format!("rate limit exceeded: more than {max_bytes} bytes per second")
+        } else {
+            return true;
+        };
+        self.conn
+            .close(DisconnectReason::PolicyViolation { detail });
+        false
+    }
+
+    /// A write did not finish within `write_timeout`: the client does not read fast enough.
+    /// Counted and reported like a queue overflow.
+    pub fn write_timed_out(&self) {
+        if self.conn.close(DisconnectReason::SlowConsumer) {
+            Counters::add(&self.hub.inner.counters.slow_consumer_disconnects, 1);
+            tracing::warn!(
+                client_id = self.conn.client_id(),
+                "write timed out: slow consumer"
+            );
+            self.hub
+                .emit_error(Some(&self.conn), &ErrorEvent::SlowConsumer);
+        }
+    }
+
+    /// Unregisters the connection; `observed` is the reason when none was recorded before.
+    pub fn finish(mut self, observed: DisconnectReason) {
+        self.finished = true;
+        self.hub.unregister(&self.conn, observed);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.hub.unregister(
+                &self.conn,
+                DisconnectReason::ConnectionLost {
+                    error: "transport dropped".to_owned(),
+                },
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("connection", &self.conn.id())
+            .field("client_id", &self.conn.client_id())
+            .finish()
+    }
+}

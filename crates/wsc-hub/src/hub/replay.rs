@@ -1,0 +1,177 @@
+//! Replay to a new connection: offline messages and resumed history go into its backlog
+//! before it is reachable; storing undeliverable messages offline.
+
+use super::*;
+
+/// Frames replayed to a new connection before its queue: offline messages (with the id to
+/// delete once written, for fire-and-forget ones) and resumed history.
+#[derive(Default)]
+pub(super) struct Backlog {
+    pub(super) frames: VecDeque<(Outbound, Option<String>)>,
+    pub(super) replayed: HashSet<String>,
+    /// Replayed messages whose ack is tracked once the connection is admitted.
+    pub(super) awaiting_ack: Vec<String>,
+    /// Offline messages loaded and not counted yet (counted once admitted).
+    pub(super) offline_count: u64,
+}
+
+/// A stored message as it is replayed: marked `source: "offline"` and `data.offline: true`.
+pub(super) fn replay_payload(mut msg: HubMessage) -> Option<Payload> {
+    msg.source = Some(Source::Offline);
+    codec::encode(&msg.with_data("offline", true)).ok()
+}
+
+impl Hub {
+    /// The admission succeeded: replayed messages that need an ack start waiting for it,
+    /// and the replay is counted.
+    pub(super) fn commit_replay(&self, conn: &Arc<Connection>, backlog: &mut Backlog) {
+        for message_id in std::mem::take(&mut backlog.awaiting_ack) {
+            self.await_replay_ack(conn, &message_id, conn.user_id());
+        }
+        let replayed = std::mem::take(&mut backlog.offline_count);
+        if replayed > 0 {
+            Counters::add(&self.inner.counters.offline_replayed, replayed);
+        }
+    }
+
+    /// Loads the user's offline messages of the connection's scope into the backlog
+    /// (skipping ones already there). Messages of another app or namespace stay stored for
+    /// a connection of theirs. Acks and counters wait for [`Hub::commit_replay`].
+    pub(super) async fn replay_offline(&self, conn: &Arc<Connection>, backlog: &mut Backlog) {
+        let Some(store) = self.offline_store() else {
+            return;
+        };
+        let user_id = conn.user_id().to_owned();
+        let messages = match store.load(&user_id).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "offline replay skipped: store failed");
+                return;
+            }
+        };
+        for msg in messages {
+            if !in_scope(conn, &msg) || !backlog.replayed.insert(msg.message_id.clone()) {
+                continue;
+            }
+            let (require_ack, message_id) = (msg.require_ack, msg.message_id.clone());
+            let Some(payload) = replay_payload(msg) else {
+                continue;
+            };
+            // Acked messages leave the store when acked; the others once written.
+            let delete_when_written = if require_ack {
+                backlog.awaiting_ack.push(message_id);
+                None
+            } else {
+                Some(message_id)
+            };
+            backlog.offline_count += 1;
+            backlog
+                .frames
+                .push_back((Outbound::Message(payload), delete_when_written));
+        }
+    }
+
+    /// Replays what the user missed after `last_seq` (or nothing), then a `recovered` frame.
+    pub(super) fn resume(
+        &self,
+        conn: &Connection,
+        last_seq: i64,
+        already: &HashSet<String>,
+        mut push: impl FnMut(Outbound),
+    ) -> Recovery {
+        let history = self.inner.histories.user(conn.user_id());
+        let scope = (
+            conn.identity().app_id.as_str(),
+            conn.identity().namespace.as_str(),
+        );
+        let (mut recovery, frames) = history.lock().resume(last_seq, self.now_ms(), scope);
+        recovery.replayed = 0;
+        for (message_id, payload) in frames {
+            if !already.contains(&message_id) {
+                recovery.replayed += 1;
+                push(Outbound::Message(payload));
+            }
+        }
+        let content = if recovery.recovered {
+            format!("replayed {} missed messages", recovery.replayed)
+        } else {
+            "the missed messages are no longer available; resynchronise".to_owned()
+        };
+        let mut notice = HubMessage {
+            receiver: conn.user_id().to_owned(),
+            ..HubMessage::new(MessageType::Recovered, content)
+        }
+        .with_data("recovered", recovery.recovered)
+        .with_data("from_seq", recovery.from_seq)
+        .with_data("latest_seq", recovery.latest_seq)
+        .with_data("replayed", recovery.replayed as u64);
+        self.prepare(&mut notice);
+        if let Ok(payload) = codec::encode(&notice) {
+            push(Outbound::Message(payload));
+        }
+        recovery
+    }
+
+    /// Tracks the ack of a replayed message; the ack deletes it from the user's store.
+    pub(super) fn await_replay_ack(&self, conn: &Arc<Connection>, message_id: &str, user_id: &str) {
+        let target = AckTarget::Connection(conn.id());
+        self.inner
+            .acks
+            .register(message_id, target.clone(), None, Some(user_id.to_owned()));
+        self.inner.acks.add_connection(message_id, &target, conn, 0);
+    }
+
+    /// Stores a message for its user. `was_offline`: the user had no live connection, so a
+    /// connection that appears during the write missed it in its replay and gets it now.
+    pub(super) async fn store_offline(
+        &self,
+        store: &Arc<dyn OfflineStore>,
+        user_id: &str,
+        msg: &HubMessage,
+        was_offline: bool,
+    ) -> bool {
+        match store.store(user_id, msg.clone()).await {
+            Ok(true) => {
+                Counters::add(&self.inner.counters.offline_stored, 1);
+                if was_offline {
+                    self.deliver_if_reconnected(user_id, msg);
+                }
+                true
+            }
+            // The same message is stored already (a repeated message id): it is kept, but
+            // stored and counted once.
+            Ok(false) => true,
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "offline store failed");
+                false
+            }
+        }
+    }
+
+    /// The user may have connected while the store write was in flight: its replay then
+    /// missed this message. Deliver it now (as a replayed message) instead of leaving it
+    /// stranded until some later reconnect.
+    pub(super) fn deliver_if_reconnected(&self, user_id: &str, msg: &HubMessage) {
+        let conns = self.user_targets(user_id, "", msg);
+        if conns.is_empty() {
+            return;
+        }
+        let Some(payload) = replay_payload(msg.clone()) else {
+            return;
+        };
+        let config = self.config();
+        let mut queued = false;
+        for conn in &conns {
+            if msg.require_ack {
+                self.await_replay_ack(conn, &msg.message_id, user_id);
+            }
+            queued |= self.enqueue(conn, &payload, &config).is_ok();
+        }
+        if queued {
+            Counters::add(&self.inner.counters.offline_replayed, 1);
+        }
+        // The message stays stored: this frame went through the queue, where its write is
+        // not tracked, so deleting it now could lose it if the connection ends first. The
+        // next connect replays it again at worst; clients dedupe by `message_id`.
+    }
+}

@@ -1,0 +1,346 @@
+//! The routes: resolve recipients under the registry's read lock, encode once, enqueue,
+//! report. User sends are numbered under the user's history lock.
+
+use super::*;
+
+/// Options of [`Hub::broadcast`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BroadcastOptions {
+    /// Only connections of this app (also stamped on the message).
+    pub app_id: Option<String>,
+    /// Only connections of this namespace (also stamped on the message).
+    pub namespace: Option<String>,
+    /// Skip every connection of this user.
+    pub exclude_user: Option<String>,
+}
+
+impl BroadcastOptions {
+    /// Everyone except `user_id`.
+    pub fn excluding(user_id: impl Into<String>) -> Self {
+        BroadcastOptions {
+            exclude_user: Some(user_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Only connections of this app and namespace.
+    pub fn scoped(app_id: impl Into<String>, namespace: impl Into<String>) -> Self {
+        BroadcastOptions {
+            app_id: Some(app_id.into()),
+            namespace: Some(namespace.into()),
+            ..Self::default()
+        }
+    }
+}
+
+impl Hub {
+    /// Sends to every live connection of a user. When `msg.receiver_client` is set, only
+    /// that connection of the user receives it. The message gets the user's next `seq_no`
+    /// and enters the user's resume window. When the user has no live connection here, it
+    /// goes to the offline store (if any) and the report says `stored_offline`.
+    pub async fn send_to_user(
+        &self,
+        user_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        non_empty(user_id, "user_id")?;
+        if msg.receiver.is_empty() {
+            msg.receiver = user_id.to_owned();
+        }
+        let only = std::mem::take(&mut msg.receiver_client);
+        self.intercept(&mut msg)?;
+        let config = self.config();
+        self.prepare(&mut msg);
+        let (_, (mut report, reached_nobody)) =
+            self.numbered(user_id, &mut msg, &config, |msg, payload| {
+                let targets = self.user_targets(user_id, &only, msg);
+                let report = self.enqueue_all(&targets, payload, msg, &config);
+                // No open connection took it (none, or each closed under our hands): the
+                // user gets it from the store on the next connect. A queue that is merely
+                // full under the drop policy keeps the connection, so it is not stored.
+                let reached_nobody = report.delivered == 0
+                    && report
+                        .failures
+                        .iter()
+                        .all(|f| f.reason != FailureReason::QueueFull);
+                (report, reached_nobody)
+            })?;
+        if reached_nobody
+            && only.is_empty()
+            && let Some(store) = self.offline_store()
+        {
+            report.stored_offline = self.store_offline(&store, user_id, &msg, true).await;
+        }
+        self.message_sent(&msg, &report);
+        Ok(report)
+    }
+
+    /// Sends to every connection bound to a ticket, except the connections of
+    /// `msg.sender` (the sender does not get its own message back).
+    pub async fn send_to_ticket(
+        &self,
+        ticket_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        non_empty(ticket_id, "ticket_id")?;
+        msg.ticket_id = ticket_id.to_owned();
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.ticket(ticket_id)
+                    .filter(|c| c.user_id() != m.sender && in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Sends to every connection of a group: connections that joined at connect and every
+    /// connection of users who joined through [`Hub::join_group`].
+    pub async fn send_to_group(
+        &self,
+        group_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        non_empty(group_id, "group_id")?;
+        if !msg.group_ids.iter().any(|g| g == group_id) {
+            msg.group_ids.push(group_id.to_owned());
+        }
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.group(group_id)
+                    .into_iter()
+                    .filter(|c| in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Sends to one connection, by client id.
+    pub async fn send_to_connection(
+        &self,
+        client_id: &str,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        non_empty(client_id, "client_id")?;
+        msg.receiver_client = client_id.to_owned();
+        self.route(msg, |reg, m, out| {
+            out.extend(reg.by_client(client_id).filter(|c| in_scope(c, m)).cloned())
+        })
+    }
+
+    /// Sends to every connection, optionally scoped to an app/namespace and excluding a user.
+    pub async fn broadcast(
+        &self,
+        mut msg: HubMessage,
+        options: BroadcastOptions,
+    ) -> Result<DeliveryReport, SendError> {
+        if let Some(app) = options.app_id {
+            msg.app_id = app;
+        }
+        if let Some(ns) = options.namespace {
+            msg.namespace = ns;
+        }
+        let exclude = options.exclude_user.unwrap_or_default();
+        self.route(msg, |reg, m, out| {
+            out.extend(
+                reg.all()
+                    .filter(|c| (exclude.is_empty() || c.user_id() != exclude) && in_scope(c, m))
+                    .cloned(),
+            )
+        })
+    }
+
+    /// Closes every connection of a user with 1008. With `notify`, each first receives a
+    /// `kick_out` frame, written before the close frame.
+    pub async fn kick_user(
+        &self,
+        user_id: &str,
+        reason: &str,
+        notify: bool,
+    ) -> Result<KickReport, SendError> {
+        self.ensure_running()?;
+        non_empty(user_id, "user_id")?;
+        let conns = self.snapshot(|reg, out| out.extend(reg.user(user_id).cloned()));
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for conn in &conns {
+            if notify {
+                let notice = HubMessage {
+                    receiver: user_id.to_owned(),
+                    ..HubMessage::new(MessageType::KickOut, reason)
+                }
+                .with_data("reason", reason)
+                .with_data("kicked_at", secs);
+                self.send_direct(conn, notice);
+            }
+            conn.close(DisconnectReason::Kicked {
+                reason: reason.to_owned(),
+            });
+            // A kicked connection leaves every route and query now, not when its close
+            // handshake completes; its disconnect callback still runs once, at the end.
+            self.inner.registry.write().remove(conn.id());
+        }
+        Ok(KickReport {
+            kicked: conns.len(),
+        })
+    }
+
+    /// Queues a message for a connection that may not be registered yet (for example a
+    /// welcome frame from a connect callback). Returns whether it was queued.
+    pub fn send_to_new_connection(&self, conn: &Connection, msg: HubMessage) -> bool {
+        self.send_direct(conn, msg)
+    }
+
+    pub(super) fn send_direct(&self, conn: &Connection, mut msg: HubMessage) -> bool {
+        self.prepare(&mut msg);
+        let config = self.config();
+        match self.encode_outbound(&msg, &config) {
+            Ok(payload) => self.enqueue(conn, &payload, &config).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn route(
+        &self,
+        mut msg: HubMessage,
+        select: impl FnOnce(&Registry, &HubMessage, &mut Vec<Arc<Connection>>),
+    ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        self.intercept(&mut msg)?;
+        self.prepare(&mut msg);
+        let config = self.config();
+        let payload = self.encode_outbound(&msg, &config)?;
+        let targets = {
+            let mut out = Vec::new();
+            select(&self.inner.registry.read(), &msg, &mut out);
+            out
+        };
+        let report = self.enqueue_all(&targets, &payload, &msg, &config);
+        self.message_sent(&msg, &report);
+        Ok(report)
+    }
+
+    /// Gives a prepared message the user's next `seq_no`, serializes it, keeps it in the
+    /// user's resume window and runs `deliver` while the user's history lock is still held,
+    /// so messages to one user are queued in `seq_no` order.
+    pub(super) fn numbered<R>(
+        &self,
+        user_id: &str,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
+    ) -> Result<(Payload, R), SendError> {
+        let history = self.inner.histories.user(user_id);
+        let mut history = history.lock();
+        // The size is known only once encoded; a refused message must not take a number.
+        msg.seq_no = history.peek_next_seq();
+        let payload = self.encode_outbound(msg, config)?;
+        history.next_seq();
+        history.push(
+            msg.seq_no,
+            msg.message_id.clone(),
+            payload.clone(),
+            Scope {
+                app_id: msg.app_id.clone(),
+                namespace: msg.namespace.clone(),
+            },
+            self.now_ms(),
+            (config.history_size, config.history_ttl.as_millis() as u64),
+        );
+        let delivered = deliver(msg, &payload);
+        Ok((payload, delivered))
+    }
+
+    pub(super) fn user_targets(
+        &self,
+        user_id: &str,
+        only: &str,
+        msg: &HubMessage,
+    ) -> Vec<Arc<Connection>> {
+        self.snapshot(|reg, out| {
+            out.extend(
+                reg.user(user_id)
+                    .filter(|c| only.is_empty() || c.client_id() == only)
+                    .filter(|c| in_scope(c, msg))
+                    .cloned(),
+            )
+        })
+    }
+
+    pub(super) fn snapshot(
+        &self,
+        select: impl FnOnce(&Registry, &mut Vec<Arc<Connection>>),
+    ) -> Vec<Arc<Connection>> {
+        let mut out = Vec::new();
+        select(&self.inner.registry.read(), &mut out);
+        out
+    }
+
+    pub(super) fn enqueue_all(
+        &self,
+        targets: &[Arc<Connection>],
+        payload: &Payload,
+        msg: &HubMessage,
+        config: &HubConfig,
+    ) -> DeliveryReport {
+        let mut report = DeliveryReport {
+            message_id: msg.message_id.clone(),
+            ..DeliveryReport::default()
+        };
+        for conn in targets {
+            match self.enqueue(conn, payload, config) {
+                Ok(()) => report.delivered += 1,
+                Err(reason) => report.failures.push(DeliveryFailure {
+                    client_id: conn.client_id().to_owned(),
+                    user_id: conn.user_id().to_owned(),
+                    reason,
+                }),
+            }
+        }
+        report.nodes = usize::from(report.delivered > 0);
+        report
+    }
+
+    /// Serializes a routed message once, refusing it when it exceeds the outbound limit
+    /// (before anything is queued, numbered or stored).
+    pub(super) fn encode_outbound(
+        &self,
+        msg: &HubMessage,
+        config: &HubConfig,
+    ) -> Result<Payload, SendError> {
+        let payload = codec::encode(msg)?;
+        let limit = config.max_outbound_message_size;
+        if limit > 0 && payload.len() > limit {
+            return Err(SendError::TooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        Ok(payload)
+    }
+
+    /// Fills the ids, the sender and the timestamp the caller left empty.
+    pub(super) fn prepare(&self, msg: &mut HubMessage) {
+        if msg.sender.is_empty() {
+            msg.sender = SYSTEM.to_owned();
+            if msg.sender_type.is_empty() {
+                msg.sender_type = SYSTEM.to_owned();
+            }
+        }
+        if msg.id.is_empty() {
+            msg.id = uuid::Uuid::now_v7().to_string();
+        }
+        if msg.message_id.is_empty() {
+            msg.message_id = msg.id.clone();
+        }
+        if msg.create_at.is_empty() {
+            msg.create_at = now_rfc3339();
+        }
+    }
+}
