@@ -498,7 +498,7 @@ async fn online_users(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let users = state.hub.online_users();
+    let users = state.hub.cluster_online_users().await;
     let total = users.len();
     let page: Vec<String> = users.into_iter().skip(offset).take(limit).collect();
     Ok(Json(json!({
@@ -513,19 +513,7 @@ async fn presence(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let connections = state.hub.user_connections(&user_id)?;
-    let online = !connections.is_empty();
-    let nodes: Vec<&str> = if online {
-        vec![state.hub.node_id()]
-    } else {
-        Vec::new()
-    };
-    Ok(Json(json!({
-        "user_id": user_id,
-        "online": online,
-        "connections": connections,
-        "nodes": nodes,
-    })))
+    Ok(Json(json!(state.hub.presence(&user_id).await?)))
 }
 
 async fn stats(State(state): State<AppState>) -> Json<HubStats> {

@@ -138,6 +138,22 @@ impl Payload {
     }
 }
 
+/// A payload travels between nodes as the JSON text it holds.
+impl serde::Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A payload from another node: text (so valid UTF-8) that node serialized with
+/// [`encode`].
+impl<'de> serde::Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Payload(Bytes::from(text)))
+    }
+}
+
 /// Serializes a message once for any number of recipients.
 ///
 /// ```

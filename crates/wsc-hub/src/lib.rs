@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod backplane;
 mod callbacks;
 mod clock;
 pub mod codec;
@@ -30,27 +31,32 @@ mod connection;
 mod delivery;
 mod hub;
 mod identity;
+mod memory_backplane;
 pub mod message;
 mod offline;
 mod registry;
 mod report;
+mod route;
 mod stats;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
 
+pub use backplane::{Backplane, BackplaneError, Envelope, LocalOnly};
 pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
 pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 pub use delivery::Recovery;
-pub use hub::{BroadcastOptions, Hub, Registration, error_code};
+pub use hub::{BroadcastOptions, Hub, Registration, UserPresence, error_code};
 pub use identity::{
     DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,
 };
+pub use memory_backplane::MemoryBackplane;
 pub use message::{HubMessage, MessageType, Priority, Source};
 pub use offline::{MemoryOfflineStore, OfflineStore, StoreError};
 pub use report::{
     AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
     InvalidId, KickReport, RegisterError, SendError,
 };
+pub use route::{Route, Target};
 pub use stats::{HubStats, LATENCY_BUCKETS_US, LatencyHistogram};

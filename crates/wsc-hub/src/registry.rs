@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::MultiLoginPolicy;
 use crate::connection::{Connection, ConnectionId, DisconnectReason};
+use crate::route::{Route, Target};
 
 /// The connections removed to admit a new one, with why.
 pub(crate) type Evicted = Vec<(Arc<Connection>, DisconnectReason)>;
@@ -134,6 +135,28 @@ impl Registry {
             }
         }
         Some(conn)
+    }
+
+    /// The open connections a route selects, appended to `out`: the one place where a
+    /// target and its filters meet the indexes.
+    pub(crate) fn resolve(&self, route: &Route, out: &mut Vec<Arc<Connection>>) {
+        let admits = |c: &&Arc<Connection>| {
+            let id = c.identity();
+            route.admits(&id.user_id, &id.client_id, &id.app_id, &id.namespace)
+        };
+        match &route.target {
+            Target::User { user_id } => out.extend(self.user(user_id).filter(admits).cloned()),
+            Target::Connection { client_id } => {
+                out.extend(self.by_client(client_id).filter(admits).cloned())
+            }
+            Target::Ticket { ticket_id } => {
+                out.extend(self.ticket(ticket_id).filter(admits).cloned())
+            }
+            Target::Group { group_id } => {
+                out.extend(self.group(group_id).into_iter().filter(admits).cloned())
+            }
+            Target::Broadcast => out.extend(self.all().filter(admits).cloned()),
+        }
     }
 
     pub(crate) fn get(&self, id: ConnectionId) -> Option<&Arc<Connection>> {

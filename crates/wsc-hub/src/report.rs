@@ -174,7 +174,8 @@ impl RegisterError {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct KickReport {
-    /// Connections closed on this node.
+    /// Connections closed on this node (other nodes close theirs when the backplane
+    /// delivers the kick).
     pub kicked: usize,
 }
 

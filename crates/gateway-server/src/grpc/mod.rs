@@ -251,7 +251,7 @@ impl Gateway for GatewayService {
             n if n > 1000 => return Err(Status::invalid_argument("limit must be at most 1000")),
             n => n as usize,
         };
-        let users = self.hub.online_users();
+        let users = self.hub.cluster_online_users().await;
         let total = users.len() as u64;
         let users = users
             .into_iter()
@@ -266,17 +266,16 @@ impl Gateway for GatewayService {
         request: Request<PresenceRequest>,
     ) -> Result<Response<PresenceReply>, Status> {
         let user_id = request.into_inner().user_id;
-        let connections = self.hub.user_connections(&user_id).map_err(invalid_id)?;
-        let online = !connections.is_empty();
+        let presence = self.hub.presence(&user_id).await.map_err(invalid_id)?;
         Ok(Response::new(PresenceReply {
-            online,
-            client_ids: connections.iter().map(|c| c.client_id.clone()).collect(),
-            nodes: if online {
-                vec![self.hub.node_id().to_owned()]
-            } else {
-                Vec::new()
-            },
-            connections_json: json(&connections),
+            online: presence.online,
+            client_ids: presence
+                .connections
+                .iter()
+                .map(|c| c.client_id.clone())
+                .collect(),
+            nodes: presence.nodes,
+            connections_json: json(&presence.connections),
         }))
     }
 

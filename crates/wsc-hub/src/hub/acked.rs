@@ -55,12 +55,13 @@ impl Hub {
             return Err(SendError::DuplicateMessageId(msg.message_id));
         }
         // Targets are filtered by the message's scope only.
-        let scope = HubMessage {
-            app_id: msg.app_id.clone(),
-            namespace: msg.namespace.clone(),
-            ..HubMessage::default()
-        };
-        let resolve = |hub: &Hub| hub.user_targets(user_id, &only, &scope);
+        let mut route = Route::new(Target::User {
+            user_id: user_id.to_owned(),
+        });
+        route.app_id.clone_from(&msg.app_id);
+        route.namespace.clone_from(&msg.namespace);
+        route.only_client = Some(only).filter(|c| !c.is_empty());
+        let resolve = |hub: &Hub| hub.snapshot(|reg, out| reg.resolve(&route, out));
         let config = self.config();
         // The first delivery is queued under the history lock, like `send_to_user`, so
         // messages to one user are queued in `seq_no` order whichever way they are sent.

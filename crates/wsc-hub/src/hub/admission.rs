@@ -72,21 +72,23 @@ impl Hub {
             });
             backlog.replayed = already;
         }
-        let evicted = {
+        let (admitted, was_online) = {
             let mut registry = self.inner.registry.write();
             // Checked under the lock `stop` takes to flip the flag: a connection admitted
             // here is in stop's snapshot and gets 1001.
             if !self.is_running() {
                 return Err(RegisterError::NotRunning);
             }
-            registry.admit(
+            let was_online = registry.is_user_online(conn.user_id());
+            let admitted = registry.admit(
                 conn.clone(),
                 config.multi_login,
                 config.max_connections_per_user,
                 config.max_connections,
-            )
-        }
-        .map_err(|e| match e {
+            );
+            (admitted, was_online)
+        };
+        let evicted = admitted.map_err(|e| match e {
             AdmitError::NodeFull => RegisterError::NodeFull {
                 limit: config.max_connections,
             },
@@ -110,6 +112,9 @@ impl Hub {
         // ahead of anything routed after the admission.
         self.replay_offline(&conn, &mut backlog).await;
         self.commit_replay(&conn, &mut backlog);
+        if !was_online {
+            self.user_came_online(conn.user_id()).await;
+        }
         Counters::add(&self.inner.counters.connections_accepted, 1);
         for callback in self.inner.callbacks.registered.snapshot() {
             callback(&conn);
@@ -131,11 +136,7 @@ impl Hub {
                     error: "unknown".to_owned(),
                 });
         self.inner.acks.drop_connection(conn);
-        let empty = {
-            let mut registry = self.inner.registry.write();
-            registry.remove(conn.id());
-            registry.len() == 0
-        };
+        let empty = self.leave_registry(conn);
         Counters::add(&self.inner.counters.connections_closed, 1);
         if empty {
             self.inner.emptied.notify_waiters();

@@ -97,21 +97,19 @@ impl Hub {
             );
             return;
         }
-        let receiver = msg.receiver.clone();
-        let only = msg.receiver_client.clone();
-        let origin = conn.id();
-        let (app, namespace) = (&conn.identity().app_id, &conn.identity().namespace);
+        let identity = conn.identity();
         // A relay stays inside the sender's exact app and namespace, even when those are
-        // empty (an empty scope on a message would otherwise mean "anywhere").
-        let _ = self.route(msg, |reg, _, out| {
-            out.extend(
-                reg.user(&receiver)
-                    .filter(|c| c.id() != origin)
-                    .filter(|c| only.is_empty() || c.client_id() == only)
-                    .filter(|c| &c.identity().app_id == app && &c.identity().namespace == namespace)
-                    .cloned(),
-            )
-        });
+        // empty (an empty scope on a message would otherwise mean "anywhere"), and is
+        // volatile: no number, no resume window, never stored.
+        let mut route = Route::new(Target::User {
+            user_id: msg.receiver.clone(),
+        })
+        .excluding_client(identity.client_id.clone());
+        route.exact_scope = true;
+        route.app_id.clone_from(&identity.app_id);
+        route.namespace.clone_from(&identity.namespace);
+        route.only_client = Some(msg.receiver_client.clone()).filter(|c| !c.is_empty());
+        let _ = self.dispatch(route, msg, false).await;
     }
 
     /// The relay policy of [`HubConfig::relay`]: a client message naming a ticket, a group

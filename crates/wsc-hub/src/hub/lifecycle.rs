@@ -3,8 +3,9 @@
 use super::*;
 
 impl Hub {
-    /// Starts the hub: accepts registrations and runs the shared liveness timer (one task
-    /// for all connections). Idempotent. Must be called inside a tokio runtime.
+    /// Starts the hub: accepts registrations, runs the shared liveness timer (one task for
+    /// all connections) and, with a backplane that has peers, joins the cluster. Idempotent.
+    /// Must be called inside a tokio runtime.
     pub fn start(&self) {
         if self.inner.running.swap(true, Ordering::SeqCst) {
             return;
@@ -12,6 +13,7 @@ impl Hub {
         *self.inner.started_at.lock() = Some(std::time::Instant::now());
         let token = CancellationToken::new();
         *self.inner.timer.lock() = Some(token.clone());
+        self.attach_backplane(token.clone());
         let weak = Arc::downgrade(&self.inner);
         let heartbeat = |hub: &Hub| {
             hub.config()
@@ -61,6 +63,7 @@ impl Hub {
         if let Some(token) = self.inner.timer.lock().take() {
             token.cancel();
         }
+        self.detach_backplane().await;
         for conn in registered {
             conn.close(DisconnectReason::ServerShutdown);
         }

@@ -6,6 +6,7 @@
 
 mod acked;
 mod admission;
+mod cluster;
 mod hooks;
 mod inbound;
 mod lifecycle;
@@ -15,6 +16,7 @@ mod registration;
 mod replay;
 mod router;
 
+pub use cluster::UserPresence;
 pub use registration::Registration;
 pub use router::BroadcastOptions;
 
@@ -28,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::backplane::{Backplane, Envelope, LocalOnly};
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
 use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};
@@ -42,6 +45,7 @@ use crate::report::{
     AckFailure, AckOutcome, AckReport, AckStatus, DeliveryFailure, DeliveryReport, FailureReason,
     InvalidId, KickReport, RegisterError, SendError,
 };
+use crate::route::{Route, Target};
 use crate::stats::{Counters, HubStats};
 
 use replay::Backlog;
@@ -88,6 +92,8 @@ struct Inner {
     acks: AckTracker,
     histories: Histories,
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
+    /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
+    backplane: RwLock<Arc<dyn Backplane>>,
 }
 
 impl Hub {
@@ -118,6 +124,7 @@ impl Hub {
                 acks: AckTracker::default(),
                 histories: Histories::default(),
                 store: RwLock::new(store),
+                backplane: RwLock::new(Arc::new(LocalOnly)),
             }),
         }
     }

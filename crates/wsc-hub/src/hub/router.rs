@@ -35,10 +35,100 @@ impl BroadcastOptions {
 }
 
 impl Hub {
+    /// Sends `msg` along `route`: the one path of every routed send. Runs the outbound
+    /// interceptors, fills the ids, sender and time, serializes once (refusing a message over
+    /// the outbound limit), queues it to this node's recipients, hands the same payload and
+    /// route to the other nodes through the backplane, and reports.
+    ///
+    /// A user route also numbers the message (`seq_no`) and keeps it in the user's resume
+    /// window; when no node has a connection of the user, the message goes to the offline
+    /// store. A ticket route never returns a message to its sender's connections.
+    ///
+    /// ```
+    /// use wsc_hub::{Hub, HubConfig, HubMessage, Identity, Route, Target};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::new(HubConfig::default());
+    /// hub.start();
+    /// let _desk = hub.register(Identity::new("agent").with_tickets(["t-7"])).await.unwrap();
+    /// let route = Route::new(Target::Ticket { ticket_id: "t-7".into() });
+    /// let report = hub.send(route, HubMessage::text("new reply")).await.unwrap();
+    /// assert_eq!(report.delivered, 1);
+    /// # }
+    /// ```
+    pub async fn send(&self, route: Route, msg: HubMessage) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
+        let numbered = route.user().is_some();
+        self.dispatch(route, msg, numbered).await
+    }
+
+    /// [`send`](Self::send) with the numbering decided by the caller: status relays to a
+    /// user are volatile (no `seq_no`, no resume window, never stored offline).
+    pub(super) async fn dispatch(
+        &self,
+        mut route: Route,
+        mut msg: HubMessage,
+        numbered: bool,
+    ) -> Result<DeliveryReport, SendError> {
+        self.intercept(&mut msg)?;
+        self.prepare(&mut msg);
+        if !route.exact_scope {
+            route.app_id.clone_from(&msg.app_id);
+            route.namespace.clone_from(&msg.namespace);
+        }
+        if matches!(route.target, Target::Ticket { .. }) && route.exclude_user.is_none() {
+            route.exclude_user = Some(msg.sender.clone());
+        }
+        let config = self.config();
+        let deliver = |msg: &HubMessage, payload: &Payload| {
+            let targets = self.snapshot(|reg, out| reg.resolve(&route, out));
+            self.enqueue_all(&targets, payload, msg, &config)
+        };
+        let (payload, mut report) = match route.user() {
+            Some(user_id) if numbered => {
+                self.numbered(user_id, &mut msg, &config, deliver)?
+            }
+            _ => {
+                let payload = self.encode_outbound(&msg, &config)?;
+                let report = deliver(&msg, &payload);
+                (payload, report)
+            }
+        };
+        let origin = self.node_id().to_owned();
+        let remote = self
+            .publish(Envelope::Message {
+                origin,
+                route: route.clone(),
+                payload,
+            })
+            .await;
+        report.nodes += remote;
+        if numbered
+            && remote == 0
+            && route.only_client.is_none()
+            && reached_nobody(&report)
+            && let (Some(user_id), Some(store)) = (route.user(), self.offline_store())
+        {
+            report.stored_offline = self.store_offline(&store, user_id, &msg, true).await;
+        }
+        self.message_sent(&msg, &report);
+        Ok(report)
+    }
+
+    /// Delivers a message another node routed here to this node's recipients.
+    pub(super) fn deliver_remote(&self, route: &Route, payload: &Payload) -> usize {
+        let config = self.config();
+        let targets = self.snapshot(|reg, out| reg.resolve(route, out));
+        targets
+            .iter()
+            .filter(|conn| self.enqueue(conn, payload, &config).is_ok())
+            .count()
+    }
+
     /// Sends to every live connection of a user. When `msg.receiver_client` is set, only
     /// that connection of the user receives it. The message gets the user's next `seq_no`
-    /// and enters the user's resume window. When the user has no live connection here, it
-    /// goes to the offline store (if any) and the report says `stored_offline`.
+    /// and enters the user's resume window. When the user has no live connection on any
+    /// node, it goes to the offline store (if any) and the report says `stored_offline`.
     pub async fn send_to_user(
         &self,
         user_id: &str,
@@ -49,32 +139,12 @@ impl Hub {
         if msg.receiver.is_empty() {
             msg.receiver = user_id.to_owned();
         }
-        let only = std::mem::take(&mut msg.receiver_client);
-        self.intercept(&mut msg)?;
-        let config = self.config();
-        self.prepare(&mut msg);
-        let (_, (mut report, reached_nobody)) =
-            self.numbered(user_id, &mut msg, &config, |msg, payload| {
-                let targets = self.user_targets(user_id, &only, msg);
-                let report = self.enqueue_all(&targets, payload, msg, &config);
-                // No open connection took it (none, or each closed under our hands): the
-                // user gets it from the store on the next connect. A queue that is merely
-                // full under the drop policy keeps the connection, so it is not stored.
-                let reached_nobody = report.delivered == 0
-                    && report
-                        .failures
-                        .iter()
-                        .all(|f| f.reason != FailureReason::QueueFull);
-                (report, reached_nobody)
-            })?;
-        if reached_nobody
-            && only.is_empty()
-            && let Some(store) = self.offline_store()
-        {
-            report.stored_offline = self.store_offline(&store, user_id, &msg, true).await;
-        }
-        self.message_sent(&msg, &report);
-        Ok(report)
+        let mut route = Route::new(Target::User {
+            user_id: user_id.to_owned(),
+        });
+        route.only_client =
+            Some(std::mem::take(&mut msg.receiver_client)).filter(|c| !c.is_empty());
+        self.dispatch(route, msg, true).await
     }
 
     /// Sends to every connection bound to a ticket, except the connections of
@@ -87,13 +157,10 @@ impl Hub {
         self.ensure_running()?;
         non_empty(ticket_id, "ticket_id")?;
         msg.ticket_id = ticket_id.to_owned();
-        self.route(msg, |reg, m, out| {
-            out.extend(
-                reg.ticket(ticket_id)
-                    .filter(|c| c.user_id() != m.sender && in_scope(c, m))
-                    .cloned(),
-            )
-        })
+        let route = Route::new(Target::Ticket {
+            ticket_id: ticket_id.to_owned(),
+        });
+        self.dispatch(route, msg, false).await
     }
 
     /// Sends to every connection of a group: connections that joined at connect and every
@@ -108,14 +175,10 @@ impl Hub {
         if !msg.group_ids.iter().any(|g| g == group_id) {
             msg.group_ids.push(group_id.to_owned());
         }
-        self.route(msg, |reg, m, out| {
-            out.extend(
-                reg.group(group_id)
-                    .into_iter()
-                    .filter(|c| in_scope(c, m))
-                    .cloned(),
-            )
-        })
+        let route = Route::new(Target::Group {
+            group_id: group_id.to_owned(),
+        });
+        self.dispatch(route, msg, false).await
     }
 
     /// Sends to one connection, by client id.
@@ -127,9 +190,10 @@ impl Hub {
         self.ensure_running()?;
         non_empty(client_id, "client_id")?;
         msg.receiver_client = client_id.to_owned();
-        self.route(msg, |reg, m, out| {
-            out.extend(reg.by_client(client_id).filter(|c| in_scope(c, m)).cloned())
-        })
+        let route = Route::new(Target::Connection {
+            client_id: client_id.to_owned(),
+        });
+        self.dispatch(route, msg, false).await
     }
 
     /// Sends to every connection, optionally scoped to an app/namespace and excluding a user.
@@ -138,24 +202,20 @@ impl Hub {
         mut msg: HubMessage,
         options: BroadcastOptions,
     ) -> Result<DeliveryReport, SendError> {
+        self.ensure_running()?;
         if let Some(app) = options.app_id {
             msg.app_id = app;
         }
         if let Some(ns) = options.namespace {
             msg.namespace = ns;
         }
-        let exclude = options.exclude_user.unwrap_or_default();
-        self.route(msg, |reg, m, out| {
-            out.extend(
-                reg.all()
-                    .filter(|c| (exclude.is_empty() || c.user_id() != exclude) && in_scope(c, m))
-                    .cloned(),
-            )
-        })
+        let route =
+            Route::new(Target::Broadcast).excluding_user(options.exclude_user.unwrap_or_default());
+        self.dispatch(route, msg, false).await
     }
 
-    /// Closes every connection of a user with 1008. With `notify`, each first receives a
-    /// `kick_out` frame, written before the close frame.
+    /// Closes every connection of a user with 1008, on every node. With `notify`, each
+    /// first receives a `kick_out` frame, written before the close frame.
     pub async fn kick_user(
         &self,
         user_id: &str,
@@ -164,6 +224,19 @@ impl Hub {
     ) -> Result<KickReport, SendError> {
         self.ensure_running()?;
         non_empty(user_id, "user_id")?;
+        let kicked = self.kick_local(user_id, reason, notify);
+        self.publish(Envelope::Kick {
+            origin: self.node_id().to_owned(),
+            user_id: user_id.to_owned(),
+            reason: reason.to_owned(),
+            notify,
+        })
+        .await;
+        Ok(KickReport { kicked })
+    }
+
+    /// The local part of a kick: returns how many connections of this node were closed.
+    pub(super) fn kick_local(&self, user_id: &str, reason: &str, notify: bool) -> usize {
         let conns = self.snapshot(|reg, out| out.extend(reg.user(user_id).cloned()));
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -184,11 +257,9 @@ impl Hub {
             });
             // A kicked connection leaves every route and query now, not when its close
             // handshake completes; its disconnect callback still runs once, at the end.
-            self.inner.registry.write().remove(conn.id());
+            self.leave_registry(conn);
         }
-        Ok(KickReport {
-            kicked: conns.len(),
-        })
+        conns.len()
     }
 
     /// Queues a message for a connection that may not be registered yet (for example a
@@ -204,26 +275,6 @@ impl Hub {
             Ok(payload) => self.enqueue(conn, &payload, &config).is_ok(),
             Err(_) => false,
         }
-    }
-
-    pub(super) fn route(
-        &self,
-        mut msg: HubMessage,
-        select: impl FnOnce(&Registry, &HubMessage, &mut Vec<Arc<Connection>>),
-    ) -> Result<DeliveryReport, SendError> {
-        self.ensure_running()?;
-        self.intercept(&mut msg)?;
-        self.prepare(&mut msg);
-        let config = self.config();
-        let payload = self.encode_outbound(&msg, &config)?;
-        let targets = {
-            let mut out = Vec::new();
-            select(&self.inner.registry.read(), &msg, &mut out);
-            out
-        };
-        let report = self.enqueue_all(&targets, &payload, &msg, &config);
-        self.message_sent(&msg, &report);
-        Ok(report)
     }
 
     /// Gives a prepared message the user's next `seq_no`, serializes it, keeps it in the
@@ -255,22 +306,6 @@ impl Hub {
         );
         let delivered = deliver(msg, &payload);
         Ok((payload, delivered))
-    }
-
-    pub(super) fn user_targets(
-        &self,
-        user_id: &str,
-        only: &str,
-        msg: &HubMessage,
-    ) -> Vec<Arc<Connection>> {
-        self.snapshot(|reg, out| {
-            out.extend(
-                reg.user(user_id)
-                    .filter(|c| only.is_empty() || c.client_id() == only)
-                    .filter(|c| in_scope(c, msg))
-                    .cloned(),
-            )
-        })
     }
 
     pub(super) fn snapshot(
@@ -343,4 +378,15 @@ impl Hub {
             msg.create_at = now_rfc3339();
         }
     }
+}
+
+/// No open connection of this node took the message (none, or each closed under our
+/// hands): the user gets it from the store on the next connect. A queue that is merely full
+/// under the drop policy keeps its connection, so such a message is not stored.
+fn reached_nobody(report: &DeliveryReport) -> bool {
+    report.delivered == 0
+        && report
+            .failures
+            .iter()
+            .all(|f| f.reason != FailureReason::QueueFull)
 }

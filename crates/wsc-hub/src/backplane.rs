@@ -1,0 +1,155 @@
+//! The seam between nodes: the [`Backplane`] trait, what travels over it ([`Envelope`]),
+//! and [`LocalOnly`], the default for a single node.
+//!
+//! A hub delivers to its own connections itself; the backplane carries what other nodes
+//! must deliver (routed messages, kicks, group membership) and answers presence queries
+//! about the whole cluster. Its shape follows socketioxide's adapter (routing options as
+//! serializable data, a node drops nothing it did not publish itself because the backplane
+//! never sends a node its own envelopes) and Centrifugo's split of broker and presence
+//! manager (publishing and presence are separate methods, so a backend can keep presence
+//! in keys with a TTL and messages on channels).
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::callbacks::BoxFuture;
+use crate::codec::Payload;
+use crate::route::Route;
+
+/// What one node publishes for the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Envelope {
+    /// A message: every receiving node delivers `payload` to the connections `route`
+    /// selects among its own.
+    Message {
+        /// The node that accepted the send.
+        origin: String,
+        /// The full route (target, scope, exclusions).
+        route: Route,
+        /// The message, serialized once by the origin node.
+        payload: Payload,
+    },
+    /// Close every connection of a user, with a `kick_out` frame first when `notify`.
+    Kick {
+        /// The node that accepted the kick.
+        origin: String,
+        /// The user.
+        user_id: String,
+        /// Why (the close reason and the notice's text).
+        reason: String,
+        /// Whether a `kick_out` frame precedes the close.
+        notify: bool,
+    },
+    /// A user joined or left a group through the API.
+    Membership {
+        /// The node that accepted the change.
+        origin: String,
+        /// The group.
+        group_id: String,
+        /// The user.
+        user_id: String,
+        /// Joined (true) or left (false).
+        joined: bool,
+    },
+}
+
+impl Envelope {
+    /// The node that published it.
+    pub fn origin(&self) -> &str {
+        match self {
+            Envelope::Message { origin, .. }
+            | Envelope::Kick { origin, .. }
+            | Envelope::Membership { origin, .. } => origin,
+        }
+    }
+}
+
+/// Why a backplane operation failed. Local delivery never depends on it: a failed publish
+/// only means other nodes did not get the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackplaneError {
+    /// The backend could not be reached or refused the operation.
+    #[error("backplane unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Links the hubs of several nodes.
+///
+/// The hub calls [`attach`](Self::attach) when it starts and [`detach`](Self::detach) when
+/// it stops; in between, envelopes other nodes publish arrive in the inbox it attached, and
+/// the hub reports each user that comes online or goes offline on its node. A backplane
+/// never delivers a node its own envelopes.
+pub trait Backplane: Send + Sync + 'static {
+    /// Whether other nodes may exist. When false the hub skips publishing and presence
+    /// updates entirely, so a single node pays nothing for the seam.
+    fn has_peers(&self) -> bool;
+
+    /// Joins the cluster as `node_id`; envelopes for this node go to `inbox`.
+    fn attach(
+        &self,
+        node_id: &str,
+        inbox: mpsc::Sender<Envelope>,
+    ) -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// Leaves the cluster: no more envelopes, and this node's users leave presence.
+    fn detach(&self, node_id: &str) -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// Publishes to the other nodes that may have recipients. Returns how many nodes it
+    /// was handed to.
+    fn publish(&self, envelope: Envelope) -> BoxFuture<Result<usize, BackplaneError>>;
+
+    /// A user's first connection on `node_id` opened (`online`) or its last one closed.
+    fn set_user_online(
+        &self,
+        node_id: &str,
+        user_id: &str,
+        online: bool,
+    ) -> BoxFuture<Result<(), BackplaneError>>;
+
+    /// The nodes where a user has a connection, sorted.
+    fn user_nodes(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, BackplaneError>>;
+
+    /// Every user with a connection on some node, sorted.
+    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>>;
+}
+
+/// The single-node backplane: no peers, nothing published, presence is this node's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalOnly;
+
+fn ready<T: Send + 'static>(value: T) -> BoxFuture<T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Backplane for LocalOnly {
+    fn has_peers(&self) -> bool {
+        false
+    }
+
+    fn attach(&self, _: &str, _: mpsc::Sender<Envelope>) -> BoxFuture<Result<(), BackplaneError>> {
+        ready(Ok(()))
+    }
+
+    fn detach(&self, _: &str) -> BoxFuture<Result<(), BackplaneError>> {
+        ready(Ok(()))
+    }
+
+    fn publish(&self, _: Envelope) -> BoxFuture<Result<usize, BackplaneError>> {
+        ready(Ok(0))
+    }
+
+    fn set_user_online(&self, _: &str, _: &str, _: bool) -> BoxFuture<Result<(), BackplaneError>> {
+        ready(Ok(()))
+    }
+
+    fn user_nodes(&self, _: &str) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
+        ready(Ok(Vec::new()))
+    }
+}

@@ -1,0 +1,218 @@
+//! This node in a cluster: the backplane it is linked to, the inbox task that applies what
+//! other nodes publish, presence bookkeeping, and the cluster-wide presence queries.
+
+use serde::Serialize;
+
+use super::*;
+
+/// Envelopes waiting for this node's inbox task; beyond it publishers skip this node.
+const INBOX_CAPACITY: usize = 4096;
+
+/// Where a user is connected, across the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UserPresence {
+    /// The user.
+    pub user_id: String,
+    /// Whether the user has a connection on some node.
+    pub online: bool,
+    /// The nodes with a connection of the user, sorted.
+    pub nodes: Vec<String>,
+    /// The user's connections on this node.
+    pub connections: Vec<ConnectionInfo>,
+}
+
+impl Hub {
+    /// Links this hub to the other nodes of a cluster (the default, [`LocalOnly`], has
+    /// none). Set it before [`start`](Self::start): the hub joins the cluster when it starts
+    /// and leaves it when it stops.
+    pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        *self.inner.backplane.write() = backplane;
+    }
+
+    /// The backplane in use.
+    pub fn backplane(&self) -> Arc<dyn Backplane> {
+        self.inner.backplane.read().clone()
+    }
+
+    /// Joins the cluster and runs the inbox task until `stop` cancels `token`.
+    pub(super) fn attach_backplane(&self, token: CancellationToken) {
+        let backplane = self.backplane();
+        if !backplane.has_peers() {
+            return;
+        }
+        let (inbox, mut envelopes) = mpsc::channel(INBOX_CAPACITY);
+        let attached = backplane.attach(self.node_id(), inbox);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            if let Err(e) = attached.await {
+                tracing::warn!(error = %e, "joining the cluster failed; serving this node only");
+            }
+            loop {
+                let envelope = tokio::select! {
+                    _ = token.cancelled() => break,
+                    envelope = envelopes.recv() => envelope,
+                };
+                let (Some(envelope), Some(inner)) = (envelope, weak.upgrade()) else {
+                    break;
+                };
+                Hub { inner }.apply(envelope);
+            }
+        });
+    }
+
+    /// Leaves the cluster (stop): no more envelopes, and this node's users leave presence.
+    pub(super) async fn detach_backplane(&self) {
+        let backplane = self.backplane();
+        if backplane.has_peers()
+            && let Err(e) = backplane.detach(self.node_id()).await
+        {
+            tracing::warn!(error = %e, "leaving the cluster failed");
+        }
+    }
+
+    /// Applies what another node published to this node's connections.
+    fn apply(&self, envelope: Envelope) {
+        match envelope {
+            Envelope::Message { route, payload, .. } => {
+                self.deliver_remote(&route, &payload);
+            }
+            Envelope::Kick {
+                user_id,
+                reason,
+                notify,
+                ..
+            } => {
+                self.kick_local(&user_id, &reason, notify);
+            }
+            Envelope::Membership {
+                group_id,
+                user_id,
+                joined,
+                ..
+            } => {
+                let mut registry = self.inner.registry.write();
+                if joined {
+                    registry.join_group(&group_id, &user_id);
+                } else {
+                    registry.leave_group(&group_id, &user_id);
+                }
+            }
+        }
+    }
+
+    /// Hands an envelope to the other nodes; returns how many got it. A single node (or a
+    /// failed publish, which is logged) reaches none: local delivery never depends on it.
+    pub(super) async fn publish(&self, envelope: Envelope) -> usize {
+        let backplane = self.backplane();
+        if !backplane.has_peers() {
+            return 0;
+        }
+        match backplane.publish(envelope).await {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing to other nodes failed");
+                0
+            }
+        }
+    }
+
+    /// Publishes without waiting (from synchronous operations such as group membership).
+    pub(super) fn publish_later(&self, envelope: Envelope) {
+        if self.backplane().has_peers() {
+            let hub = self.clone();
+            tokio::spawn(async move { hub.publish(envelope).await });
+        }
+    }
+
+    /// Tells the cluster that a user's first connection here opened, and waits for it, so
+    /// that the user is reachable from every node once `register` returns.
+    pub(super) async fn user_came_online(&self, user_id: &str) {
+        let backplane = self.backplane();
+        if backplane.has_peers()
+            && let Err(e) = backplane
+                .set_user_online(self.node_id(), user_id, true)
+                .await
+        {
+            tracing::warn!(user_id, error = %e, "presence update failed");
+        }
+    }
+
+    /// Tells the cluster that a user's last connection here closed (without waiting: it
+    /// runs from synchronous unregistration).
+    pub(super) fn user_went_offline(&self, user_id: &str) {
+        let backplane = self.backplane();
+        if backplane.has_peers() {
+            let update = backplane.set_user_online(self.node_id(), user_id, false);
+            let user_id = user_id.to_owned();
+            tokio::spawn(async move {
+                if let Err(e) = update.await {
+                    tracing::warn!(user_id, error = %e, "presence update failed");
+                }
+            });
+        }
+    }
+
+    /// Removes a connection from every index and reports its user offline when it was the
+    /// user's last connection on this node. Returns whether the node has no connection left.
+    pub(super) fn leave_registry(&self, conn: &Connection) -> bool {
+        let (user_gone, empty) = {
+            let mut registry = self.inner.registry.write();
+            let removed = registry.remove(conn.id()).is_some();
+            (
+                removed && !registry.is_user_online(conn.user_id()),
+                registry.len() == 0,
+            )
+        };
+        if user_gone {
+            self.user_went_offline(conn.user_id());
+        }
+        empty
+    }
+
+    /// Where a user is connected, on every node: the nodes come from the backplane (this
+    /// node only, on a single node), the connection details from this node.
+    pub async fn presence(&self, user_id: &str) -> Result<UserPresence, InvalidId> {
+        let connections = self.user_connections(user_id)?;
+        let backplane = self.backplane();
+        let mut nodes = if backplane.has_peers() {
+            match backplane.user_nodes(user_id).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster presence unavailable; answering for this node");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if !connections.is_empty() && !nodes.iter().any(|n| n == self.node_id()) {
+            nodes.push(self.node_id().to_owned());
+            nodes.sort();
+        }
+        Ok(UserPresence {
+            user_id: user_id.to_owned(),
+            online: !nodes.is_empty(),
+            nodes,
+            connections,
+        })
+    }
+
+    /// Every user with a connection on some node, sorted (this node's users on a single
+    /// node or when the backplane cannot answer).
+    pub async fn cluster_online_users(&self) -> Vec<String> {
+        let mut users = self.online_users();
+        let backplane = self.backplane();
+        if backplane.has_peers() {
+            match backplane.online_users().await {
+                Ok(remote) => {
+                    users.extend(remote);
+                    users.sort();
+                    users.dedup();
+                }
+                Err(e) => tracing::warn!(error = %e, "cluster presence unavailable"),
+            }
+        }
+        users
+    }
+}

@@ -1,0 +1,206 @@
+//! Several hubs linked by the in-memory backplane: user sends, broadcasts, presence, kicks
+//! and group membership cross nodes; scope holds across nodes; a user on no node is stored
+//! offline where the send was made.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{TIMEOUT, wait_until};
+use wsc_hub::{
+    BroadcastOptions, Hub, HubConfig, HubMessage, Identity, MemoryBackplane, Outbound, Registration,
+};
+
+/// Three started hubs (`a`, `b`, `c`) in one cluster.
+fn cluster() -> (MemoryBackplane, [Hub; 3]) {
+    let backplane = MemoryBackplane::new();
+    let node = |name: &str| {
+        let mut config = HubConfig::default();
+        config.node_id = name.to_owned();
+        let hub = Hub::new(config);
+        hub.set_backplane(Arc::new(backplane.clone()));
+        hub.start();
+        hub
+    };
+    let hubs = [node("a"), node("b"), node("c")];
+    (backplane, hubs)
+}
+
+/// The next message frame of a registration (pings skipped), as JSON.
+async fn next_message(registration: &mut Registration) -> Value {
+    loop {
+        let frame = tokio::time::timeout(TIMEOUT, registration.recv())
+            .await
+            .expect("a frame in time")
+            .expect("queue open");
+        if let Outbound::Message(payload) = frame {
+            return serde_json::from_str(payload.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_user_send_reaches_the_node_where_the_user_is() {
+    let (_, [a, b, _c]) = cluster();
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let report = a
+        .send_to_user("bob", HubMessage::text("from a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.delivered, report.nodes, report.stored_offline),
+        (0, 1, false),
+        "{report:?}"
+    );
+    let frame = next_message(&mut bob).await;
+    assert_eq!(frame["content"], "from a");
+    assert_eq!(frame["receiver"], "bob");
+}
+
+#[tokio::test]
+async fn a_user_on_no_node_is_stored_offline_where_the_send_was_made() {
+    let (_, [a, _b, _c]) = cluster();
+    let report = a
+        .send_to_user("carol", HubMessage::text("later"))
+        .await
+        .unwrap();
+    assert!(report.stored_offline);
+    assert_eq!(report.nodes, 0);
+    // The store is a's own here; a store shared by every node comes with Redis.
+    let mut carol = a.register(Identity::new("carol")).await.unwrap();
+    assert_eq!(next_message(&mut carol).await["content"], "later");
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_node_once() {
+    let (_, [a, b, c]) = cluster();
+    let mut on_a = a.register(Identity::new("u1")).await.unwrap();
+    let mut on_b = b.register(Identity::new("u2")).await.unwrap();
+    let mut on_c = c.register(Identity::new("u3")).await.unwrap();
+    let report = a
+        .broadcast(HubMessage::text("all"), BroadcastOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.nodes), (1, 3), "{report:?}");
+    for registration in [&mut on_a, &mut on_b, &mut on_c] {
+        assert_eq!(next_message(registration).await["content"], "all");
+    }
+    // Exactly once: a message queued after the broadcast is the next frame everywhere.
+    for (hub, registration) in [(&b, &mut on_b), (&c, &mut on_c)] {
+        let user = registration.connection().user_id().to_owned();
+        hub.send_to_user(&user, HubMessage::text("marker"))
+            .await
+            .unwrap();
+        assert_eq!(next_message(registration).await["content"], "marker");
+    }
+}
+
+#[tokio::test]
+async fn a_scoped_broadcast_stays_in_its_app_on_every_node() {
+    let (_, [a, b, _c]) = cluster();
+    let mut app_a = b
+        .register(Identity::new("x").with_scope("appA", ""))
+        .await
+        .unwrap();
+    let mut app_b = b
+        .register(Identity::new("y").with_scope("appB", ""))
+        .await
+        .unwrap();
+    a.broadcast(
+        HubMessage::text("only A"),
+        BroadcastOptions::scoped("appA", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut app_a).await["content"], "only A");
+    b.send_to_user("y", HubMessage::text("marker"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut app_b).await["content"],
+        "marker",
+        "an app-B connection got an app-A broadcast"
+    );
+}
+
+#[tokio::test]
+async fn presence_names_the_nodes_of_a_user() {
+    let (_, [a, b, c]) = cluster();
+    let _bob_b = b.register(Identity::new("bob")).await.unwrap();
+    let bob_c = c.register(Identity::new("bob")).await.unwrap();
+    let _ann = a.register(Identity::new("ann")).await.unwrap();
+
+    let presence = a.presence("bob").await.unwrap();
+    assert!(presence.online);
+    assert_eq!(presence.nodes, ["b", "c"]);
+    assert!(
+        presence.connections.is_empty(),
+        "a holds none of bob's connections"
+    );
+    assert_eq!(a.cluster_online_users().await, ["ann", "bob"]);
+
+    drop(bob_c);
+    wait_until("bob left c", || c.online_user_count() == 0).await;
+    let nodes = loop {
+        let nodes = a.presence("bob").await.unwrap().nodes;
+        if nodes.len() == 1 {
+            break nodes;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(nodes, ["b"]);
+}
+
+#[tokio::test]
+async fn a_kick_closes_the_user_on_every_node_after_the_notice() {
+    let (_, [a, b, _c]) = cluster();
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let report = a.kick_user("bob", "banned", true).await.unwrap();
+    assert_eq!(report.kicked, 0, "a had no connection of bob");
+    let notice = next_message(&mut bob).await;
+    assert_eq!(notice["message_type"], "kick_out");
+    assert_eq!(notice["data"]["reason"], "banned");
+    tokio::time::timeout(TIMEOUT, bob.connection().closed())
+        .await
+        .expect("bob is closed");
+    assert!(!b.is_user_online("bob"));
+}
+
+#[tokio::test]
+async fn group_membership_made_on_one_node_routes_on_another() {
+    let (_, [a, b, c]) = cluster();
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    assert!(a.join_group("vip", "bob").unwrap());
+    wait_until("c learned the membership", || {
+        c.group_members("vip").unwrap() == ["bob"]
+    })
+    .await;
+    let report = c
+        .send_to_group("vip", HubMessage::text("members only"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 2, "published to a and b: {report:?}");
+    assert_eq!(next_message(&mut bob).await["content"], "members only");
+}
+
+#[tokio::test]
+async fn a_stopped_node_leaves_the_cluster() {
+    let (backplane, [a, b, _c]) = cluster();
+    let bob = b.register(Identity::new("bob")).await.unwrap();
+    assert_eq!(backplane.nodes(), ["a", "b", "c"]);
+    let stopping = {
+        let b = b.clone();
+        tokio::spawn(async move { b.stop(Duration::from_secs(5)).await })
+    };
+    tokio::time::timeout(TIMEOUT, bob.connection().closed())
+        .await
+        .unwrap();
+    drop(bob);
+    assert_eq!(stopping.await.unwrap(), 0);
+    assert_eq!(backplane.nodes(), ["a", "c"]);
+    assert!(!a.presence("bob").await.unwrap().online);
+    let report = a.send_to_user("bob", HubMessage::text("x")).await.unwrap();
+    assert!(report.stored_offline);
+}
