@@ -22,8 +22,8 @@ pub type ConnectionId = u64;
 pub enum Outbound {
     /// A serialized message (a text frame).
     Message(Payload),
-    /// A WebSocket ping (liveness probe).
-    Ping,
+    /// A liveness probe: a WebSocket ping, an SSE comment line.
+    Keepalive,
 }
 
 /// Why a connection ended. Each connection ends exactly once, with the first reason that

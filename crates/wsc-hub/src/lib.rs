@@ -38,6 +38,7 @@ mod registry;
 mod report;
 mod route;
 mod stats;
+pub mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
 

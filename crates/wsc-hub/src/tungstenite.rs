@@ -43,6 +43,7 @@ use crate::connection::{DisconnectReason, Outbound};
 use crate::hub::{Hub, Registration};
 use crate::identity::{Identity, IdentityParams};
 use crate::report::RegisterError;
+use crate::transport::{FrameSink, drain, with_deadline, write_batch};
 
 /// How long the server waits for the client's close reply after sending its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -220,7 +221,7 @@ where
             Event::Outbound(Some(first)) => {
                 let written = with_deadline(
                     write_timeout,
-                    write_batch(&mut registration, &mut ws, first, batch),
+                    write_batch(&mut registration, &mut WsSink(&mut ws), first, batch),
                 )
                 .await;
                 match written {
@@ -304,83 +305,35 @@ where
         let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;
     } else if !matches!(reason, DisconnectReason::ConnectionLost { .. }) {
         if reason.drains_queue() {
-            drain(&mut registration, &mut ws, write_timeout).await;
+            drain(&mut registration, &mut WsSink(&mut ws), write_timeout).await;
         }
         close_with(&mut ws, reason.close_code(), &reason.close_text()).await;
     }
     registration.finish(reason);
 }
 
-/// Runs `work` with a deadline, arming the timer only when it does not finish at once: on a
-/// healthy connection a batch is written in one poll, and a timer per batch would cost more
-/// than the write.
-async fn with_deadline<F: Future>(
-    limit: Duration,
-    work: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut work = std::pin::pin!(work);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => tokio::time::timeout(limit, work).await,
-    }
-}
+/// The WebSocket side of [`FrameSink`]: messages as text frames, keepalives as pings.
+struct WsSink<'a, S>(&'a mut WebSocketStream<S>);
 
-/// Writes what is still queued (for example a kick notice) before the close frame.
-async fn drain<S>(registration: &mut Registration, ws: &mut WebSocketStream<S>, limit: Duration)
+impl<S> FrameSink for WsSink<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _ = tokio::time::timeout(limit, async {
-        let (mut messages, mut bytes) = (0, 0);
-        while let Some(frame) = registration.try_recv() {
-            if let Outbound::Message(p) = &frame {
-                messages += 1;
-                bytes += p.len() as u64;
-            }
-            if ws.feed(to_message(frame)).await.is_err() {
-                return;
-            }
-        }
-        if ws.flush().await.is_ok() {
-            registration.record_written(messages, bytes);
-        }
-    })
-    .await;
-}
+    type Error = WsError;
 
-async fn write_batch<S>(
-    registration: &mut Registration,
-    ws: &mut WebSocketStream<S>,
-    first: Outbound,
-    batch: usize,
-) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    let mut next = Some(first);
-    let mut fed = 0;
-    while let Some(frame) = next.take() {
-        if let Outbound::Message(p) = &frame {
-            messages += 1;
-            bytes += p.len() as u64;
-        }
-        ws.feed(to_message(frame)).await?;
-        fed += 1;
-        if fed < batch {
-            next = registration.try_recv();
-        }
+    fn feed(&mut self, item: Outbound) -> impl Future<Output = Result<(), WsError>> {
+        self.0.feed(to_message(item))
     }
-    ws.flush().await?;
-    registration.record_written(messages, bytes);
-    Ok(())
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), WsError>> {
+        SinkExt::flush(self.0)
+    }
 }
 
 fn to_message(frame: Outbound) -> Message {
     match frame {
         Outbound::Message(payload) => Message::Text(utf8(payload)),
-        Outbound::Ping => Message::Ping(Default::default()),
+        Outbound::Keepalive => Message::Ping(Default::default()),
     }
 }
 

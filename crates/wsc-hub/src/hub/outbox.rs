@@ -62,9 +62,9 @@ impl Hub {
     ) -> Result<(), FailureReason> {
         match frame {
             Outbound::Message(payload) => self.enqueue(conn, &payload, &self.config()),
-            Outbound::Ping => conn
+            Outbound::Keepalive => conn
                 .tx
-                .try_send(Outbound::Ping)
+                .try_send(Outbound::Keepalive)
                 .map_err(|_| FailureReason::QueueFull),
         }
     }

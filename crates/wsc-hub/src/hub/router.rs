@@ -85,9 +85,7 @@ impl Hub {
             self.enqueue_all(&targets, payload, msg, &config)
         };
         let (payload, mut report) = match route.user() {
-            Some(user_id) if numbered => {
-                self.numbered(user_id, &mut msg, &config, deliver)?
-            }
+            Some(user_id) if numbered => self.numbered(user_id, &mut msg, &config, deliver)?,
             _ => {
                 let payload = self.encode_outbound(&msg, &config)?;
                 let report = deliver(&msg, &payload);

@@ -1,0 +1,86 @@
+//! What every transport shares, so that WebSocket and SSE write the same way: the
+//! [`FrameSink`] a transport implements, the batching writer (feed every frame that is
+//! ready, then one flush: one syscall for many frames), the write deadline and the drain of
+//! queued frames before a close.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::connection::Outbound;
+use crate::hub::Registration;
+
+/// Where a transport writes outbound items: a WebSocket (text frames and pings) or an
+/// event stream (`data:` lines and comments).
+pub trait FrameSink {
+    /// The transport's write error.
+    type Error: std::fmt::Display;
+
+    /// Buffers one item; may write when the transport's buffer is full.
+    fn feed(&mut self, item: Outbound) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Writes everything buffered.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Writes `first` and then up to `batch - 1` more items that are ready, flushes once, and
+/// records what was written. A turn is bounded, so the caller can read between turns.
+pub async fn write_batch<S: FrameSink>(
+    registration: &mut Registration,
+    sink: &mut S,
+    first: Outbound,
+    batch: usize,
+) -> Result<(), S::Error> {
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut next = Some(first);
+    let mut fed = 0;
+    while let Some(item) = next.take() {
+        if let Outbound::Message(payload) = &item {
+            messages += 1;
+            bytes += payload.len() as u64;
+        }
+        sink.feed(item).await?;
+        fed += 1;
+        if fed < batch.max(1) {
+            next = registration.try_recv();
+        }
+    }
+    sink.flush().await?;
+    registration.record_written(messages, bytes);
+    Ok(())
+}
+
+/// Writes what is still queued (a kick notice, for example) before the transport closes,
+/// within `limit`.
+pub async fn drain<S: FrameSink>(registration: &mut Registration, sink: &mut S, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        let (mut messages, mut bytes) = (0, 0);
+        while let Some(item) = registration.try_recv() {
+            if let Outbound::Message(payload) = &item {
+                messages += 1;
+                bytes += payload.len() as u64;
+            }
+            if sink.feed(item).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_ok() {
+            registration.record_written(messages, bytes);
+        }
+    })
+    .await;
+}
+
+/// Runs `work` with a deadline, arming the timer only when it does not finish at once: on a
+/// healthy connection a batch is written in one poll, and a timer per batch would cost more
+/// than the write.
+pub async fn with_deadline<F: Future>(
+    limit: Duration,
+    work: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => tokio::time::timeout(limit, work).await,
+    }
+}
