@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 use wsc_config::GatewayConfig;
 use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
 
+use crate::api_key::check_api_key;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::{metrics, openapi};
 
 /// Largest accepted API request body.
@@ -181,38 +182,6 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// The key of an `Authorization: Bearer <key>` value (the scheme is case-insensitive).
-/// `Err(())` when a header is present but is not a bearer token.
-pub(crate) fn bearer(value: Option<&str>) -> Result<Option<&str>, ()> {
-    let Some(value) = value else { return Ok(None) };
-    match value.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
-            Ok(Some(key.trim()))
-        }
-        _ => Err(()),
-    }
-}
-
-/// Checks an API key against the configured ones; `Ok` when none are configured.
-pub(crate) fn check_api_key(keys: &[String], authorization: Option<&str>) -> Result<(), ApiError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    match bearer(authorization) {
-        Ok(Some(key)) if keys.iter().any(|k| same(k, key)) => Ok(()),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
-            "send the API key as `Authorization: Bearer <key>`",
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "the API key is not valid (expected `Authorization: Bearer <key>`)",
-        )),
-    }
-}
-
 /// Checks `Authorization: Bearer <key>` against `api.keys` (when any are configured).
 async fn require_api_key(
     State(state): State<AppState>,
@@ -225,15 +194,6 @@ async fn require_api_key(
         .map(|v| v.to_str().unwrap_or("?"));
     check_api_key(&state.api_keys, authorization)?;
     Ok(next.run(request).await)
-}
-
-/// Compares without an early exit, so the time taken does not reveal how much matched.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// A request body of at most [`MAX_BODY`] bytes (the limit is the router's

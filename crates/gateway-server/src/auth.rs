@@ -197,7 +197,7 @@ impl TokenVerifier {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let from_header = crate::api::bearer(authorization)
+        let from_header = crate::api_key::bearer(authorization)
             .ok()
             .flatten()
             .map(str::to_owned);

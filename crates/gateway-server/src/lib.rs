@@ -19,18 +19,21 @@
 //! ```
 
 mod api;
+mod api_key;
 mod auth;
 mod error;
 pub mod grpc;
 mod guard;
 mod metrics;
+mod middleware;
 mod openapi;
 mod server;
+mod state;
 mod upgrade;
 
 pub use error::ApiError;
+pub use middleware::{UpgradeMiddleware, UpgradeRejection, UpgradeRequest};
 pub use server::{ConfigApplier, RunningServer, Server, StartError};
-pub use upgrade::{UpgradeMiddleware, UpgradeRejection, UpgradeRequest};
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the signals that stop a gateway.
 pub async fn shutdown_signal() {

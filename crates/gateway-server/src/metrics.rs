@@ -15,7 +15,12 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::server::AppState;
+/// What the metrics handlers need of the server state (taken from it with `FromRef`).
+#[derive(Clone)]
+pub(crate) struct MetricsState {
+    pub(crate) hub: wsc_hub::Hub,
+    pub(crate) metrics: std::sync::Arc<ServerMetrics>,
+}
 
 /// Upper bounds of the API latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [
@@ -77,7 +82,11 @@ impl ServerMetrics {
 }
 
 /// Middleware: counts and times every API request by its route template.
-pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(state): State<MetricsState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -124,7 +133,7 @@ fn label(value: &str) -> String {
 }
 
 /// The `/metrics` handler.
-pub(crate) async fn render(State(state): State<AppState>) -> Response {
+pub(crate) async fn render(State(state): State<MetricsState>) -> Response {
     let mut out = String::with_capacity(4096);
     if state.metrics.hub_metrics {
         hub_section(&mut out, &state.hub.stats());

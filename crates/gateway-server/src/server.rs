@@ -15,58 +15,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wsc_config::GatewayConfig;
-use wsc_hub::{Hub, IdentityParams};
+use wsc_hub::Hub;
 
 use crate::auth::TokenVerifier;
-use crate::guard::{HandshakeLimiter, IpRules, RefusalLog};
+use crate::guard::{HandshakeLimiter, RefusalLog};
 use crate::metrics::ServerMetrics;
-use crate::upgrade::UpgradeMiddleware;
+use crate::middleware::UpgradeMiddleware;
+use crate::state::{AppState, SharedPolicy, UpgradePolicy};
 use crate::{api, grpc, guard, upgrade};
-
-/// State shared by every handler.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) hub: Hub,
-    pub(crate) identity_params: Arc<IdentityParams>,
-    pub(crate) policy: SharedPolicy,
-    pub(crate) api_keys: Arc<Vec<String>>,
-    pub(crate) middlewares: Arc<Vec<UpgradeMiddleware>>,
-    /// Present when `wsc.security.enable_auth` is on.
-    pub(crate) tokens: Option<Arc<TokenVerifier>>,
-    pub(crate) handshakes: Arc<HandshakeLimiter>,
-    /// Rate limit of the log line written for each refused handshake.
-    pub(crate) refusals: Arc<RefusalLog>,
-    pub(crate) metrics: Arc<ServerMetrics>,
-    /// Checked by `/ready` when Redis is enabled.
-    pub(crate) redis_url: Option<Arc<str>>,
-    pub(crate) connections: TaskTracker,
-}
-
-/// The current upgrade policy: swapped whole on reload, shared (not copied) per handshake.
-pub(crate) type SharedPolicy = Arc<RwLock<Arc<UpgradePolicy>>>;
-
-/// The upgrade checks that hot-reload.
-#[derive(Debug, Clone)]
-pub(crate) struct UpgradePolicy {
-    pub(crate) origins: Vec<String>,
-    pub(crate) allowed_user_types: Vec<String>,
-    pub(crate) ip_rules: IpRules,
-    pub(crate) handshakes_per_ip_per_second: u32,
-    pub(crate) handshake_timeout: std::time::Duration,
-}
-
-impl UpgradePolicy {
-    fn from_config(config: &GatewayConfig) -> Self {
-        let security = &config.wsc.security;
-        UpgradePolicy {
-            origins: config.wsc.websocket_origins.clone(),
-            allowed_user_types: security.allowed_user_types.clone(),
-            ip_rules: IpRules::new(&security.allowed_ips, &security.blocked_ips),
-            handshakes_per_ip_per_second: security.max_handshakes_per_ip_per_second,
-            handshake_timeout: security.handshake_timeout,
-        }
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -337,7 +293,7 @@ async fn serve_grpc(
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or("?"));
-        match crate::api::check_api_key(&api_keys, authorization) {
+        match crate::api_key::check_api_key(&api_keys, authorization) {
             Ok(()) => Ok(request),
             Err(e) => Err(tonic::Status::unauthenticated(e.message)),
         }
