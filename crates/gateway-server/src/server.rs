@@ -172,7 +172,6 @@ impl Server {
                 let addr = local_addr(&listener);
                 let service = grpc::GatewayService {
                     hub: hub.clone(),
-                    events: grpc::event_feed(&hub),
                     shutdown: shutdown.clone(),
                 };
                 serve_grpc(

@@ -30,7 +30,7 @@ use gateway_server::{
     RunningServer, Server, StartError, UpgradeMiddleware, UpgradeRejection, UpgradeRequest,
 };
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Value, json};
+use serde_json::json;
 use wsc_config::{ConfigError, GatewayConfig, Loader, WscConfig};
 use wsc_hub::{
     AckReport, BroadcastOptions, CallbackError, Connection, DeliveryReport, DisconnectReason,
@@ -40,49 +40,12 @@ use wsc_hub::{
 /// How long `stop` waits for connections to drain.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Event names of [`Gateway::on_websocket_event`].
-pub mod events {
-    /// The listeners are bound and serving.
-    pub const WEBSOCKET_STARTED: &str = "websocket.started";
-    /// The gateway stopped and drained.
-    pub const WEBSOCKET_STOPPED: &str = "websocket.stopped";
-    /// A connection was admitted (it is reachable by every route).
-    pub const CLIENT_CONNECTED: &str = "client.connected";
-    /// A connection ended (once per connection, with the reason in `detail`).
-    pub const CLIENT_DISCONNECTED: &str = "client.disconnected";
-    /// A client message reached the application (after the inbound interceptors).
-    pub const MESSAGE_RECEIVED: &str = "message.received";
-    /// A send was routed (the report is in `detail`).
-    pub const MESSAGE_SENT: &str = "message.sent";
-    /// An acknowledged delivery finally failed (the failure is in `detail`).
-    pub const ACK_FAILED: &str = "ack.failed";
-    /// Every event name.
-    pub const ALL: [&str; 7] = [
-        WEBSOCKET_STARTED,
-        WEBSOCKET_STOPPED,
-        CLIENT_CONNECTED,
-        CLIENT_DISCONNECTED,
-        MESSAGE_RECEIVED,
-        MESSAGE_SENT,
-        ACK_FAILED,
-    ];
-}
+/// The event names (defined once, in the hub).
+pub use wsc_hub::events;
 
-/// One event delivered to [`Gateway::on_websocket_event`] handlers.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct GatewayEvent {
-    /// The event name (see [`events`]).
-    pub name: &'static str,
-    /// The user concerned, when there is one.
-    pub user_id: String,
-    /// The connection concerned, when there is one.
-    pub client_id: String,
-    /// The message, for message and ack events.
-    pub message: Option<HubMessage>,
-    /// Event details as JSON (the disconnect reason, the delivery report, the ack failure).
-    pub detail: Value,
-}
+/// One event delivered to [`Gateway::on_websocket_event`] handlers: the hub's own
+/// [`HubEvent`](wsc_hub::HubEvent).
+pub type GatewayEvent = wsc_hub::HubEvent;
 
 type EventHandler = Arc<dyn Fn(&GatewayEvent) + Send + Sync>;
 
@@ -457,13 +420,9 @@ impl Gateway {
 
     fn emit_lifecycle(&self, name: &'static str) {
         if self.inner.events.has(name) {
-            self.inner.events.emit(GatewayEvent {
-                name,
-                user_id: String::new(),
-                client_id: String::new(),
-                message: None,
-                detail: json!({"node_id": self.inner.hub.node_id()}),
-            });
+            let mut event = GatewayEvent::new(name);
+            event.detail = json!({"node_id": self.inner.hub.node_id()});
+            self.inner.events.emit(event);
         }
     }
 
@@ -701,66 +660,12 @@ impl Gateway {
     }
 }
 
-/// Feeds the named events from the hub's callback chains.
+/// Hands every hub event to the bus; registered once per gateway, when it is built.
 fn feed_events(hub: &Hub, bus: &Arc<EventBus>) {
-    let events = bus.clone();
-    hub.on_client_registered(move |conn| {
-        if events.has(events::CLIENT_CONNECTED) {
-            events.emit(connection_event(
-                events::CLIENT_CONNECTED,
-                conn,
-                Value::Null,
-            ));
+    let bus = bus.clone();
+    hub.on_event(move |event| {
+        if bus.has(event.name) {
+            bus.emit(event.clone());
         }
     });
-    let events = bus.clone();
-    hub.on_client_disconnect(move |conn, reason| {
-        if events.has(events::CLIENT_DISCONNECTED) {
-            let detail = serde_json::to_value(reason).unwrap_or_default();
-            events.emit(connection_event(events::CLIENT_DISCONNECTED, conn, detail));
-        }
-    });
-    let events = bus.clone();
-    hub.on_message_received(move |conn, msg| {
-        if events.has(events::MESSAGE_RECEIVED) {
-            let mut event = connection_event(events::MESSAGE_RECEIVED, &conn, Value::Null);
-            event.message = Some((*msg).clone());
-            events.emit(event);
-        }
-        async { Ok(()) }
-    });
-    let events = bus.clone();
-    hub.on_message_sent(move |msg, report| {
-        if events.has(events::MESSAGE_SENT) {
-            events.emit(GatewayEvent {
-                name: events::MESSAGE_SENT,
-                user_id: msg.receiver.clone(),
-                client_id: msg.receiver_client.clone(),
-                message: Some(msg.clone()),
-                detail: serde_json::to_value(report).unwrap_or_default(),
-            });
-        }
-    });
-    let events = bus.clone();
-    hub.on_ack_failed(move |msg, failure| {
-        if events.has(events::ACK_FAILED) {
-            events.emit(GatewayEvent {
-                name: events::ACK_FAILED,
-                user_id: msg.receiver.clone(),
-                client_id: msg.receiver_client.clone(),
-                message: Some(msg.clone()),
-                detail: serde_json::to_value(failure).unwrap_or_default(),
-            });
-        }
-    });
-}
-
-fn connection_event(name: &'static str, conn: &Connection, detail: Value) -> GatewayEvent {
-    GatewayEvent {
-        name,
-        user_id: conn.user_id().to_owned(),
-        client_id: conn.client_id().to_owned(),
-        message: None,
-        detail,
-    }
 }

@@ -69,6 +69,7 @@ pub(crate) type ErrorFn = dyn Fn(Option<&Connection>, &ErrorEvent) + Send + Sync
 pub(crate) type AckFailedFn = dyn Fn(&HubMessage, &AckFailure) + Send + Sync;
 pub(crate) type InboundFn =
     dyn Fn(&Connection, &mut HubMessage) -> Result<(), CallbackError> + Send + Sync;
+pub(crate) type EventFn = dyn Fn(&crate::event::HubEvent) + Send + Sync;
 pub(crate) type OutboundFn = dyn Fn(&mut HubMessage) -> Result<(), CallbackError> + Send + Sync;
 
 /// One chain: a list that is copied out before running, so no lock is held during a call.
@@ -105,4 +106,5 @@ pub(crate) struct Callbacks {
     pub(crate) ack_failed: Chain<AckFailedFn>,
     pub(crate) inbound: Chain<InboundFn>,
     pub(crate) outbound: Chain<OutboundFn>,
+    pub(crate) event: Chain<EventFn>,
 }

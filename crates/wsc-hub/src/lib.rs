@@ -29,6 +29,7 @@ pub mod codec;
 mod config;
 mod connection;
 mod delivery;
+mod event;
 mod hub;
 mod identity;
 mod memory_backplane;
@@ -48,6 +49,7 @@ pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 pub use delivery::Recovery;
+pub use event::{HubEvent, events};
 pub use hub::{BroadcastOptions, Hub, Registration, UserPresence, error_code};
 pub use identity::{
     DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,

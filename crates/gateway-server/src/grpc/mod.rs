@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 use wsc_hub::{
-    AckReport, AckStatus, BroadcastOptions, DeliveryReport, Hub, HubMessage, InvalidId, SendError,
+    AckReport, AckStatus, BroadcastOptions, DeliveryReport, Hub, HubEvent, HubMessage, InvalidId,
+    SendError, events,
 };
 
 /// The generated protocol types, client and server.
@@ -24,50 +24,32 @@ pub mod proto {
 use proto::gateway_server::Gateway;
 use proto::*;
 
-/// Events kept for slow `Events` subscribers before they start missing some.
-pub(crate) const EVENT_BUFFER: usize = 1024;
+/// The hub events the `Events` call streams.
+const STREAMED: [&str; 4] = [
+    events::CLIENT_CONNECTED,
+    events::CLIENT_DISCONNECTED,
+    events::MESSAGE_RECEIVED,
+    events::ACK_FAILED,
+];
 
-/// Creates the hub event channel and feeds it from the hub's callback chains.
-pub(crate) fn event_feed(hub: &Hub) -> broadcast::Sender<Event> {
-    let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let feed = events.clone();
-    hub.on_client_registered(move |conn| {
-        let _ = feed.send(Event {
-            name: "client.connected".to_owned(),
-            user_id: conn.user_id().to_owned(),
-            client_id: conn.client_id().to_owned(),
-            detail_json: String::new(),
-        });
-    });
-    let feed = events.clone();
-    hub.on_client_disconnect(move |conn, reason| {
-        let _ = feed.send(Event {
-            name: "client.disconnected".to_owned(),
-            user_id: conn.user_id().to_owned(),
-            client_id: conn.client_id().to_owned(),
-            detail_json: json(reason),
-        });
-    });
-    let feed = events.clone();
-    hub.on_message_received(move |conn, msg| {
-        let _ = feed.send(Event {
-            name: "message.received".to_owned(),
-            user_id: conn.user_id().to_owned(),
-            client_id: conn.client_id().to_owned(),
-            detail_json: json(&*msg),
-        });
-        async { Ok(()) }
-    });
-    let feed = events.clone();
-    hub.on_ack_failed(move |msg, failure| {
-        let _ = feed.send(Event {
-            name: "ack.failed".to_owned(),
-            user_id: msg.receiver.clone(),
-            client_id: msg.receiver_client.clone(),
-            detail_json: serde_json::json!({"message": msg, "failure": failure}).to_string(),
-        });
-    });
-    events
+/// A hub event as the gRPC API shows it: `detail_json` is the message for
+/// `message.received`, `{"message","failure"}` for `ack.failed`, the disconnect reason for
+/// `client.disconnected`.
+fn to_proto(event: HubEvent) -> Event {
+    let detail_json = match event.name {
+        events::MESSAGE_RECEIVED => event.message.as_ref().map(json).unwrap_or_default(),
+        events::ACK_FAILED => {
+            serde_json::json!({"message": event.message, "failure": event.detail}).to_string()
+        }
+        _ if event.detail.is_null() => String::new(),
+        _ => event.detail.to_string(),
+    };
+    Event {
+        name: event.name.to_owned(),
+        user_id: event.user_id,
+        client_id: event.client_id,
+        detail_json,
+    }
 }
 
 fn json<T: Serialize + ?Sized>(value: &T) -> String {
@@ -77,7 +59,6 @@ fn json<T: Serialize + ?Sized>(value: &T) -> String {
 /// The service.
 pub(crate) struct GatewayService {
     pub(crate) hub: Hub,
-    pub(crate) events: broadcast::Sender<Event>,
     /// Ends the event streams when the server stops (they would hold the drain otherwise).
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -329,11 +310,12 @@ impl Gateway for GatewayService {
         &self,
         _: Request<EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        // A subscriber that falls more than EVENT_BUFFER events behind misses the oldest ones
-        // rather than slowing the hub down.
-        let stream = BroadcastStream::new(self.events.subscribe())
+        // A subscriber that falls behind misses the oldest events rather than slowing the hub
+        // down (Hub::subscribe_events).
+        let stream = BroadcastStream::new(self.hub.subscribe_events())
             .filter_map(|event| event.ok())
-            .map(Ok);
+            .filter(|event| STREAMED.contains(&event.name))
+            .map(|event| Ok(to_proto(event)));
         let stream =
             futures_util::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))

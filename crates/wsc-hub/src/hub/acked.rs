@@ -307,6 +307,13 @@ impl Hub {
                         attempts,
                         stored_offline: stored,
                     };
+                    self.emit_event(|| HubEvent {
+                        user_id: msg.receiver.clone(),
+                        client_id: msg.receiver_client.clone(),
+                        message: Some(msg.clone()),
+                        detail: serde_json::to_value(&failure).unwrap_or_default(),
+                        ..HubEvent::new(events::ACK_FAILED)
+                    });
                     for callback in self.inner.callbacks.ack_failed.snapshot() {
                         callback(msg, &failure);
                     }

@@ -116,6 +116,11 @@ impl Hub {
             self.user_came_online(conn.user_id()).await;
         }
         Counters::add(&self.inner.counters.connections_accepted, 1);
+        self.emit_event(|| HubEvent {
+            user_id: conn.user_id().to_owned(),
+            client_id: conn.client_id().to_owned(),
+            ..HubEvent::new(events::CLIENT_CONNECTED)
+        });
         for callback in self.inner.callbacks.registered.snapshot() {
             callback(&conn);
         }
@@ -142,6 +147,12 @@ impl Hub {
             self.inner.emptied.notify_waiters();
         }
         tracing::debug!(user_id = conn.user_id(), ?reason, "unregistered");
+        self.emit_event(|| HubEvent {
+            user_id: conn.user_id().to_owned(),
+            client_id: conn.client_id().to_owned(),
+            detail: serde_json::to_value(&reason).unwrap_or_default(),
+            ..HubEvent::new(events::CLIENT_DISCONNECTED)
+        });
         for callback in self.inner.callbacks.disconnect.snapshot() {
             callback(conn, &reason);
         }

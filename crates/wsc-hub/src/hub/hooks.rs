@@ -130,10 +130,50 @@ impl Hub {
             type_label(&msg.message_type),
             report.delivered as u64,
         );
+        self.emit_event(|| HubEvent {
+            user_id: msg.receiver.clone(),
+            client_id: msg.receiver_client.clone(),
+            message: Some(msg.clone()),
+            detail: serde_json::to_value(report).unwrap_or_default(),
+            ..HubEvent::new(events::MESSAGE_SENT)
+        });
         if !self.inner.callbacks.sent.is_empty() {
             for callback in self.inner.callbacks.sent.snapshot() {
                 callback(msg, report);
             }
+        }
+    }
+
+    /// Adds an event handler: it runs for every [`HubEvent`], synchronously where the event
+    /// happens and before the callbacks of that kind (so a `message.received` handler runs
+    /// before a message callback can refuse the message).
+    pub fn on_event<F>(&self, f: F)
+    where
+        F: Fn(&HubEvent) + Send + Sync + 'static,
+    {
+        self.inner.callbacks.event.push(Arc::new(f));
+    }
+
+    /// Every event, for a consumer in another task (the gRPC event stream). A receiver that
+    /// falls more than 1,024 events behind misses the oldest ones rather than slowing the
+    /// hub down.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<HubEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Builds and hands out an event, only when someone listens.
+    pub(super) fn emit_event(&self, make: impl FnOnce() -> HubEvent) {
+        let handlers = !self.inner.callbacks.event.is_empty();
+        let stream = self.inner.events.receiver_count() > 0;
+        if !handlers && !stream {
+            return;
+        }
+        let event = make();
+        for handler in self.inner.callbacks.event.snapshot() {
+            handler(&event);
+        }
+        if stream {
+            let _ = self.inner.events.send(event);
         }
     }
 }

@@ -69,6 +69,12 @@ impl Hub {
             self.reject_frame(conn, FrameError::Rejected(refusal), &frame_id);
             return false;
         }
+        self.emit_event(|| HubEvent {
+            user_id: conn.user_id().to_owned(),
+            client_id: conn.client_id().to_owned(),
+            message: Some(msg.clone()),
+            ..HubEvent::new(events::MESSAGE_RECEIVED)
+        });
         let msg = Arc::new(msg);
         for callback in self.inner.callbacks.received.snapshot() {
             if let Err(e) = callback(conn.clone(), msg.clone()).await {

@@ -37,6 +37,7 @@ use crate::codec::{self, FrameError, Payload};
 use crate::config::{HubConfig, RelayPolicy, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery, Scope};
+use crate::event::{HubEvent, events};
 use crate::identity::Identity;
 use crate::message::{HubMessage, MessageType, SYSTEM, Source};
 use crate::offline::{MemoryOfflineStore, OfflineStore};
@@ -49,6 +50,9 @@ use crate::route::{Route, Target};
 use crate::stats::{Counters, HubStats};
 
 use replay::Backlog;
+
+/// Events kept for a slow event subscriber before it misses the oldest.
+const EVENT_BUFFER: usize = 1024;
 
 type RelayFn = dyn Fn(&Connection, &HubMessage) -> bool + Send + Sync;
 
@@ -94,6 +98,8 @@ struct Inner {
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
     /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
     backplane: RwLock<Arc<dyn Backplane>>,
+    /// Events for consumers in other tasks ([`Hub::subscribe_events`]).
+    events: tokio::sync::broadcast::Sender<HubEvent>,
 }
 
 impl Hub {
@@ -125,6 +131,7 @@ impl Hub {
                 histories: Histories::default(),
                 store: RwLock::new(store),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
+                events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             }),
         }
     }

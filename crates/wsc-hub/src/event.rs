@@ -1,0 +1,66 @@
+//! [`HubEvent`]: what happened in the hub, with the event names defined once ([`events`]).
+//! The `gateway` facade hands them to its named handlers and the gRPC API streams them; both
+//! read the same value from the hub.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::message::HubMessage;
+
+/// The event names.
+pub mod events {
+    /// The listeners are bound and serving (emitted by the server or facade).
+    pub const WEBSOCKET_STARTED: &str = "websocket.started";
+    /// The server stopped and drained (emitted by the server or facade).
+    pub const WEBSOCKET_STOPPED: &str = "websocket.stopped";
+    /// A connection was admitted (it is reachable by every route).
+    pub const CLIENT_CONNECTED: &str = "client.connected";
+    /// A connection ended (once per connection, with the reason in `detail`).
+    pub const CLIENT_DISCONNECTED: &str = "client.disconnected";
+    /// A client message reached the application (after the inbound interceptors and the
+    /// relay policy).
+    pub const MESSAGE_RECEIVED: &str = "message.received";
+    /// A send was routed (the report is in `detail`).
+    pub const MESSAGE_SENT: &str = "message.sent";
+    /// An acknowledged delivery finally failed (the failure is in `detail`).
+    pub const ACK_FAILED: &str = "ack.failed";
+    /// Every event name.
+    pub const ALL: [&str; 7] = [
+        WEBSOCKET_STARTED,
+        WEBSOCKET_STOPPED,
+        CLIENT_CONNECTED,
+        CLIENT_DISCONNECTED,
+        MESSAGE_RECEIVED,
+        MESSAGE_SENT,
+        ACK_FAILED,
+    ];
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HubEvent {
+    /// The event name (see [`events`]).
+    pub name: &'static str,
+    /// The user concerned, when there is one.
+    pub user_id: String,
+    /// The connection concerned, when there is one.
+    pub client_id: String,
+    /// The message, for message and ack events.
+    pub message: Option<HubMessage>,
+    /// Event details as JSON (the disconnect reason, the delivery report, the ack failure).
+    pub detail: Value,
+}
+
+impl HubEvent {
+    /// An event with a name and nothing else (fill the fields you need).
+    pub fn new(name: &'static str) -> Self {
+        HubEvent {
+            name,
+            user_id: String::new(),
+            client_id: String::new(),
+            message: None,
+            detail: Value::Null,
+        }
+    }
+}
