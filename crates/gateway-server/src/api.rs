@@ -25,7 +25,7 @@ use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
 use crate::api_key::check_api_key;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{metrics, openapi};
+use crate::{metrics, openapi, ops};
 
 /// Largest accepted API request body.
 const MAX_BODY: usize = 1024 * 1024;
@@ -327,28 +327,14 @@ impl SendBody {
         }
     }
 
-    /// The ack timeout and retries, defaulting to the configuration.
-    fn ack_settings(&self, state: &AppState) -> Option<(Duration, u32)> {
-        let ack = self.ack.as_ref()?;
-        let config = state.hub.config();
-        let timeout = ack
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(config.ack_timeout);
-        Some((timeout, ack.retries.unwrap_or(config.ack_retries)))
-    }
-}
-
-fn check_ack_timeout(settings: Option<(Duration, u32)>) -> Result<(), ApiError> {
-    match settings {
-        Some((timeout, _)) if timeout.is_zero() || timeout > Duration::from_secs(300) => {
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "`ack.timeout_ms` must be between 1 and 300000",
-            ))
-        }
-        _ => Ok(()),
+    /// The ack timeout and retries, defaulting to the configuration (`None`: no ack).
+    fn ack_settings(&self, state: &AppState) -> Result<Option<(Duration, u32)>, ApiError> {
+        let Some(ack) = self.ack.as_ref() else {
+            return Ok(None);
+        };
+        ops::ack_settings(&state.hub.config(), ack.timeout_ms, ack.retries)
+            .map(Some)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
     }
 }
 
@@ -363,8 +349,7 @@ macro_rules! send_handler {
         ) -> Result<Response, ApiError> {
             let mut body = send_body(&body)?;
             body.trace(&headers);
-            let ack = body.ack_settings(&state);
-            check_ack_timeout(ack)?;
+            let ack = body.ack_settings(&state)?;
             Ok(match ack {
                 Some((timeout, retries)) => Json(
                     state
@@ -442,25 +427,15 @@ struct Page {
     limit: Option<usize>,
 }
 
-/// Most users returned by one page.
-const MAX_PAGE: usize = 1000;
-
 async fn online_users(
     State(state): State<AppState>,
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(page) = page.map_err(bad_query)?;
-    let (offset, limit) = (page.offset.unwrap_or(0), page.limit.unwrap_or(100));
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
     let users = state.hub.cluster_online_users().await;
-    let total = users.len();
-    let page: Vec<String> = users.into_iter().skip(offset).take(limit).collect();
+    let offset = page.offset.unwrap_or(0);
+    let (total, limit, page) = ops::page(users, offset, page.limit)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))?;
     Ok(Json(json!({
         "total": total,
         "offset": offset,

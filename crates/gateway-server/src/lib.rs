@@ -27,6 +27,7 @@ mod guard;
 mod metrics;
 mod middleware;
 mod openapi;
+mod ops;
 mod server;
 mod state;
 mod upgrade;

@@ -21,6 +21,7 @@ pub mod proto {
     include!("wsc.v1.rs");
 }
 
+use crate::ops;
 use proto::gateway_server::Gateway;
 use proto::*;
 
@@ -85,19 +86,14 @@ fn message(json: &str) -> Result<HubMessage, Status> {
         .map_err(|e| Status::invalid_argument(format!("message_json is not a valid message: {e}")))
 }
 
+/// The ack settings of a request (`None`: no ack). proto3 cannot tell an unset
+/// `timeout_ms` from 0, so 0 means the configured default here.
 fn ack_settings(hub: &Hub, ack: Option<&Ack>) -> Result<Option<(Duration, u32)>, Status> {
     let Some(ack) = ack else { return Ok(None) };
-    let config = hub.config();
-    let timeout = match ack.timeout_ms {
-        0 => config.ack_timeout,
-        ms if ms > 300_000 => {
-            return Err(Status::invalid_argument(
-                "ack.timeout_ms must be at most 300000",
-            ));
-        }
-        ms => Duration::from_millis(ms),
-    };
-    Ok(Some((timeout, ack.retries.unwrap_or(config.ack_retries))))
+    let timeout_ms = Some(ack.timeout_ms).filter(|ms| *ms > 0);
+    ops::ack_settings(&hub.config(), timeout_ms, ack.retries)
+        .map(Some)
+        .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn delivered(report: DeliveryReport) -> SendReply {
@@ -227,18 +223,11 @@ impl Gateway for GatewayService {
         request: Request<OnlineUsersRequest>,
     ) -> Result<Response<OnlineUsersReply>, Status> {
         let request = request.into_inner();
-        let limit = match request.limit {
-            0 => 100,
-            n if n > 1000 => return Err(Status::invalid_argument("limit must be at most 1000")),
-            n => n as usize,
-        };
+        let limit = Some(request.limit as usize).filter(|l| *l > 0);
         let users = self.hub.cluster_online_users().await;
-        let total = users.len() as u64;
-        let users = users
-            .into_iter()
-            .skip(request.offset as usize)
-            .take(limit)
-            .collect();
+        let (total, _, users) = ops::page(users, request.offset as usize, limit)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let total = total as u64;
         Ok(Response::new(OnlineUsersReply { total, users }))
     }
 

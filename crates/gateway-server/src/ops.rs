@@ -1,0 +1,88 @@
+//! Argument rules shared by the REST and gRPC APIs, so both accept and refuse the same
+//! values: the ack settings of a send and the paging of the online users. Each surface maps
+//! [`ArgError`] to its own error shape (`400 invalid_*` / `INVALID_ARGUMENT`).
+
+use std::time::Duration;
+
+use wsc_hub::HubConfig;
+
+/// Longest ack timeout a caller may ask for.
+pub(crate) const MAX_ACK_TIMEOUT_MS: u64 = 300_000;
+
+/// Most users returned by one page.
+pub(crate) const MAX_PAGE: usize = 1000;
+
+/// Users in a page when the caller names no limit.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+
+/// An argument outside its allowed range; the text names the field and the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ArgError(pub(crate) String);
+
+/// The timeout and resends of an acknowledged send: each defaults to the configuration when
+/// absent; a timeout must be between 1 ms and [`MAX_ACK_TIMEOUT_MS`].
+pub(crate) fn ack_settings(
+    config: &HubConfig,
+    timeout_ms: Option<u64>,
+    retries: Option<u32>,
+) -> Result<(Duration, u32), ArgError> {
+    let timeout = match timeout_ms {
+        None => config.ack_timeout,
+        Some(ms) if ms == 0 || ms > MAX_ACK_TIMEOUT_MS => {
+            return Err(ArgError(format!(
+                "`ack.timeout_ms` must be between 1 and {MAX_ACK_TIMEOUT_MS}"
+            )));
+        }
+        Some(ms) => Duration::from_millis(ms),
+    };
+    Ok((timeout, retries.unwrap_or(config.ack_retries)))
+}
+
+/// One page of a sorted list: `offset` items skipped, at most `limit` (default
+/// [`DEFAULT_PAGE`], between 1 and [`MAX_PAGE`]) returned, with the total.
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<(usize, usize, Vec<T>), ArgError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ArgError(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let total = items.len();
+    Ok((
+        total,
+        limit,
+        items.into_iter().skip(offset).take(limit).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_settings_default_to_the_configuration_and_bound_the_timeout() {
+        let config = HubConfig::default();
+        assert_eq!(
+            ack_settings(&config, None, None),
+            Ok((config.ack_timeout, config.ack_retries))
+        );
+        assert_eq!(
+            ack_settings(&config, Some(250), Some(0)),
+            Ok((Duration::from_millis(250), 0))
+        );
+        assert!(ack_settings(&config, Some(0), None).is_err());
+        assert!(ack_settings(&config, Some(MAX_ACK_TIMEOUT_MS + 1), None).is_err());
+    }
+
+    #[test]
+    fn pages_are_bounded_and_report_the_total() {
+        let items: Vec<u32> = (0..5).collect();
+        assert_eq!(page(items.clone(), 1, Some(2)), Ok((5, 2, vec![1, 2])));
+        assert_eq!(page(items.clone(), 9, None), Ok((5, DEFAULT_PAGE, vec![])));
+        assert!(page(items.clone(), 0, Some(0)).is_err());
+        assert!(page(items, 0, Some(MAX_PAGE + 1)).is_err());
+    }
+}
