@@ -1,66 +1,25 @@
 //! The gRPC server API end to end: every call against a running server with real WebSocket
 //! clients, the event stream, the health service and API keys.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod support;
 
+use ::gateway_server::RunningServer;
 use ::gateway_server::grpc::proto::gateway_client::GatewayClient;
 use ::gateway_server::grpc::proto::{
     Ack, BroadcastRequest, EventsRequest, GroupMemberRequest, GroupMembersRequest, KickRequest,
     OnlineUsersRequest, PresenceRequest, SendRequest, StatsRequest,
 };
-use ::gateway_server::{RunningServer, Server};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
-use tokio::net::TcpStream;
+use support::{WAIT, connect, local_config, next_json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use tonic::transport::Channel;
 use wsc_config::GatewayConfig;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-const WAIT: Duration = Duration::from_secs(10);
-
-fn config() -> GatewayConfig {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
-    config
-}
-
 async fn start(config: GatewayConfig) -> (RunningServer, GatewayClient<Channel>) {
-    let server = Server::new(config).start().await.expect("server starts");
-    let addr = server.grpc_addr().expect("gRPC enabled");
-    let client = GatewayClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let server = support::start(config).await;
+    let client = support::grpc(&server).await;
     (server, client)
-}
-
-async fn ws(addr: SocketAddr, query: &str) -> Ws {
-    connect_async(format!("ws://{addr}/ws?{query}"))
-        .await
-        .unwrap()
-        .0
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 fn send(target: &str, json: &str) -> SendRequest {
@@ -73,10 +32,10 @@ fn send(target: &str, json: &str) -> SendRequest {
 
 #[tokio::test]
 async fn sends_reach_their_targets() {
-    let (server, mut grpc) = start(config()).await;
+    let (server, mut grpc) = start(local_config()).await;
     let addr = server.public_addr();
-    let mut alice = ws(addr, "user_id=alice&client_id=a1&ticket_id=t1&group_id=g1").await;
-    let mut bob = ws(addr, "user_id=bob&client_id=b1&ticket_id=t1").await;
+    let mut alice = connect(addr, "user_id=alice&client_id=a1&ticket_id=t1&group_id=g1").await;
+    let mut bob = connect(addr, "user_id=bob&client_id=b1&ticket_id=t1").await;
 
     let reply = grpc
         .send_to_user(send("alice", r#"{"content":"to alice"}"#))
@@ -130,8 +89,8 @@ async fn sends_reach_their_targets() {
 
 #[tokio::test]
 async fn acknowledged_send_returns_the_outcome() {
-    let (server, mut grpc) = start(config()).await;
-    let mut alice = ws(server.public_addr(), "user_id=alice&client_id=a1").await;
+    let (server, mut grpc) = start(local_config()).await;
+    let mut alice = connect(server.public_addr(), "user_id=alice&client_id=a1").await;
     let request = SendRequest {
         ack: Some(Ack {
             timeout_ms: 5000,
@@ -154,10 +113,10 @@ async fn acknowledged_send_returns_the_outcome() {
 
 #[tokio::test]
 async fn queries_kick_and_groups() {
-    let (server, mut grpc) = start(config()).await;
+    let (server, mut grpc) = start(local_config()).await;
     let addr = server.public_addr();
-    let mut alice = ws(addr, "user_id=alice&client_id=a1").await;
-    let _bob = ws(addr, "user_id=bob").await;
+    let mut alice = connect(addr, "user_id=alice&client_id=a1").await;
+    let _bob = connect(addr, "user_id=bob").await;
 
     let users = grpc
         .online_users(OnlineUsersRequest {
@@ -248,7 +207,7 @@ async fn queries_kick_and_groups() {
 
 #[tokio::test]
 async fn the_event_stream_reports_connects_messages_disconnects_and_ack_failures() {
-    let (server, mut grpc) = start(config()).await;
+    let (server, mut grpc) = start(local_config()).await;
     let mut events = grpc.events(EventsRequest {}).await.unwrap().into_inner();
     let mut next = async || {
         tokio::time::timeout(WAIT, events.message())
@@ -257,7 +216,7 @@ async fn the_event_stream_reports_connects_messages_disconnects_and_ack_failures
             .unwrap()
             .expect("stream open")
     };
-    let mut carol = ws(server.public_addr(), "user_id=carol&client_id=c1").await;
+    let mut carol = connect(server.public_addr(), "user_id=carol&client_id=c1").await;
     let event = next().await;
     assert_eq!(
         (event.name.as_str(), event.user_id.as_str()),
@@ -300,7 +259,7 @@ async fn the_event_stream_reports_connects_messages_disconnects_and_ack_failures
 
 #[tokio::test]
 async fn health_service_and_api_keys() {
-    let mut config = config();
+    let mut config = local_config();
     config.api.keys = vec!["k1".to_owned()];
     let (server, mut grpc) = start(config).await;
     let denied = grpc.stats(StatsRequest {}).await.unwrap_err();

@@ -1,27 +1,20 @@
 //! `/metrics` (Prometheus text) moves with what the server does; `/ready` reports its checks.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use gateway_server::{RunningServer, Server};
+use support::{WAIT, local_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use wsc_config::GatewayConfig;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 async fn start() -> RunningServer {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
-    Server::new(config).start().await.expect("server starts")
+    support::start(local_config()).await
 }
 
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -154,13 +147,7 @@ async fn ready_lists_its_checks_and_turns_not_ready_when_the_hub_stops() {
 }
 
 async fn start_with_redis(url: &str) -> RunningServer {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
+    let mut config = local_config();
     config.wsc.redis.enabled = true;
     config.wsc.redis.url = url.to_owned();
     Server::new(config).start().await.expect("server starts")
@@ -204,13 +191,7 @@ async fn ready_checks_redis_when_it_is_enabled() {
 
 #[tokio::test]
 async fn hub_metrics_can_be_turned_off() {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
+    let mut config = local_config();
     config.wsc.performance.enable_metrics = false;
     let server = Server::new(config).start().await.expect("server starts");
     let (_client, _) = connect_async(format!("ws://{}/ws?user_id=m", server.public_addr()))

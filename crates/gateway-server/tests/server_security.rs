@@ -1,31 +1,22 @@
 //! Upgrade security end to end: signed tokens (HS256, RS256), IP lists, the per-IP handshake
 //! rate limit. Every refusal is an HTTP error with a JSON body before the upgrade.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_server::{RunningServer, Server};
+use gateway_server::Server;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
+use support::{WAIT, local_config, start};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wsc_config::{GatewayConfig, TokenAlgorithm};
 
 const SECRET: &str = "test-secret-with-enough-bytes-for-hs256";
-const WAIT: Duration = Duration::from_secs(10);
-
-fn local_config() -> GatewayConfig {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
-    config
-}
 
 fn auth_config() -> GatewayConfig {
     let mut config = local_config();
@@ -34,10 +25,6 @@ fn auth_config() -> GatewayConfig {
     config.wsc.security.token.issuer = "auth.example".to_owned();
     config.wsc.security.token.audience = "chat".to_owned();
     config
-}
-
-async fn start(config: GatewayConfig) -> RunningServer {
-    Server::new(config).start().await.expect("server starts")
 }
 
 fn now() -> u64 {

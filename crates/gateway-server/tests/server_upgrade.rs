@@ -1,36 +1,19 @@
 //! End-to-end tests of the gateway server's WebSocket upgrade and lifecycle, with real
 //! WebSocket clients over 127.0.0.1.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_server::{RunningServer, Server};
+use gateway_server::Server;
 use serde_json::Value;
+use support::{Client, WAIT, local_config, start};
 use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use wsc_config::{GatewayConfig, LoginPolicy};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn local_config() -> GatewayConfig {
-    let mut config = GatewayConfig::default();
-    config.wsc.node_ip = "127.0.0.1".to_owned();
-    config.wsc.node_port = 0;
-    config.http.host = "127.0.0.1".to_owned();
-    config.http.port = 0;
-    config.grpc.host = "127.0.0.1".to_owned();
-    config.grpc.port = 0;
-    config
-}
-
-async fn start(config: GatewayConfig) -> RunningServer {
-    Server::new(config).start().await.expect("server starts")
-}
+use wsc_config::LoginPolicy;
 
 async fn connect(addr: SocketAddr, query: &str) -> Result<Client, WsError> {
     connect_async(format!("ws://{addr}/ws?{query}"))
