@@ -267,8 +267,7 @@ pub(crate) struct Scope {
 impl Scope {
     /// Whether a connection of `app_id` / `namespace` may receive a message of this scope.
     pub(crate) fn admits(&self, app_id: &str, namespace: &str) -> bool {
-        (self.app_id.is_empty() || self.app_id == app_id)
-            && (self.namespace.is_empty() || self.namespace == namespace)
+        crate::route::in_scope(&self.app_id, &self.namespace, app_id, namespace)
     }
 }
 

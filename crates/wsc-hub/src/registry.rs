@@ -140,22 +140,15 @@ impl Registry {
     /// The open connections a route selects, appended to `out`: the one place where a
     /// target and its filters meet the indexes.
     pub(crate) fn resolve(&self, route: &Route, out: &mut Vec<Arc<Connection>>) {
-        let admits = |c: &&Arc<Connection>| {
-            let id = c.identity();
-            route.admits(&id.user_id, &id.client_id, &id.app_id, &id.namespace)
-        };
         match &route.target {
-            Target::User { user_id } => out.extend(self.user(user_id).filter(admits).cloned()),
-            Target::Connection { client_id } => {
-                out.extend(self.by_client(client_id).filter(admits).cloned())
+            Target::User { user_id } => collect(route, self.user(user_id), out),
+            Target::Connection { client_id } => collect(route, self.by_client(client_id), out),
+            Target::Ticket { ticket_id } => collect(route, self.ticket(ticket_id), out),
+            Target::Group { group_id } => collect(route, self.group(group_id), out),
+            Target::Broadcast => {
+                out.reserve(self.len());
+                collect(route, self.all(), out)
             }
-            Target::Ticket { ticket_id } => {
-                out.extend(self.ticket(ticket_id).filter(admits).cloned())
-            }
-            Target::Group { group_id } => {
-                out.extend(self.group(group_id).into_iter().filter(admits).cloned())
-            }
-            Target::Broadcast => out.extend(self.all().filter(admits).cloned()),
         }
     }
 
@@ -290,5 +283,27 @@ fn remove_from_list(map: &mut HashMap<String, Vec<ConnectionId>>, key: &str, id:
         if list.is_empty() {
             map.remove(key);
         }
+    }
+}
+
+/// Appends the connections a route admits. A route without scope or exclusions (the common
+/// broadcast) admits everyone, so the per-connection check is skipped on the hot path.
+fn collect<'a>(
+    route: &Route,
+    connections: impl IntoIterator<Item = &'a Arc<Connection>>,
+    out: &mut Vec<Arc<Connection>>,
+) {
+    if route.is_unfiltered() {
+        out.extend(connections.into_iter().cloned());
+    } else {
+        out.extend(
+            connections
+                .into_iter()
+                .filter(|c| {
+                    let id = c.identity();
+                    route.admits(&id.user_id, &id.client_id, &id.app_id, &id.namespace)
+                })
+                .cloned(),
+        );
     }
 }

@@ -5,6 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The scope rule of every delivery: a message with an app id (namespace) only reaches
+/// connections of that app (namespace); an empty one means any.
+pub(crate) fn in_scope(msg_app: &str, msg_ns: &str, conn_app: &str, conn_ns: &str) -> bool {
+    (msg_app.is_empty() || msg_app == conn_app) && (msg_ns.is_empty() || msg_ns == conn_ns)
+}
+
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -101,19 +107,38 @@ impl Route {
         self
     }
 
+    /// Whether the route admits every connection its target selects (no scope, no
+    /// exclusion).
+    pub(crate) fn is_unfiltered(&self) -> bool {
+        !self.exact_scope
+            && self.app_id.is_empty()
+            && self.namespace.is_empty()
+            && self.only_client.is_none()
+            && self.exclude_user.is_none()
+            && self.exclude_client.is_none()
+    }
+
     /// Whether a connection of this user, client id, app and namespace is a recipient
     /// (the target itself is matched by the registry's index).
     pub(crate) fn admits(&self, user_id: &str, client_id: &str, app_id: &str, ns: &str) -> bool {
         let scope = if self.exact_scope {
             self.app_id == app_id && self.namespace == ns
         } else {
-            (self.app_id.is_empty() || self.app_id == app_id)
-                && (self.namespace.is_empty() || self.namespace == ns)
+            in_scope(&self.app_id, &self.namespace, app_id, ns)
         };
         scope
             && self.only_client.as_deref().is_none_or(|c| c == client_id)
             && self.exclude_user.as_deref() != Some(user_id)
             && self.exclude_client.as_deref() != Some(client_id)
+    }
+
+    /// Takes the scope of the message (unless the scope is exact): a message with an app id
+    /// (namespace) only reaches connections of that app (namespace).
+    pub(crate) fn scope_from(&mut self, msg: &crate::message::HubMessage) {
+        if !self.exact_scope {
+            self.app_id.clone_from(&msg.app_id);
+            self.namespace.clone_from(&msg.namespace);
+        }
     }
 
     /// The user a user route is for.

@@ -58,8 +58,7 @@ impl Hub {
         let mut route = Route::new(Target::User {
             user_id: user_id.to_owned(),
         });
-        route.app_id.clone_from(&msg.app_id);
-        route.namespace.clone_from(&msg.namespace);
+        route.scope_from(&msg);
         route.only_client = Some(only).filter(|c| !c.is_empty());
         let resolve = |hub: &Hub| hub.snapshot(|reg, out| reg.resolve(&route, out));
         let config = self.config();
@@ -105,11 +104,10 @@ impl Hub {
         self.ensure_running()?;
         non_empty(client_id, "client_id")?;
         msg.receiver_client = client_id.to_owned();
-        let conns: Vec<Arc<Connection>> = self
-            .connection(client_id)
-            .filter(|c| in_scope(c, &msg))
-            .into_iter()
-            .collect();
+        let route = Route::new(Target::Connection {
+            client_id: client_id.to_owned(),
+        });
+        let conns = self.recipients(route, &msg);
         if conns.is_empty() {
             // No such live connection (and no user to keep the message for).
             self.prepare(&mut msg);
@@ -140,13 +138,11 @@ impl Hub {
         if msg.sender.is_empty() {
             msg.sender = SYSTEM.to_owned();
         }
-        let conns = self.snapshot(|reg, out| {
-            out.extend(
-                reg.ticket(ticket_id)
-                    .filter(|c| c.user_id() != msg.sender && in_scope(c, &msg))
-                    .cloned(),
-            )
-        });
+        let route = Route::new(Target::Ticket {
+            ticket_id: ticket_id.to_owned(),
+        })
+        .excluding_user(msg.sender.clone());
+        let conns = self.recipients(route, &msg);
         self.ack_each(conns, msg, timeout, max_retries).await
     }
 
@@ -164,14 +160,10 @@ impl Hub {
         if !msg.group_ids.iter().any(|g| g == group_id) {
             msg.group_ids.push(group_id.to_owned());
         }
-        let conns = self.snapshot(|reg, out| {
-            out.extend(
-                reg.group(group_id)
-                    .into_iter()
-                    .filter(|c| in_scope(c, &msg))
-                    .cloned(),
-            )
+        let route = Route::new(Target::Group {
+            group_id: group_id.to_owned(),
         });
+        let conns = self.recipients(route, &msg);
         self.ack_each(conns, msg, timeout, max_retries).await
     }
 

@@ -103,12 +103,13 @@ impl Hub {
 
     /// Hands an envelope to the other nodes; returns how many got it. A single node (or a
     /// failed publish, which is logged) reaches none: local delivery never depends on it.
-    pub(super) async fn publish(&self, envelope: Envelope) -> usize {
-        let backplane = self.backplane();
-        if !backplane.has_peers() {
+    /// The envelope is built only when there are peers, so a single node pays nothing.
+    pub(super) async fn publish(&self, envelope: impl FnOnce(&Hub) -> Envelope) -> usize {
+        if !self.inner.backplane.read().has_peers() {
             return 0;
         }
-        match backplane.publish(envelope).await {
+        let backplane = self.backplane();
+        match backplane.publish(envelope(self)).await {
             Ok(nodes) => nodes,
             Err(e) => {
                 tracing::warn!(error = %e, "publishing to other nodes failed");
@@ -121,7 +122,7 @@ impl Hub {
     pub(super) fn publish_later(&self, envelope: Envelope) {
         if self.backplane().has_peers() {
             let hub = self.clone();
-            tokio::spawn(async move { hub.publish(envelope).await });
+            tokio::spawn(async move { hub.publish(|_| envelope).await });
         }
     }
 

@@ -152,17 +152,23 @@ impl Hub {
         F: Fn(&HubEvent) + Send + Sync + 'static,
     {
         self.inner.callbacks.event.push(Arc::new(f));
+        self.inner.event_listeners.store(true, Ordering::Release);
     }
 
     /// Every event, for a consumer in another task (the gRPC event stream). A receiver that
     /// falls more than 1,024 events behind misses the oldest ones rather than slowing the
     /// hub down.
     pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<HubEvent> {
+        self.inner.event_listeners.store(true, Ordering::Release);
         self.inner.events.subscribe()
     }
 
     /// Builds and hands out an event, only when someone listens.
     pub(super) fn emit_event(&self, make: impl FnOnce() -> HubEvent) {
+        // One load on the hot path of a hub nobody listens to.
+        if !self.inner.event_listeners.load(Ordering::Acquire) {
+            return;
+        }
         let handlers = !self.inner.callbacks.event.is_empty();
         let stream = self.inner.events.receiver_count() > 0;
         if !handlers && !stream {

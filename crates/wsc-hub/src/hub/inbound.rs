@@ -86,7 +86,7 @@ impl Hub {
         false
     }
 
-    pub(super) async fn relay(&self, conn: &Arc<Connection>, msg: HubMessage, frame_id: &str) {
+    pub(super) async fn relay(&self, conn: &Arc<Connection>, mut msg: HubMessage, frame_id: &str) {
         if msg.receiver.is_empty() {
             let err = FrameError::MissingReceiver(msg.message_type.to_string());
             self.reject_frame(conn, err, frame_id);
@@ -115,7 +115,7 @@ impl Hub {
         route.app_id.clone_from(&identity.app_id);
         route.namespace.clone_from(&identity.namespace);
         route.only_client = Some(msg.receiver_client.clone()).filter(|c| !c.is_empty());
-        let _ = self.dispatch(route, msg, false).await;
+        let _ = self.dispatch(route, &mut msg, false).await;
     }
 
     /// The relay policy of [`HubConfig::relay`]: a client message naming a ticket, a group

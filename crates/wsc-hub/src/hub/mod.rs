@@ -100,6 +100,8 @@ struct Inner {
     backplane: RwLock<Arc<dyn Backplane>>,
     /// Events for consumers in other tasks ([`Hub::subscribe_events`]).
     events: tokio::sync::broadcast::Sender<HubEvent>,
+    /// Set once an event handler or subscriber exists.
+    event_listeners: AtomicBool,
 }
 
 impl Hub {
@@ -132,6 +134,7 @@ impl Hub {
                 store: RwLock::new(store),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+                event_listeners: AtomicBool::new(false),
             }),
         }
     }
@@ -200,8 +203,12 @@ fn non_empty(value: &str, what: &'static str) -> Result<(), SendError> {
 /// A message with an app id (namespace) only reaches connections of that app (namespace).
 fn in_scope(conn: &Connection, msg: &HubMessage) -> bool {
     let identity = conn.identity();
-    (msg.app_id.is_empty() || msg.app_id == identity.app_id)
-        && (msg.namespace.is_empty() || msg.namespace == identity.namespace)
+    crate::route::in_scope(
+        &msg.app_id,
+        &msg.namespace,
+        &identity.app_id,
+        &identity.namespace,
+    )
 }
 
 /// Reads `data.code` of an error frame (test and client helper).

@@ -152,12 +152,10 @@ impl Hub {
     /// missed this message. Deliver it now (as a replayed message) instead of leaving it
     /// stranded until some later reconnect.
     pub(super) fn deliver_if_reconnected(&self, user_id: &str, msg: &HubMessage) {
-        let mut route = Route::new(Target::User {
+        let route = Route::new(Target::User {
             user_id: user_id.to_owned(),
         });
-        route.app_id.clone_from(&msg.app_id);
-        route.namespace.clone_from(&msg.namespace);
-        let conns = self.snapshot(|reg, out| reg.resolve(&route, out));
+        let conns = self.recipients(route, msg);
         if conns.is_empty() {
             return;
         }

@@ -56,26 +56,29 @@ impl Hub {
     /// assert_eq!(report.delivered, 1);
     /// # }
     /// ```
-    pub async fn send(&self, route: Route, msg: HubMessage) -> Result<DeliveryReport, SendError> {
+    pub async fn send(
+        &self,
+        route: Route,
+        mut msg: HubMessage,
+    ) -> Result<DeliveryReport, SendError> {
         self.ensure_running()?;
         let numbered = route.user().is_some();
-        self.dispatch(route, msg, numbered).await
+        self.dispatch(route, &mut msg, numbered).await
     }
 
     /// [`send`](Self::send) with the numbering decided by the caller: status relays to a
-    /// user are volatile (no `seq_no`, no resume window, never stored offline).
+    /// user are volatile (no `seq_no`, no resume window, never stored offline). The message
+    /// is borrowed, not moved: it stays in the caller's future instead of being copied into
+    /// this one on every send.
     pub(super) async fn dispatch(
         &self,
         mut route: Route,
-        mut msg: HubMessage,
+        msg: &mut HubMessage,
         numbered: bool,
     ) -> Result<DeliveryReport, SendError> {
-        self.intercept(&mut msg)?;
-        self.prepare(&mut msg);
-        if !route.exact_scope {
-            route.app_id.clone_from(&msg.app_id);
-            route.namespace.clone_from(&msg.namespace);
-        }
+        self.intercept(msg)?;
+        self.prepare(msg);
+        route.scope_from(msg);
         if matches!(route.target, Target::Ticket { .. }) && route.exclude_user.is_none() {
             route.exclude_user = Some(msg.sender.clone());
         }
@@ -85,17 +88,16 @@ impl Hub {
             self.enqueue_all(&targets, payload, msg, &config)
         };
         let (payload, mut report) = match route.user() {
-            Some(user_id) if numbered => self.numbered(user_id, &mut msg, &config, deliver)?,
+            Some(user_id) if numbered => self.numbered(user_id, msg, &config, deliver)?,
             _ => {
-                let payload = self.encode_outbound(&msg, &config)?;
-                let report = deliver(&msg, &payload);
+                let payload = self.encode_outbound(msg, &config)?;
+                let report = deliver(msg, &payload);
                 (payload, report)
             }
         };
-        let origin = self.node_id().to_owned();
         let remote = self
-            .publish(Envelope::Message {
-                origin,
+            .publish(|hub| Envelope::Message {
+                origin: hub.node_id().to_owned(),
                 route: route.clone(),
                 payload,
             })
@@ -107,10 +109,16 @@ impl Hub {
             && reached_nobody(&report)
             && let (Some(user_id), Some(store)) = (route.user(), self.offline_store())
         {
-            report.stored_offline = self.store_offline(&store, user_id, &msg, true).await;
+            report.stored_offline = self.store_offline(&store, user_id, msg, true).await;
         }
-        self.message_sent(&msg, &report);
+        self.message_sent(msg, &report);
         Ok(report)
+    }
+
+    /// This node's recipients of `route`, in the scope of `msg`.
+    pub(super) fn recipients(&self, mut route: Route, msg: &HubMessage) -> Vec<Arc<Connection>> {
+        route.scope_from(msg);
+        self.snapshot(|reg, out| reg.resolve(&route, out))
     }
 
     /// Delivers a message another node routed here to this node's recipients.
@@ -142,7 +150,7 @@ impl Hub {
         });
         route.only_client =
             Some(std::mem::take(&mut msg.receiver_client)).filter(|c| !c.is_empty());
-        self.dispatch(route, msg, true).await
+        self.dispatch(route, &mut msg, true).await
     }
 
     /// Sends to every connection bound to a ticket, except the connections of
@@ -158,7 +166,7 @@ impl Hub {
         let route = Route::new(Target::Ticket {
             ticket_id: ticket_id.to_owned(),
         });
-        self.dispatch(route, msg, false).await
+        self.dispatch(route, &mut msg, false).await
     }
 
     /// Sends to every connection of a group: connections that joined at connect and every
@@ -176,7 +184,7 @@ impl Hub {
         let route = Route::new(Target::Group {
             group_id: group_id.to_owned(),
         });
-        self.dispatch(route, msg, false).await
+        self.dispatch(route, &mut msg, false).await
     }
 
     /// Sends to one connection, by client id.
@@ -191,7 +199,7 @@ impl Hub {
         let route = Route::new(Target::Connection {
             client_id: client_id.to_owned(),
         });
-        self.dispatch(route, msg, false).await
+        self.dispatch(route, &mut msg, false).await
     }
 
     /// Sends to every connection, optionally scoped to an app/namespace and excluding a user.
@@ -209,7 +217,7 @@ impl Hub {
         }
         let route =
             Route::new(Target::Broadcast).excluding_user(options.exclude_user.unwrap_or_default());
-        self.dispatch(route, msg, false).await
+        self.dispatch(route, &mut msg, false).await
     }
 
     /// Closes every connection of a user with 1008, on every node. With `notify`, each
@@ -223,8 +231,8 @@ impl Hub {
         self.ensure_running()?;
         non_empty(user_id, "user_id")?;
         let kicked = self.kick_local(user_id, reason, notify);
-        self.publish(Envelope::Kick {
-            origin: self.node_id().to_owned(),
+        self.publish(|hub| Envelope::Kick {
+            origin: hub.node_id().to_owned(),
             user_id: user_id.to_owned(),
             reason: reason.to_owned(),
             notify,
