@@ -26,15 +26,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_server::{
-    RunningServer, Server, StartError, UpgradeMiddleware, UpgradeRejection, UpgradeRequest,
-};
+use gateway_server::{RunningServer, Server, UpgradeMiddleware};
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
-use wsc_config::{ConfigError, GatewayConfig, Loader, WscConfig};
-use wsc_hub::{
-    AckReport, BroadcastOptions, CallbackError, Connection, DeliveryReport, DisconnectReason,
-    ErrorEvent, Hub, HubMessage, HubStats, Identity, InvalidId, KickReport, SendError,
+use wsc_config::Loader;
+
+// The types this crate's signatures use, re-exported so that depending on `gateway` alone
+// is enough to call every method.
+#[doc(no_inline)]
+pub use gateway_server::{StartError, UpgradeRejection, UpgradeRequest};
+#[doc(no_inline)]
+pub use wsc_config::{ConfigError, GatewayConfig, WscConfig};
+#[doc(no_inline)]
+pub use wsc_hub::{
+    AckFailure, AckOutcome, AckReport, AckStatus, BroadcastOptions, CallbackError, Connection,
+    DeliveryReport, DisconnectReason, ErrorEvent, Hub, HubEvent, HubMessage, HubStats, Identity,
+    InvalidId, KickReport, MessageType, SendError,
 };
 
 /// How long `stop` waits for connections to drain.
