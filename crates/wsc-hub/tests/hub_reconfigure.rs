@@ -30,3 +30,20 @@ async fn new_limits_apply_to_later_registrations() {
     assert_eq!(hub.node_id(), node);
     assert_eq!(hub.config().node_id, node);
 }
+
+#[tokio::test]
+async fn the_outbound_limit_keeps_its_start_value_because_write_buffers_depend_on_it() {
+    let mut config = HubConfig::default();
+    config.max_outbound_message_size = 4096;
+    let hub = Hub::new(config.clone());
+    hub.start();
+    config.max_outbound_message_size = 8 * 1024 * 1024;
+    config.client_timeout = std::time::Duration::from_secs(7);
+    hub.reconfigure(config);
+    assert_eq!(hub.config().max_outbound_message_size, 4096);
+    assert_eq!(hub.config().client_timeout.as_secs(), 7, "other keys apply");
+    let refused = hub
+        .send_to_user("u", wsc_hub::HubMessage::text("x".repeat(5000)))
+        .await;
+    assert!(matches!(refused, Err(wsc_hub::SendError::TooLarge { .. })));
+}

@@ -146,10 +146,13 @@ impl Hub {
 
     /// Applies new settings at runtime (hot reload). Limits, timeouts, policies and rate
     /// limits apply to every later operation; `queue_capacity` and the buffer sizes apply to
-    /// connections registered afterwards. The node id never changes.
+    /// connections registered afterwards. The node id and the outbound message limit never
+    /// change: every open connection's write buffer was sized for the limit it started with.
     pub fn reconfigure(&self, mut config: HubConfig) {
+        let mut running = self.inner.config.write();
         config.node_id = self.inner.node_id.clone();
-        *self.inner.config.write() = Arc::new(config);
+        config.max_outbound_message_size = running.max_outbound_message_size;
+        *running = Arc::new(config);
     }
 
     /// This node's id.
