@@ -30,6 +30,23 @@ pub enum Envelope {
         route: Route,
         /// The message, serialized once by the origin node.
         payload: Payload,
+        /// The origin waits for a client's ack: a receiving node forwards an ack for this
+        /// message to `origin`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        awaits_ack: bool,
+    },
+    /// A client acknowledged, on the publishing node, a message that `to_node` sent.
+    Ack {
+        /// The node where the client acked.
+        origin: String,
+        /// The node waiting for the ack.
+        to_node: String,
+        /// The acknowledged message.
+        message_id: String,
+        /// The acking connection's user.
+        user_id: String,
+        /// The acking connection's client id.
+        client_id: String,
     },
     /// Close every connection of a user, with a `kick_out` frame first when `notify`.
     Kick {
@@ -61,7 +78,8 @@ impl Envelope {
         match self {
             Envelope::Message { origin, .. }
             | Envelope::Kick { origin, .. }
-            | Envelope::Membership { origin, .. } => origin,
+            | Envelope::Membership { origin, .. }
+            | Envelope::Ack { origin, .. } => origin,
         }
     }
 }

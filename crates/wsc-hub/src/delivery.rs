@@ -157,14 +157,31 @@ impl AckTracker {
 
     /// Matches an ack from `conn`: first a delivery to that connection, then one to its user.
     pub(crate) fn ack(&self, message_id: &str, conn: &Connection) -> AckMatch {
+        let by_conn = (message_id.to_owned(), AckTarget::Connection(conn.id()));
+        self.settle(message_id, Some(by_conn), conn.user_id(), conn.client_id())
+    }
+
+    /// Matches an ack that a connection on another node sent for a delivery to its user
+    /// (user deliveries are keyed by user id, which means the same on every node).
+    pub(crate) fn ack_remote(&self, message_id: &str, user_id: &str, client_id: &str) -> AckMatch {
+        self.settle(message_id, None, user_id, client_id)
+    }
+
+    fn settle(
+        &self,
+        message_id: &str,
+        by_conn: Option<Key>,
+        user_id: &str,
+        client_id: &str,
+    ) -> AckMatch {
         let entry = {
             let mut state = self.state.lock();
-            let by_conn = (message_id.to_owned(), AckTarget::Connection(conn.id()));
-            let by_user = (
-                message_id.to_owned(),
-                AckTarget::User(conn.user_id().to_owned()),
-            );
-            match state.take(&by_conn).or_else(|| state.take(&by_user)) {
+            let by_user = (message_id.to_owned(), AckTarget::User(user_id.to_owned()));
+            let found = match by_conn {
+                Some(key) => state.take(&key),
+                None => None,
+            };
+            match found.or_else(|| state.take(&by_user)) {
                 Some(entry) => {
                     state.remember(message_id);
                     entry
@@ -174,7 +191,7 @@ impl AckTracker {
             }
         };
         let offline_user = entry.offline_user.clone();
-        Self::release(entry, Some(conn.client_id().to_owned()));
+        Self::release(entry, Some(client_id.to_owned()));
         AckMatch::Confirmed { offline_user }
     }
 

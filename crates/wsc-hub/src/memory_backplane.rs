@@ -102,9 +102,13 @@ impl Backplane for MemoryBackplane {
             Envelope::Kick { user_id, .. } => Some(user_id.as_str()),
             _ => None,
         };
+        let only = match &envelope {
+            Envelope::Ack { to_node, .. } => Some(to_node.as_str()),
+            _ => None,
+        };
         let mut reached = 0;
         for (node, inbox) in &nodes.inboxes {
-            if node == envelope.origin() {
+            if node == envelope.origin() || only.is_some_and(|only| only != node) {
                 continue;
             }
             if let Some(user) = user

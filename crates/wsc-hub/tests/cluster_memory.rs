@@ -204,3 +204,74 @@ async fn a_stopped_node_leaves_the_cluster() {
     let report = a.send_to_user("bob", HubMessage::text("x")).await.unwrap();
     assert!(report.stored_offline);
 }
+
+#[tokio::test]
+async fn an_acknowledged_send_is_acked_by_a_connection_on_another_node() {
+    let (_, [a, b, _c]) = cluster();
+    let mut bob = b
+        .register(Identity::new("bob").with_client_id("bob-phone"))
+        .await
+        .unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user_with_ack(
+                "bob",
+                HubMessage::text("ack me"),
+                Duration::from_secs(30),
+                0,
+            )
+            .await
+        })
+    };
+    let frame = next_message(&mut bob).await;
+    assert_eq!(frame["content"], "ack me");
+    assert_eq!(frame["require_ack"], true);
+    let ack = serde_json::json!({"message_type": "ack", "message_id": frame["message_id"]});
+    bob.handle_text(&ack.to_string()).await;
+
+    let report = tokio::time::timeout(TIMEOUT, send)
+        .await
+        .expect("the ack crossed back in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report.outcomes[0].status,
+        wsc_hub::AckStatus::Acked {
+            client_id: "bob-phone".to_owned()
+        }
+    );
+    assert_eq!(a.stats().acks_pending, 0);
+    assert_eq!(a.stats().acks_confirmed, 1);
+    // The ack matched remotely: bob got no `unknown_ack` error frame.
+    b.send_to_user("bob", HubMessage::text("marker"))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut bob).await["content"], "marker");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resend_reaches_the_other_node_too() {
+    let (_, [a, b, _c]) = cluster();
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user_with_ack("bob", HubMessage::text("again"), Duration::from_secs(1), 1)
+                .await
+        })
+    };
+    let first = next_message(&mut bob).await;
+    // Not acked: after the timeout the same message (same id and seq_no) comes again.
+    let second = next_message(&mut bob).await;
+    assert_eq!(first["message_id"], second["message_id"]);
+    assert_eq!(first["seq_no"], second["seq_no"]);
+    let ack = serde_json::json!({"message_type": "ack", "message_id": second["message_id"]});
+    bob.handle_text(&ack.to_string()).await;
+    let report = send.await.unwrap().unwrap();
+    assert!(matches!(
+        report.outcomes[0].status,
+        wsc_hub::AckStatus::Acked { .. }
+    ));
+    assert_eq!(report.outcomes[0].attempts, 2);
+}

@@ -69,16 +69,26 @@ impl Hub {
             self.send_attempt(msg, payload, &target, &targets, &config);
             !targets.is_empty()
         });
-        let (payload, first_sent) = match numbered {
+        let (payload, sent_here) = match numbered {
             Ok(payload) => payload,
             Err(e) => {
                 self.inner.acks.cancel(&msg.message_id, &target);
                 return Err(e);
             }
         };
-        let limits = (timeout, max_retries, first_sent);
+        // Nodes where the user is connected deliver it too and forward the ack back here.
+        let remote = self.publish_awaiting_ack(&route, &payload).await;
+        let limits = (timeout, max_retries, sent_here || remote > 0);
         let (acked, attempts) = self
-            .ack_loop(&msg, &payload, &target, &mut rx, limits, &resolve)
+            .ack_loop(
+                &msg,
+                &payload,
+                &target,
+                &mut rx,
+                limits,
+                &resolve,
+                Some(&route),
+            )
             .await;
         let outcome = self
             .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
@@ -193,7 +203,7 @@ impl Hub {
                     let resolve =
                         move |hub: &Hub| hub.connection_by_id(id).into_iter().collect::<Vec<_>>();
                     let limits = (timeout, max_retries, false);
-                    self.ack_loop(msg, payload, &target, &mut rx, limits, &resolve)
+                    self.ack_loop(msg, payload, &target, &mut rx, limits, &resolve, None)
                         .await
                 } else {
                     (None, 0)
@@ -234,8 +244,9 @@ impl Hub {
     }
 
     /// Sends, waits, resends: returns who acked (if anyone) and how many attempts were made.
-    /// `limits` is (timeout, max resends, whether the caller already queued the first
-    /// attempt).
+    /// `limits` is (timeout, max resends, whether the caller already sent the first
+    /// attempt). With `remote`, every resend also goes to the other nodes of that route.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn ack_loop(
         &self,
         msg: &HubMessage,
@@ -244,13 +255,18 @@ impl Hub {
         rx: &mut oneshot::Receiver<String>,
         limits: (Duration, u32, bool),
         resolve: &(dyn Fn(&Hub) -> Vec<Arc<Connection>> + Sync),
+        remote: Option<&Route>,
     ) -> (Option<String>, u32) {
         let (timeout, max_retries, mut first_sent) = limits;
         let mut attempts = 0u32;
         loop {
             if !std::mem::take(&mut first_sent) {
                 let targets = resolve(self);
-                if targets.is_empty() {
+                let remote = match remote {
+                    Some(route) => self.publish_awaiting_ack(route, payload).await,
+                    None => 0,
+                };
+                if targets.is_empty() && remote == 0 {
                     return (None, attempts);
                 }
                 self.send_attempt(msg, payload, target, &targets, &self.config());

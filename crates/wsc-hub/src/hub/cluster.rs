@@ -74,8 +74,30 @@ impl Hub {
     /// Applies what another node published to this node's connections.
     fn apply(&self, envelope: Envelope) {
         match envelope {
-            Envelope::Message { route, payload, .. } => {
+            Envelope::Message {
+                origin,
+                route,
+                payload,
+                awaits_ack,
+            } => {
+                if awaits_ack && let Some(message_id) = message_id_of(&payload) {
+                    self.inner.remote_acks.lock().expect(message_id, origin);
+                }
                 self.deliver_remote(&route, &payload);
+            }
+            Envelope::Ack {
+                message_id,
+                user_id,
+                client_id,
+                ..
+            } => {
+                if let AckMatch::Confirmed { .. } =
+                    self.inner
+                        .acks
+                        .ack_remote(&message_id, &user_id, &client_id)
+                {
+                    Counters::add(&self.inner.counters.acks_confirmed, 1);
+                }
             }
             Envelope::Kick {
                 user_id,
@@ -116,6 +138,34 @@ impl Hub {
                 0
             }
         }
+    }
+
+    /// An ack for a message another node sent: forwards it there. Returns whether this
+    /// node delivered such a message (the ack then matched, remotely).
+    pub(super) fn forward_ack(&self, conn: &Connection, message_id: &str) -> bool {
+        let Some(to_node) = self.inner.remote_acks.lock().take(message_id) else {
+            return false;
+        };
+        self.publish_later(Envelope::Ack {
+            origin: self.node_id().to_owned(),
+            to_node,
+            message_id: message_id.to_owned(),
+            user_id: conn.user_id().to_owned(),
+            client_id: conn.client_id().to_owned(),
+        });
+        true
+    }
+
+    /// Hands an acknowledged message to the other nodes where its route may reach someone;
+    /// they forward the client's ack back here. Returns how many nodes got it.
+    pub(super) async fn publish_awaiting_ack(&self, route: &Route, payload: &Payload) -> usize {
+        self.publish(|hub| Envelope::Message {
+            origin: hub.node_id().to_owned(),
+            route: route.clone(),
+            payload: payload.clone(),
+            awaits_ack: true,
+        })
+        .await
     }
 
     /// Publishes without waiting (from synchronous operations such as group membership).
@@ -215,5 +265,44 @@ impl Hub {
             }
         }
         users
+    }
+}
+
+/// The `message_id` of an encoded message (read only for messages that await an ack).
+fn message_id_of(payload: &Payload) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        message_id: String,
+    }
+    serde_json::from_str::<Id>(payload.as_str())
+        .ok()
+        .map(|id| id.message_id)
+}
+
+/// Messages other nodes sent here that await an ack: message id -> the node waiting for it.
+/// Bounded: the oldest entries go first (their senders have timed out long ago).
+#[derive(Default)]
+pub(super) struct RemoteAcks {
+    origins: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+/// Remote messages awaiting an ack that a node remembers.
+const REMOTE_ACKS: usize = 65_536;
+
+impl RemoteAcks {
+    fn expect(&mut self, message_id: String, origin: String) {
+        if self.origins.insert(message_id.clone(), origin).is_none() {
+            self.order.push_back(message_id);
+            while self.order.len() > REMOTE_ACKS {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.origins.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, message_id: &str) -> Option<String> {
+        self.origins.remove(message_id)
     }
 }

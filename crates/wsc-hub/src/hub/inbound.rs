@@ -183,6 +183,8 @@ impl Hub {
             }
             // A resend that crossed the first ack: nothing to do.
             AckMatch::Duplicate => true,
+            // Another node sent it: the ack goes back there.
+            AckMatch::Unknown if self.forward_ack(conn, message_id) => true,
             AckMatch::Unknown => {
                 let detail = format!("no delivery {message_id} is waiting for an ack");
                 self.reject_frame(conn, FrameError::UnknownAck(detail), frame_id);

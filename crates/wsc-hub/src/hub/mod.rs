@@ -20,7 +20,7 @@ pub use cluster::UserPresence;
 pub use registration::Registration;
 pub use router::BroadcastOptions;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -102,6 +102,8 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<HubEvent>,
     /// Set once an event handler or subscriber exists.
     event_listeners: AtomicBool,
+    /// Messages other nodes sent here that await an ack, and where to forward it.
+    remote_acks: Mutex<cluster::RemoteAcks>,
 }
 
 impl Hub {
@@ -135,6 +137,7 @@ impl Hub {
                 backplane: RwLock::new(Arc::new(LocalOnly)),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 event_listeners: AtomicBool::new(false),
+                remote_acks: Mutex::new(cluster::RemoteAcks::default()),
             }),
         }
     }

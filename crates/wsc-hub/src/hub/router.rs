@@ -100,6 +100,7 @@ impl Hub {
                 origin: hub.node_id().to_owned(),
                 route: route.clone(),
                 payload,
+                awaits_ack: false,
             })
             .await;
         report.nodes += remote;
