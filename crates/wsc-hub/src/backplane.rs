@@ -171,3 +171,28 @@ impl Backplane for LocalOnly {
         ready(Ok(Vec::new()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::Target;
+    use crate::{HubMessage, codec};
+
+    #[test]
+    fn an_envelope_travels_as_json_and_back_unchanged() {
+        let payload = codec::encode(&HubMessage::text("héllo \"quoted\"")).unwrap();
+        let envelope = Envelope::Message {
+            origin: "node-a".to_owned(),
+            route: Route::new(Target::Ticket {
+                ticket_id: "t-1".to_owned(),
+            })
+            .excluding_user("agent"),
+            payload,
+            awaits_ack: true,
+        };
+        let text = serde_json::to_string(&envelope).unwrap();
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, envelope);
+        assert_eq!(back.origin(), "node-a");
+    }
+}
