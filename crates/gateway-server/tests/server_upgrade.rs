@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use futures_util::{SinkExt, StreamExt};
 use gateway_server::Server;
 use serde_json::Value;
-use support::{Client, WAIT, local_config, start};
+use support::{Client, WAIT, local_config, next_json, start};
 use tokio::net::TcpStream;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -39,21 +39,6 @@ async fn refused(addr: SocketAddr, query: &str, origin: Option<&str>) -> (u16, V
         }
         Err(other) => panic!("expected an HTTP refusal, got {other}"),
         Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
-    }
-}
-
-async fn next_json(ws: &mut Client) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("stream open")
-            .expect("frame ok");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Acknowledged delivery: register the expected ack, send, wait in the caller's future,
 //! resend on timeout, settle (acked, stored offline, timed out).
 
+use super::router::{connection_route, group_route, ticket_route};
 use super::*;
 
 /// The delivery report the message-sent callbacks get for an acknowledged send: the
@@ -112,11 +113,7 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
-        non_empty(client_id, "client_id")?;
-        msg.receiver_client = client_id.to_owned();
-        let route = Route::new(Target::Connection {
-            client_id: client_id.to_owned(),
-        });
+        let route = connection_route(client_id, &mut msg)?;
         let conns = self.recipients(route, &msg);
         if conns.is_empty() {
             // No such live connection (and no user to keep the message for).
@@ -143,15 +140,11 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
-        non_empty(ticket_id, "ticket_id")?;
-        msg.ticket_id = ticket_id.to_owned();
+        let route = ticket_route(ticket_id, &mut msg)?;
         if msg.sender.is_empty() {
             msg.sender = SYSTEM.to_owned();
         }
-        let route = Route::new(Target::Ticket {
-            ticket_id: ticket_id.to_owned(),
-        })
-        .excluding_user(msg.sender.clone());
+        let route = route.excluding_user(msg.sender.clone());
         let conns = self.recipients(route, &msg);
         self.ack_each(conns, msg, timeout, max_retries).await
     }
@@ -166,13 +159,7 @@ impl Hub {
         max_retries: u32,
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
-        non_empty(group_id, "group_id")?;
-        if !msg.group_ids.iter().any(|g| g == group_id) {
-            msg.group_ids.push(group_id.to_owned());
-        }
-        let route = Route::new(Target::Group {
-            group_id: group_id.to_owned(),
-        });
+        let route = group_route(group_id, &mut msg)?;
         let conns = self.recipients(route, &msg);
         self.ack_each(conns, msg, timeout, max_retries).await
     }

@@ -162,11 +162,7 @@ impl Hub {
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
         self.ensure_running()?;
-        non_empty(ticket_id, "ticket_id")?;
-        msg.ticket_id = ticket_id.to_owned();
-        let route = Route::new(Target::Ticket {
-            ticket_id: ticket_id.to_owned(),
-        });
+        let route = ticket_route(ticket_id, &mut msg)?;
         self.dispatch(route, &mut msg, false).await
     }
 
@@ -178,13 +174,7 @@ impl Hub {
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
         self.ensure_running()?;
-        non_empty(group_id, "group_id")?;
-        if !msg.group_ids.iter().any(|g| g == group_id) {
-            msg.group_ids.push(group_id.to_owned());
-        }
-        let route = Route::new(Target::Group {
-            group_id: group_id.to_owned(),
-        });
+        let route = group_route(group_id, &mut msg)?;
         self.dispatch(route, &mut msg, false).await
     }
 
@@ -195,11 +185,7 @@ impl Hub {
         mut msg: HubMessage,
     ) -> Result<DeliveryReport, SendError> {
         self.ensure_running()?;
-        non_empty(client_id, "client_id")?;
-        msg.receiver_client = client_id.to_owned();
-        let route = Route::new(Target::Connection {
-            client_id: client_id.to_owned(),
-        });
+        let route = connection_route(client_id, &mut msg)?;
         self.dispatch(route, &mut msg, false).await
     }
 
@@ -396,4 +382,33 @@ fn reached_nobody(report: &DeliveryReport) -> bool {
             .failures
             .iter()
             .all(|f| f.reason != FailureReason::QueueFull)
+}
+
+/// The route of a ticket send; the message names its ticket.
+pub(super) fn ticket_route(ticket_id: &str, msg: &mut HubMessage) -> Result<Route, SendError> {
+    non_empty(ticket_id, "ticket_id")?;
+    msg.ticket_id = ticket_id.to_owned();
+    Ok(Route::new(Target::Ticket {
+        ticket_id: ticket_id.to_owned(),
+    }))
+}
+
+/// The route of a group send; the message lists its group.
+pub(super) fn group_route(group_id: &str, msg: &mut HubMessage) -> Result<Route, SendError> {
+    non_empty(group_id, "group_id")?;
+    if !msg.group_ids.iter().any(|g| g == group_id) {
+        msg.group_ids.push(group_id.to_owned());
+    }
+    Ok(Route::new(Target::Group {
+        group_id: group_id.to_owned(),
+    }))
+}
+
+/// The route of a send to one connection; the message names it in `receiver_client`.
+pub(super) fn connection_route(client_id: &str, msg: &mut HubMessage) -> Result<Route, SendError> {
+    non_empty(client_id, "client_id")?;
+    msg.receiver_client = client_id.to_owned();
+    Ok(Route::new(Target::Connection {
+        client_id: client_id.to_owned(),
+    }))
 }
