@@ -30,10 +30,10 @@ pub enum Envelope {
         route: Route,
         /// The message, serialized once by the origin node.
         payload: Payload,
-        /// The origin waits for a client's ack: a receiving node forwards an ack for this
-        /// message to `origin`.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        awaits_ack: bool,
+        /// The `message_id` the origin waits for a client's ack of: a receiving node
+        /// forwards such an ack to `origin`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        awaits_ack: Option<String>,
     },
     /// A client acknowledged, on the publishing node, a message that `to_node` sent.
     Ack {
@@ -188,7 +188,7 @@ mod tests {
             })
             .excluding_user("agent"),
             payload,
-            awaits_ack: true,
+            awaits_ack: Some("m-1".to_owned()),
         };
         let text = serde_json::to_string(&envelope).unwrap();
         let back: Envelope = serde_json::from_str(&text).unwrap();

@@ -78,7 +78,9 @@ impl Hub {
             }
         };
         // Nodes where the user is connected deliver it too and forward the ack back here.
-        let remote = self.publish_awaiting_ack(&route, &payload).await;
+        let remote = self
+            .publish_awaiting_ack(&route, &payload, &msg.message_id)
+            .await;
         let limits = (timeout, max_retries, sent_here || remote > 0);
         let (acked, attempts) = self
             .ack_loop(
@@ -250,7 +252,10 @@ impl Hub {
             if !std::mem::take(&mut first_sent) {
                 let targets = resolve(self);
                 let remote = match remote {
-                    Some(route) => self.publish_awaiting_ack(route, payload).await,
+                    Some(route) => {
+                        self.publish_awaiting_ack(route, payload, &msg.message_id)
+                            .await
+                    }
                     None => 0,
                 };
                 if targets.is_empty() && remote == 0 {

@@ -80,7 +80,7 @@ impl Hub {
                 payload,
                 awaits_ack,
             } => {
-                if awaits_ack && let Some(message_id) = message_id_of(&payload) {
+                if let Some(message_id) = awaits_ack {
                     self.inner.remote_acks.lock().expect(message_id, origin);
                 }
                 self.deliver_remote(&route, &payload);
@@ -158,12 +158,17 @@ impl Hub {
 
     /// Hands an acknowledged message to the other nodes where its route may reach someone;
     /// they forward the client's ack back here. Returns how many nodes got it.
-    pub(super) async fn publish_awaiting_ack(&self, route: &Route, payload: &Payload) -> usize {
+    pub(super) async fn publish_awaiting_ack(
+        &self,
+        route: &Route,
+        payload: &Payload,
+        message_id: &str,
+    ) -> usize {
         self.publish(|hub| Envelope::Message {
             origin: hub.node_id().to_owned(),
             route: route.clone(),
             payload: payload.clone(),
-            awaits_ack: true,
+            awaits_ack: Some(message_id.to_owned()),
         })
         .await
     }
@@ -266,17 +271,6 @@ impl Hub {
         }
         users
     }
-}
-
-/// The `message_id` of an encoded message (read only for messages that await an ack).
-fn message_id_of(payload: &Payload) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        message_id: String,
-    }
-    serde_json::from_str::<Id>(payload.as_str())
-        .ok()
-        .map(|id| id.message_id)
 }
 
 /// Messages other nodes sent here that await an ack: message id -> the node waiting for it.

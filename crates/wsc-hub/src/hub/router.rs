@@ -100,7 +100,7 @@ impl Hub {
                 origin: hub.node_id().to_owned(),
                 route: route.clone(),
                 payload,
-                awaits_ack: false,
+                awaits_ack: None,
             })
             .await;
         report.nodes += remote;
