@@ -18,6 +18,7 @@
 
 pub mod duration;
 mod load;
+mod mapping;
 mod reload;
 mod schema;
 pub mod size;
