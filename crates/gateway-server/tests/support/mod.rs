@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gateway_server::grpc::proto::gateway_client::GatewayClient;
 use gateway_server::{RunningServer, Server};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -160,4 +160,82 @@ pub(crate) async fn http(
 /// The `error` code of a JSON error body.
 pub(crate) fn error_code(body: &Value) -> Option<&str> {
     body["error"].as_str()
+}
+
+/// The next frame must be a close frame: its code and reason.
+pub(crate) async fn next_close(ws: &mut Client) -> (u16, String) {
+    match next_frame(ws).await {
+        Message::Close(Some(frame)) => (u16::from(frame.code), frame.reason.to_string()),
+        Message::Close(None) => (1005, String::new()),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// Reads until the server ends the stream (the close handshake is over, the connection gone).
+pub(crate) async fn wait_closed(ws: &mut Client) {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the stream ends in time")
+        {
+            None | Some(Err(_)) => return,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Proves nothing was queued for this client before now: a ping's pong is the next frame.
+pub(crate) async fn assert_nothing_pending(ws: &mut Client, label: &str) {
+    let id = format!("barrier-{label}");
+    ws.send(Message::text(
+        json!({"message_type": "ping", "id": id}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let frame = next_json(ws).await;
+    assert_eq!(
+        (frame["message_type"].as_str(), frame["id"].as_str()),
+        (Some("pong"), Some(id.as_str())),
+        "{label} received an unexpected frame: {frame}"
+    );
+}
+
+pub(crate) async fn ack(ws: &mut Client, message_id: &str) {
+    ws.send(Message::text(
+        json!({"message_type": "ack", "message_id": message_id}).to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    http(addr, "GET", path, &[], None).await
+}
+
+pub(crate) async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    http(addr, "POST", path, &[], Some(body)).await
+}
+
+/// A POST that must answer 200: its JSON body.
+pub(crate) async fn post_ok(addr: SocketAddr, path: &str, body: &str) -> Value {
+    let (status, json) = post(addr, path, body).await;
+    assert_eq!(status, 200, "POST {path} {body}: {json}");
+    json
+}
+
+/// A POST run concurrently (for acknowledged sends, which answer only after the ack).
+pub(crate) fn spawn_post(
+    addr: SocketAddr,
+    path: &str,
+    body: Value,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let path = path.to_owned();
+    tokio::spawn(async move { post(addr, &path, &body.to_string()).await })
+}
+
+pub(crate) async fn joined(task: tokio::task::JoinHandle<(u16, Value)>) -> (u16, Value) {
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the API answered in time")
+        .expect("the request task did not panic")
 }
