@@ -195,6 +195,12 @@ impl AckTracker {
         AckMatch::Confirmed { offline_user }
     }
 
+    /// Remembers an ack this node forwarded to another node, so that a repeated ack of the
+    /// same message (a resend crossed it) is a harmless duplicate here too.
+    pub(crate) fn forwarded(&self, message_id: &str) {
+        self.state.lock().remember(message_id);
+    }
+
     /// Stops tracking (timeout or final failure).
     pub(crate) fn cancel(&self, message_id: &str, target: &AckTarget) {
         let removed = self

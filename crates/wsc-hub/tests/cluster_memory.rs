@@ -243,7 +243,9 @@ async fn an_acknowledged_send_is_acked_by_a_connection_on_another_node() {
     );
     assert_eq!(a.stats().acks_pending, 0);
     assert_eq!(a.stats().acks_confirmed, 1);
-    // The ack matched remotely: bob got no `unknown_ack` error frame.
+    // The ack matched remotely, and a repeated ack is a duplicate: bob got no
+    // `unknown_ack` error frame for either.
+    bob.handle_text(&ack.to_string()).await;
     b.send_to_user("bob", HubMessage::text("marker"))
         .await
         .unwrap();

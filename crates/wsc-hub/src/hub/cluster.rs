@@ -146,6 +146,7 @@ impl Hub {
         let Some(to_node) = self.inner.remote_acks.lock().take(message_id) else {
             return false;
         };
+        self.inner.acks.forwarded(message_id);
         self.publish_later(Envelope::Ack {
             origin: self.node_id().to_owned(),
             to_node,
