@@ -462,43 +462,45 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             wsc.message_buffer_size
         ),
     );
-    let max_size = wsc.security.max_message_size;
-    check(
-        (128..=64 * 1024 * 1024).contains(&max_size),
-        "wsc.security.max_message_size",
-        format!(
-            "{} must be between 128B and 64MiB",
-            crate::size::format(max_size)
-        ),
-    );
-    let max_out = wsc.security.max_outbound_message_size;
-    check(
-        (1024..=64 * 1024 * 1024).contains(&max_out),
-        "wsc.security.max_outbound_message_size",
-        format!(
-            "{} must be between 1KiB and 64MiB",
-            crate::size::format(max_out)
-        ),
-    );
     // tungstenite asserts that its maximum write buffer exceeds the write buffer, so an
     // unbounded write buffer can make every connection task panic after the 101. Buffers are
     // a per-connection memory cost that a few KiB already amortise; 1 MiB is a generous cap.
-    for (key, size) in [
+    const MIB: usize = 1024 * 1024;
+    let sizes = [
+        (
+            "wsc.security.max_message_size",
+            wsc.security.max_message_size,
+            128,
+            64 * MIB,
+        ),
+        (
+            "wsc.security.max_outbound_message_size",
+            wsc.security.max_outbound_message_size,
+            1024,
+            64 * MIB,
+        ),
         (
             "wsc.performance.read_buffer_size",
             wsc.performance.read_buffer_size,
+            256,
+            MAX_SOCKET_BUFFER,
         ),
         (
             "wsc.performance.write_buffer_size",
             wsc.performance.write_buffer_size,
+            256,
+            MAX_SOCKET_BUFFER,
         ),
-    ] {
+    ];
+    for (key, size, min, max) in sizes {
         check(
-            (256..=MAX_SOCKET_BUFFER).contains(&size),
+            (min..=max).contains(&size),
             key,
             format!(
-                "{} must be between 256B and 1MiB",
-                crate::size::format(size)
+                "{} must be between {} and {}",
+                crate::size::format(size),
+                crate::size::format(min),
+                crate::size::format(max)
             ),
         );
     }
