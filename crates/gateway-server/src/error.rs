@@ -48,7 +48,9 @@ impl IntoResponse for ApiError {
 impl From<wsc_hub::SendError> for ApiError {
     fn from(e: wsc_hub::SendError) -> Self {
         let status = match e {
-            wsc_hub::SendError::NotRunning => StatusCode::SERVICE_UNAVAILABLE,
+            wsc_hub::SendError::NotRunning | wsc_hub::SendError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             wsc_hub::SendError::InvalidTarget(_) | wsc_hub::SendError::DuplicateMessageId(_) => {
                 StatusCode::BAD_REQUEST
             }

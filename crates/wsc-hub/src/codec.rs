@@ -165,6 +165,40 @@ pub fn encode(msg: &HubMessage) -> Result<Payload, serde_json::Error> {
     serde_json::to_vec(msg).map(|v| Payload(Bytes::from(v)))
 }
 
+/// The `seq_no` of a message that is numbered after it is encoded: [`encode`] leaves the
+/// field out, and [`with_seq`] writes it in once the number is known.
+pub const UNNUMBERED: i64 = i64::MIN;
+
+/// The most bytes [`with_seq`] adds (`"seq_no":` with the longest `i64` and a comma). A
+/// numbered message is refused when its base plus this room exceeds the outbound limit, so
+/// a delivered frame never exceeds it.
+pub const SEQ_ROOM: usize = r#""seq_no":,"#.len() + 20;
+
+/// Writes `seq_no` into a message encoded with [`UNNUMBERED`] (as its first key: JSON
+/// objects are unordered). One copy of the bytes, no second serialization.
+///
+/// ```
+/// use wsc_hub::{HubMessage, codec};
+/// let mut msg = HubMessage::text("hi");
+/// msg.seq_no = codec::UNNUMBERED;
+/// let base = codec::encode(&msg).unwrap();
+/// assert!(!base.as_str().contains("seq_no"));
+/// let framed: HubMessage = serde_json::from_str(codec::with_seq(&base, 42).as_str()).unwrap();
+/// assert_eq!((framed.seq_no, framed.content.as_str()), (42, "hi"));
+/// ```
+pub fn with_seq(base: &Payload, seq: i64) -> Payload {
+    let rest = base.0.get(1..).unwrap_or_default();
+    let head = format!(r#"{{"seq_no":{seq}"#);
+    let mut out = Vec::with_capacity(head.len() + 1 + rest.len());
+    out.extend_from_slice(head.as_bytes());
+    // An empty object (`{}`) has no first key to separate from.
+    if rest.first() != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Payload(Bytes::from(out))
+}
+
 /// Decodes one text frame.
 ///
 /// ```

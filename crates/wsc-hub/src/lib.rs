@@ -22,14 +22,16 @@
 //! # }
 //! ```
 
+mod ack;
 mod backplane;
 mod callbacks;
 mod clock;
+mod close;
 pub mod codec;
 mod config;
 mod connection;
-mod delivery;
 mod event;
+mod history;
 mod hub;
 mod identity;
 mod memory_backplane;
@@ -48,8 +50,10 @@ pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
 pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
-pub use delivery::Recovery;
 pub use event::{HubEvent, events};
+pub use history::{
+    HistoryStore, MemoryHistory, NewEntry, Recovery, Window, WindowEntry, WindowLimits,
+};
 pub use hub::{BroadcastOptions, Hub, Registration, UserPresence, error_code};
 pub use identity::{
     DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,

@@ -79,6 +79,7 @@ pub struct HubMessage {
     pub reply_to_msg_id: String,
     /// Per-user sequence number (0 when not assigned).
     #[serde(deserialize_with = "nullable")]
+    #[serde(skip_serializing_if = "is_unnumbered")]
     pub seq_no: i64,
     /// Priority; metadata only, ordered `low < normal < high < urgent < critical`.
     #[serde(deserialize_with = "nullable")]
@@ -143,6 +144,13 @@ impl HubMessage {
     pub fn data_value(&self, key: &str) -> Option<&Value> {
         self.data.as_ref()?.get(key)
     }
+}
+
+/// A message numbered after encoding leaves `seq_no` out (see [`codec::with_seq`]).
+///
+/// [`codec::with_seq`]: crate::codec::with_seq
+fn is_unnumbered(seq_no: &i64) -> bool {
+    *seq_no == crate::codec::UNNUMBERED
 }
 
 /// Reads `null` as the field's default, as go-wsc (Go's `encoding/json`) did, so clients

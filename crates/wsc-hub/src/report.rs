@@ -72,6 +72,10 @@ pub enum SendError {
         /// The configured maximum.
         limit: usize,
     },
+    /// A shared store the send needs (the cluster's history) cannot be reached; nothing was
+    /// delivered, numbered or stored.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<InvalidId> for SendError {
@@ -113,6 +117,7 @@ impl SendError {
             SendError::DuplicateMessageId(_) => "duplicate_message_id",
             SendError::Rejected(_) => "rejected",
             SendError::TooLarge { .. } => "message_too_large",
+            SendError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -157,15 +162,6 @@ impl RegisterError {
             RegisterError::UserConnectionLimit { .. } => "user_connection_limit",
             RegisterError::ClientIdInUse => "client_id_in_use",
             RegisterError::Rejected(_) => "rejected",
-        }
-    }
-
-    /// The close code used when the refusal has to be told over an open WebSocket.
-    pub fn close_code(&self) -> u16 {
-        match self {
-            RegisterError::NotRunning => 1001,
-            RegisterError::NodeFull { .. } => 1013,
-            _ => 1008,
         }
     }
 }

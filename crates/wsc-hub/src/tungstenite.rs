@@ -154,7 +154,10 @@ where
 {
     let frame = CloseFrame {
         code: CloseCode::from(code),
-        reason: Utf8Bytes::from(crate::connection::truncate_utf8(reason.to_owned(), 120)),
+        reason: Utf8Bytes::from(crate::close::truncate_utf8(
+            reason.to_owned(),
+            crate::close::MAX_REASON,
+        )),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         if ws.send(Message::Close(Some(frame))).await.is_ok() {

@@ -71,7 +71,7 @@ fn invalid_id(e: InvalidId) -> Status {
 
 fn status(e: SendError) -> Status {
     match e {
-        SendError::NotRunning => Status::unavailable(e.to_string()),
+        SendError::NotRunning | SendError::Unavailable(_) => Status::unavailable(e.to_string()),
         SendError::InvalidTarget(_)
         | SendError::DuplicateMessageId(_)
         | SendError::TooLarge { .. } => Status::invalid_argument(e.to_string()),

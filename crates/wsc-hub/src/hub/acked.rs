@@ -51,7 +51,7 @@ impl Hub {
         if !self
             .inner
             .acks
-            .register(&msg.message_id, target.clone(), Some(tx), None)
+            .register(&msg.message_id, target.clone(), None, Some(tx), None)
         {
             return Err(SendError::DuplicateMessageId(msg.message_id));
         }
@@ -65,22 +65,26 @@ impl Hub {
         let config = self.config();
         // The first delivery is queued under the history lock, like `send_to_user`, so
         // messages to one user are queued in `seq_no` order whichever way they are sent.
-        let numbered = self.numbered(user_id, &mut msg, &config, |msg, payload| {
-            let targets = resolve(self);
-            self.send_attempt(msg, payload, &target, &targets, &config);
-            !targets.is_empty()
-        });
-        let (payload, sent_here) = match numbered {
-            Ok(payload) => payload,
+        let numbered = self
+            .numbered(user_id, &mut msg, &config, |msg, payload| {
+                let targets = resolve(self);
+                self.send_attempt(msg, payload, &target, &targets, &config);
+                !targets.is_empty()
+            })
+            .await;
+        let numbered = match numbered {
+            Ok(numbered) => numbered,
             Err(e) => {
                 self.inner.acks.cancel(&msg.message_id, &target);
                 return Err(e);
             }
         };
+        let (payload, sent_here) = (numbered.payload, numbered.delivered);
         // Nodes where the user is connected deliver it too and forward the ack back here.
         let remote = self
             .publish_awaiting_ack(&route, &payload, &msg.message_id)
             .await;
+        drop(numbered.turn);
         let limits = (timeout, max_retries, sent_here || remote > 0);
         let (acked, attempts) = self
             .ack_loop(
@@ -177,16 +181,19 @@ impl Hub {
         msg.require_ack = true;
         self.intercept(&mut msg)?;
         self.prepare(&mut msg);
-        let payload = self.encode_outbound(&msg, &self.config())?;
+        let payload = self.encode_outbound(&msg, &self.config(), 0)?;
         let flows = conns.iter().map(|conn| {
             let (msg, payload) = (&msg, &payload);
             async move {
-                let target = AckTarget::Connection(conn.id());
+                let target = AckTarget::Connection(conn.client_id().to_owned());
                 let (tx, mut rx) = oneshot::channel();
-                let registered =
-                    self.inner
-                        .acks
-                        .register(&msg.message_id, target.clone(), Some(tx), None);
+                let registered = self.inner.acks.register(
+                    &msg.message_id,
+                    target.clone(),
+                    Some(conn.id()),
+                    Some(tx),
+                    None,
+                );
                 let (acked, attempts) = if registered {
                     let id = conn.id();
                     let resolve =

@@ -64,14 +64,16 @@ impl Hub {
         // acks and counters for the replay start only once the admission succeeded.
         let mut backlog = Backlog::default();
         self.replay_offline(&conn, &mut backlog).await;
-        if let Some(last_seq) = conn.identity().last_seq {
-            // Messages already replayed from the offline store are not repeated.
-            let already = std::mem::take(&mut backlog.replayed);
-            self.resume(&conn, last_seq, &already, |frame| {
-                backlog.frames.push_back((frame, None))
-            });
-            backlog.replayed = already;
-        }
+        // Messages already replayed from the offline store are not repeated.
+        let mut recovery = match conn.identity().last_seq {
+            Some(last_seq) => Some(
+                self.resume(&conn, last_seq, &mut backlog.replayed, |frame| {
+                    backlog.frames.push_back((frame, None))
+                })
+                .await,
+            ),
+            None => None,
+        };
         let (admitted, was_online) = {
             let mut registry = self.inner.registry.write();
             // Checked under the lock `stop` takes to flip the flag: a connection admitted
@@ -108,9 +110,13 @@ impl Hub {
             }
             old.close(reason);
         }
-        // A message stored between the first load and the admission is replayed now, still
-        // ahead of anything routed after the admission.
+        // A message stored or numbered between the first reads and the admission is replayed
+        // now, still ahead of anything routed after the admission (one numbered after the
+        // admission may come twice, replayed and live: clients dedupe by `message_id`).
         self.replay_offline(&conn, &mut backlog).await;
+        if let Some(recovery) = recovery.as_mut() {
+            self.resume_rest(&conn, recovery, &mut backlog).await;
+        }
         self.commit_replay(&conn, &mut backlog);
         if !was_online {
             self.user_came_online(conn.user_id()).await;

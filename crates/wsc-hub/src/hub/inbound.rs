@@ -40,9 +40,14 @@ impl Hub {
             return self.handle_ack(conn, &msg.message_id, &frame_id);
         }
         if msg.message_type == MessageType::Resume {
-            self.resume(conn, msg.seq_no, &HashSet::new(), |frame| {
-                let _ = self.enqueue_frame(conn, frame);
-            });
+            let recovery = self
+                .resume(conn, msg.seq_no, &mut HashSet::new(), |frame| {
+                    let _ = self.enqueue_frame(conn, frame);
+                })
+                .await;
+            if let Some(notice) = self.recovered_notice(conn, &recovery) {
+                let _ = self.enqueue_frame(conn, notice);
+            }
             return false;
         }
         // Numbering, the replay marker and ack tracking belong to the server: a client

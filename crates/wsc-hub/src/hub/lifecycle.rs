@@ -117,9 +117,6 @@ impl Hub {
         if let Some(store) = self.offline_store() {
             store.purge_expired();
         }
-        let online: HashSet<String> = self.inner.registry.read().users().cloned().collect();
-        self.inner
-            .histories
-            .prune(now, |user| online.contains(user));
+        self.prune_histories();
     }
 }

@@ -1,6 +1,6 @@
 //! [`Hub`]: the hub of one node. Its operations live in one file per concern:
-//! `admission` (register), `router` (sends), `acked` (acknowledged sends), `replay`
-//! (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
+//! `admission` (register), `router` (sends), `numbering` (`seq_no` and the resume window),
+//! `acked` (acknowledged sends), `replay` (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
 //! `presence` (queries), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
 //! `registration` (the transport's handle).
 
@@ -10,6 +10,7 @@ mod cluster;
 mod hooks;
 mod inbound;
 mod lifecycle;
+mod numbering;
 mod outbox;
 mod presence;
 mod registration;
@@ -30,14 +31,15 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::{AckMatch, AckTarget, AckTracker};
 use crate::backplane::{Backplane, Envelope, LocalOnly};
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
 use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};
 use crate::config::{HubConfig, RelayPolicy, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
-use crate::delivery::{AckMatch, AckTarget, AckTracker, Histories, Recovery, Scope};
 use crate::event::{HubEvent, events};
+use crate::history::Recovery;
 use crate::identity::Identity;
 use crate::message::{HubMessage, MessageType, SYSTEM, Source};
 use crate::offline::{MemoryOfflineStore, OfflineStore};
@@ -94,7 +96,8 @@ struct Inner {
     timer: Mutex<Option<CancellationToken>>,
     emptied: Notify,
     acks: AckTracker,
-    histories: Histories,
+    histories: RwLock<numbering::Histories>,
+    turns: numbering::Turns,
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
     /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
     backplane: RwLock<Arc<dyn Backplane>>,
@@ -132,7 +135,8 @@ impl Hub {
                 timer: Mutex::new(None),
                 emptied: Notify::new(),
                 acks: AckTracker::default(),
-                histories: Histories::default(),
+                histories: RwLock::default(),
+                turns: numbering::Turns::default(),
                 store: RwLock::new(store),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,

@@ -71,27 +71,75 @@ impl Hub {
         }
     }
 
-    /// Replays what the user missed after `last_seq` (or nothing), then a `recovered` frame.
-    pub(super) fn resume(
+    /// Pushes what the user missed after `last_seen` in the connection's scope (or nothing,
+    /// when the window does not cover the gap), skipping messages in `already` and adding
+    /// the pushed ones to it.
+    pub(super) async fn resume(
         &self,
         conn: &Connection,
-        last_seq: i64,
-        already: &HashSet<String>,
+        last_seen: i64,
+        already: &mut HashSet<String>,
         mut push: impl FnMut(Outbound),
     ) -> Recovery {
-        let history = self.inner.histories.user(conn.user_id());
-        let scope = (
-            conn.identity().app_id.as_str(),
-            conn.identity().namespace.as_str(),
-        );
-        let (mut recovery, frames) = history.lock().resume(last_seq, self.now_ms(), scope);
+        let identity = conn.identity();
+        let scope = (identity.app_id.as_str(), identity.namespace.as_str());
+        let window = match self.read_window(conn.user_id(), last_seen).await {
+            Ok(window) => window,
+            Err(e) => {
+                tracing::warn!(user_id = conn.user_id(), error = %e, "resume failed: history unavailable");
+                return Recovery {
+                    recovered: false,
+                    from_seq: last_seen,
+                    latest_seq: last_seen,
+                    replayed: 0,
+                };
+            }
+        };
+        let (mut recovery, frames) = window.recover(last_seen, scope);
         recovery.replayed = 0;
-        for (message_id, payload) in frames {
-            if !already.contains(&message_id) {
+        for entry in frames {
+            if already.insert(entry.message_id) {
                 recovery.replayed += 1;
-                push(Outbound::Message(payload));
+                push(Outbound::Message(entry.payload));
             }
         }
+        recovery
+    }
+
+    /// After the admission: what was numbered since the first read of the window (it reached
+    /// neither that read nor the connection's queue), then the `recovered` frame.
+    pub(super) async fn resume_rest(
+        &self,
+        conn: &Connection,
+        recovery: &mut Recovery,
+        backlog: &mut Backlog,
+    ) {
+        if recovery.recovered {
+            let Backlog {
+                frames, replayed, ..
+            } = backlog;
+            let more = self
+                .resume(conn, recovery.latest_seq, replayed, |frame| {
+                    frames.push_back((frame, None))
+                })
+                .await;
+            recovery.replayed += more.replayed;
+            recovery.latest_seq = recovery.latest_seq.max(more.latest_seq);
+            // The window moved past the first read (trimmed or expired in between): the
+            // client is told to resynchronise; the frames already queued do no harm.
+            recovery.recovered = more.recovered;
+        }
+        if let Some(notice) = self.recovered_notice(conn, recovery) {
+            backlog.frames.push_back((notice, None));
+        }
+    }
+
+    /// The frame that tells a resuming client whether it got everything it missed.
+    pub(super) fn recovered_notice(
+        &self,
+        conn: &Connection,
+        recovery: &Recovery,
+    ) -> Option<Outbound> {
         let content = if recovery.recovered {
             format!("replayed {} missed messages", recovery.replayed)
         } else {
@@ -106,18 +154,19 @@ impl Hub {
         .with_data("latest_seq", recovery.latest_seq)
         .with_data("replayed", recovery.replayed as u64);
         self.prepare(&mut notice);
-        if let Ok(payload) = codec::encode(&notice) {
-            push(Outbound::Message(payload));
-        }
-        recovery
+        codec::encode(&notice).ok().map(Outbound::Message)
     }
 
     /// Tracks the ack of a replayed message; the ack deletes it from the user's store.
     pub(super) fn await_replay_ack(&self, conn: &Arc<Connection>, message_id: &str, user_id: &str) {
-        let target = AckTarget::Connection(conn.id());
-        self.inner
-            .acks
-            .register(message_id, target.clone(), None, Some(user_id.to_owned()));
+        let target = AckTarget::Connection(conn.client_id().to_owned());
+        self.inner.acks.register(
+            message_id,
+            target.clone(),
+            Some(conn.id()),
+            None,
+            Some(user_id.to_owned()),
+        );
         self.inner.acks.add_connection(message_id, &target, conn, 0);
     }
 

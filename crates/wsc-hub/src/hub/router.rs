@@ -1,5 +1,6 @@
-//! The routes: resolve recipients under the registry's read lock, encode once, enqueue,
-//! report. User sends are numbered under the user's history lock.
+//! The router: every routed send resolves its recipients under the registry's read lock,
+//! is encoded once, queued, handed to the other nodes and reported. User sends are
+//! numbered first (`numbering.rs`).
 
 use super::*;
 
@@ -87,12 +88,16 @@ impl Hub {
             let targets = self.snapshot(|reg, out| reg.resolve(&route, out));
             self.enqueue_all(&targets, payload, msg, &config)
         };
-        let (payload, mut report) = match route.user() {
-            Some(user_id) if numbered => self.numbered(user_id, msg, &config, deliver)?,
-            _ => {
-                let payload = self.encode_outbound(msg, &config)?;
+        let first = match route.user() {
+            Some(user_id) if numbered => Some(self.numbered(user_id, msg, &config, deliver).await?),
+            _ => None,
+        };
+        let (payload, mut report, turn) = match first {
+            Some(numbered) => (numbered.payload, numbered.delivered, numbered.turn),
+            None => {
+                let payload = self.encode_outbound(msg, &config, 0)?;
                 let report = deliver(msg, &payload);
-                (payload, report)
+                (payload, report, None)
             }
         };
         let remote = self
@@ -103,6 +108,7 @@ impl Hub {
                 awaits_ack: None,
             })
             .await;
+        drop(turn);
         report.nodes += remote;
         if numbered
             && remote == 0
@@ -264,41 +270,10 @@ impl Hub {
     pub(super) fn send_direct(&self, conn: &Connection, mut msg: HubMessage) -> bool {
         self.prepare(&mut msg);
         let config = self.config();
-        match self.encode_outbound(&msg, &config) {
+        match self.encode_outbound(&msg, &config, 0) {
             Ok(payload) => self.enqueue(conn, &payload, &config).is_ok(),
             Err(_) => false,
         }
-    }
-
-    /// Gives a prepared message the user's next `seq_no`, serializes it, keeps it in the
-    /// user's resume window and runs `deliver` while the user's history lock is still held,
-    /// so messages to one user are queued in `seq_no` order.
-    pub(super) fn numbered<R>(
-        &self,
-        user_id: &str,
-        msg: &mut HubMessage,
-        config: &HubConfig,
-        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
-    ) -> Result<(Payload, R), SendError> {
-        let history = self.inner.histories.user(user_id);
-        let mut history = history.lock();
-        // The size is known only once encoded; a refused message must not take a number.
-        msg.seq_no = history.peek_next_seq();
-        let payload = self.encode_outbound(msg, config)?;
-        history.next_seq();
-        history.push(
-            msg.seq_no,
-            msg.message_id.clone(),
-            payload.clone(),
-            Scope {
-                app_id: msg.app_id.clone(),
-                namespace: msg.namespace.clone(),
-            },
-            self.now_ms(),
-            (config.history_size, config.history_ttl.as_millis() as u64),
-        );
-        let delivered = deliver(msg, &payload);
-        Ok((payload, delivered))
     }
 
     pub(super) fn snapshot(
@@ -336,19 +311,18 @@ impl Hub {
     }
 
     /// Serializes a routed message once, refusing it when it exceeds the outbound limit
-    /// (before anything is queued, numbered or stored).
+    /// (before anything is queued, numbered or stored). `reserve` is room for what is added
+    /// after encoding (a `seq_no`), counted in the size.
     pub(super) fn encode_outbound(
         &self,
         msg: &HubMessage,
         config: &HubConfig,
+        reserve: usize,
     ) -> Result<Payload, SendError> {
         let payload = codec::encode(msg)?;
-        let limit = config.max_outbound_message_size;
-        if limit > 0 && payload.len() > limit {
-            return Err(SendError::TooLarge {
-                size: payload.len(),
-                limit,
-            });
+        let (size, limit) = (payload.len() + reserve, config.max_outbound_message_size);
+        if limit > 0 && size > limit {
+            return Err(SendError::TooLarge { size, limit });
         }
         Ok(payload)
     }

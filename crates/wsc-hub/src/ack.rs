@@ -1,22 +1,21 @@
-//! Reliable delivery: the [`AckTracker`] (pending acknowledgements) and the per-user
-//! [`Histories`] (sequence numbers and the bounded window used to resume).
+//! The [`AckTracker`]: pending acknowledgements, keyed so that an ack arriving on any node
+//! can be matched (by message id and user id, or message id and client id).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::codec::Payload;
 use crate::connection::{Connection, ConnectionId};
 
-/// Who must acknowledge a delivery: any connection of a user, or one connection.
+/// Who must acknowledge a delivery: any connection of a user, or one connection (by client
+/// id). Both mean the same on every node, so an ack forwarded from another node matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum AckTarget {
     User(String),
-    Connection(ConnectionId),
+    Connection(String),
 }
 
 struct Pending {
@@ -51,6 +50,8 @@ struct State {
     /// For each connection, the deliveries it is the target of or holds a slot in, so a
     /// disconnect touches only its own entries.
     by_conn: HashMap<ConnectionId, HashSet<Key>>,
+    /// The local connection each connection-target delivery waits on.
+    owners: HashMap<Key, ConnectionId>,
     /// Recently confirmed message ids (a set for the lookup, a queue for the eviction order).
     recent: HashSet<String>,
     recent_order: VecDeque<String>,
@@ -73,7 +74,7 @@ impl State {
     /// Removes an entry and every index pointing at it.
     fn take(&mut self, key: &Key) -> Option<Pending> {
         let entry = self.pending.remove(key)?;
-        if let AckTarget::Connection(id) = key.1 {
+        if let Some(id) = self.owners.remove(key) {
             self.unindex(id, key);
         }
         for conn in &entry.connections {
@@ -102,11 +103,13 @@ pub(crate) struct AckTracker {
 }
 
 impl AckTracker {
-    /// Starts tracking; false when the same id is already pending for that target.
+    /// Starts tracking; false when the same id is already pending for that target. `owner`
+    /// is the local connection a connection target names: its disconnect ends the delivery.
     pub(crate) fn register(
         &self,
         message_id: &str,
         target: AckTarget,
+        owner: Option<ConnectionId>,
         waiter: Option<oneshot::Sender<String>>,
         offline_user: Option<String>,
     ) -> bool {
@@ -115,8 +118,9 @@ impl AckTracker {
         if state.pending.contains_key(&key) {
             return false;
         }
-        if let AckTarget::Connection(id) = key.1 {
+        if let Some(id) = owner {
             state.index(id, &key);
+            state.owners.insert(key.clone(), id);
         }
         state.pending.insert(
             key,
@@ -157,31 +161,25 @@ impl AckTracker {
 
     /// Matches an ack from `conn`: first a delivery to that connection, then one to its user.
     pub(crate) fn ack(&self, message_id: &str, conn: &Connection) -> AckMatch {
-        let by_conn = (message_id.to_owned(), AckTarget::Connection(conn.id()));
-        self.settle(message_id, Some(by_conn), conn.user_id(), conn.client_id())
+        self.settle(message_id, conn.user_id(), conn.client_id())
     }
 
-    /// Matches an ack that a connection on another node sent for a delivery to its user
-    /// (user deliveries are keyed by user id, which means the same on every node).
+    /// Matches an ack that a connection on another node sent (forwarded here): the same
+    /// keys as a local ack, since user and client ids mean the same on every node.
     pub(crate) fn ack_remote(&self, message_id: &str, user_id: &str, client_id: &str) -> AckMatch {
-        self.settle(message_id, None, user_id, client_id)
+        self.settle(message_id, user_id, client_id)
     }
 
-    fn settle(
-        &self,
-        message_id: &str,
-        by_conn: Option<Key>,
-        user_id: &str,
-        client_id: &str,
-    ) -> AckMatch {
+    /// First a delivery to that connection, then one to its user.
+    fn settle(&self, message_id: &str, user_id: &str, client_id: &str) -> AckMatch {
         let entry = {
             let mut state = self.state.lock();
+            let by_conn = (
+                message_id.to_owned(),
+                AckTarget::Connection(client_id.to_owned()),
+            );
             let by_user = (message_id.to_owned(), AckTarget::User(user_id.to_owned()));
-            let found = match by_conn {
-                Some(key) => state.take(&key),
-                None => None,
-            };
-            match found.or_else(|| state.take(&by_user)) {
+            match state.take(&by_conn).or_else(|| state.take(&by_user)) {
                 Some(entry) => {
                     state.remember(message_id);
                     entry
@@ -220,7 +218,7 @@ impl AckTracker {
             let mut state = self.state.lock();
             let keys = state.by_conn.remove(&conn.id()).unwrap_or_default();
             for key in keys {
-                if key.1 == AckTarget::Connection(conn.id()) {
+                if state.owners.get(&key) == Some(&conn.id()) {
                     ended.extend(state.take(&key));
                 } else if let Some(entry) = state.pending.get_mut(&key)
                     && let Some(i) = entry.connections.iter().position(|c| c.id() == conn.id())
@@ -264,161 +262,29 @@ impl AckTracker {
     }
 }
 
-/// The outcome of a resume request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Recovery {
-    /// Whether every message after the presented sequence number is replayed. When false,
-    /// nothing is replayed: the client must resynchronise by other means.
-    pub recovered: bool,
-    /// The sequence number the client presented.
-    pub from_seq: i64,
-    /// The user's latest sequence number.
-    pub latest_seq: i64,
-    /// How many messages are replayed.
-    pub replayed: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The app and namespace a message was sent to (empty = any), kept with windowed and
-/// stored messages so that a replay reaches only connections in that scope.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Scope {
-    pub(crate) app_id: String,
-    pub(crate) namespace: String,
-}
-
-impl Scope {
-    /// Whether a connection of `app_id` / `namespace` may receive a message of this scope.
-    pub(crate) fn admits(&self, app_id: &str, namespace: &str) -> bool {
-        crate::route::in_scope(&self.app_id, &self.namespace, app_id, namespace)
-    }
-}
-
-/// One message in a user's resume window.
-struct Entry {
-    seq: i64,
-    /// Expiry in hub milliseconds.
-    expires_ms: u64,
-    message_id: String,
-    payload: Payload,
-    scope: Scope,
-}
-
-/// One user's sequence counter and recent messages.
-pub(crate) struct History {
-    last_seq: i64,
-    /// In seq order.
-    entries: VecDeque<Entry>,
-}
-
-impl History {
-    /// The number the next message will get (without taking it).
-    pub(crate) fn peek_next_seq(&self) -> i64 {
-        self.last_seq + 1
-    }
-
-    /// The next sequence number.
-    pub(crate) fn next_seq(&mut self) -> i64 {
-        self.last_seq += 1;
-        self.last_seq
-    }
-
-    pub(crate) fn push(
-        &mut self,
-        seq: i64,
-        message_id: String,
-        payload: Payload,
-        scope: Scope,
-        now_ms: u64,
-        limits: (usize, u64),
-    ) {
-        let (size, ttl_ms) = limits;
-        self.expire(now_ms);
-        if size == 0 {
-            return;
-        }
-        while self.entries.len() >= size {
-            self.entries.pop_front();
-        }
-        self.entries.push_back(Entry {
-            seq,
-            expires_ms: now_ms + ttl_ms,
-            message_id,
-            payload,
-            scope,
-        });
-    }
-
-    fn expire(&mut self, now_ms: u64) {
-        while self.entries.front().is_some_and(|e| e.expires_ms <= now_ms) {
-            self.entries.pop_front();
-        }
-    }
-
-    /// Every message after `last_seen` that a connection of `app_id` / `namespace` may
-    /// receive, or nothing when the window does not cover the gap. Messages of another
-    /// scope are not this connection's to miss: they are skipped, not a gap.
-    pub(crate) fn resume(
-        &mut self,
-        last_seen: i64,
-        now_ms: u64,
-        (app_id, namespace): (&str, &str),
-    ) -> (Recovery, Vec<(String, Payload)>) {
-        self.expire(now_ms);
-        let latest = self.last_seq;
-        let first_kept = self.entries.front().map(|e| e.seq).unwrap_or(latest + 1);
-        let covered = last_seen <= latest && last_seen + 1 >= first_kept;
-        let frames: Vec<(String, Payload)> = if covered {
-            self.entries
-                .iter()
-                .filter(|e| e.seq > last_seen && e.scope.admits(app_id, namespace))
-                .map(|e| (e.message_id.clone(), e.payload.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let recovery = Recovery {
-            recovered: covered,
-            from_seq: last_seen,
-            latest_seq: latest,
-            replayed: frames.len(),
-        };
-        (recovery, frames)
-    }
-
-    fn is_idle(&self, now_ms: u64) -> bool {
-        self.entries.iter().all(|e| e.expires_ms <= now_ms)
-    }
-}
-
-/// Per-user histories. The counter of a user survives while its window has live entries;
-/// an idle user's history is pruned by the liveness sweep.
-#[derive(Default)]
-pub(crate) struct Histories {
-    users: RwLock<HashMap<String, Arc<Mutex<History>>>>,
-}
-
-impl Histories {
-    pub(crate) fn user(&self, user_id: &str) -> Arc<Mutex<History>> {
-        if let Some(history) = self.users.read().get(user_id) {
-            return history.clone();
-        }
-        self.users
-            .write()
-            .entry(user_id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(History {
-                    last_seq: 0,
-                    entries: VecDeque::new(),
-                }))
-            })
-            .clone()
-    }
-
-    /// Drops histories with no live entry whose user is not online.
-    pub(crate) fn prune(&self, now_ms: u64, online: impl Fn(&str) -> bool) {
-        self.users
-            .write()
-            .retain(|user, h| online(user) || !h.lock().is_idle(now_ms));
+    #[test]
+    fn an_ack_forwarded_from_another_node_matches_a_connection_delivery_by_client_id() {
+        let tracker = AckTracker::default();
+        let (tx, mut rx) = oneshot::channel();
+        let target = AckTarget::Connection("desk-1".to_owned());
+        assert!(tracker.register("m-1", target, None, Some(tx), None));
+        assert_eq!(
+            tracker.ack_remote("m-1", "agent", "desk-2"),
+            AckMatch::Unknown
+        );
+        assert_eq!(
+            tracker.ack_remote("m-1", "agent", "desk-1"),
+            AckMatch::Confirmed { offline_user: None }
+        );
+        assert_eq!(rx.try_recv().unwrap(), "desk-1");
+        assert_eq!(
+            tracker.ack_remote("m-1", "agent", "desk-1"),
+            AckMatch::Duplicate
+        );
+        assert_eq!(tracker.len(), 0);
     }
 }

@@ -1,0 +1,157 @@
+//! Numbering a message to a user: its `seq_no` and its place in the user's resume window
+//! come from the history store, and messages to one user are queued (and handed to the
+//! other nodes) in `seq_no` order. Reading the window back for a resume.
+
+use std::hash::{BuildHasher, RandomState};
+
+use tokio::sync::MutexGuard;
+
+use super::*;
+use crate::history::{HistoryStore, MemoryHistory, NewEntry, Window, WindowLimits};
+use crate::offline::StoreError;
+
+/// Where the hub's histories live.
+#[derive(Clone)]
+pub(super) enum Histories {
+    /// This node's, numbered synchronously under the user's lock (the default: no async
+    /// step, no extra lock on the hot path).
+    Memory(Arc<MemoryHistory>),
+    /// A store shared with other nodes: numbering is awaited, and the user's turn (below)
+    /// keeps the order.
+    Shared(Arc<dyn HistoryStore>),
+}
+
+impl Default for Histories {
+    fn default() -> Self {
+        Histories::Memory(Arc::default())
+    }
+}
+
+/// Stripes of turns for numbering with a shared store: a user's sends from this node take
+/// the turn of the user's stripe from numbering until the message is queued here and
+/// published, so they leave this node in `seq_no` order. Striping bounds the memory (no
+/// per-user lock to create and prune); two users share a stripe only briefly.
+pub(super) struct Turns {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    hasher: RandomState,
+}
+
+const STRIPES: usize = 64;
+
+impl Default for Turns {
+    fn default() -> Self {
+        Turns {
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl Turns {
+    async fn take(&self, user_id: &str) -> MutexGuard<'_, ()> {
+        let stripe = self.hasher.hash_one(user_id) as usize % self.stripes.len();
+        self.stripes[stripe].lock().await
+    }
+}
+
+/// A numbered message: its frame, what `deliver` returned, and the user's turn, held until
+/// the caller has published it too.
+pub(super) struct Numbered<'a, R> {
+    pub(super) payload: Payload,
+    pub(super) delivered: R,
+    pub(super) turn: Option<MutexGuard<'a, ()>>,
+}
+
+impl Hub {
+    /// Keeps users' sequence numbers and resume windows in `store` instead of this node's
+    /// memory. Give every node of a cluster the same shared store, so numbers are unique
+    /// per user across nodes and a client resumes wherever it reconnects. Set it before
+    /// [`start`](Self::start).
+    pub fn set_history(&self, store: Arc<dyn HistoryStore>) {
+        *self.inner.histories.write() = Histories::Shared(store);
+    }
+
+    /// Gives a prepared message the user's next `seq_no` and keeps it in the user's window,
+    /// then runs `deliver` with the numbered frame while the user's turn is held, so
+    /// messages to one user are queued in `seq_no` order. The size limit is checked on the
+    /// message without its number (with room for it), so a refused message takes no number.
+    pub(super) async fn numbered<R>(
+        &self,
+        user_id: &str,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
+    ) -> Result<Numbered<'_, R>, SendError> {
+        msg.seq_no = codec::UNNUMBERED;
+        let base = self.encode_outbound(msg, config, codec::SEQ_ROOM);
+        let base = match base {
+            Ok(base) => base,
+            Err(e) => {
+                msg.seq_no = 0;
+                return Err(e);
+            }
+        };
+        let entry = NewEntry {
+            message_id: msg.message_id.clone(),
+            base: base.clone(),
+            app_id: msg.app_id.clone(),
+            namespace: msg.namespace.clone(),
+        };
+        let limits = WindowLimits::new(config.history_size, config.history_ttl);
+        let histories = self.inner.histories.read().clone();
+        match histories {
+            Histories::Memory(history) => {
+                let (_, payload, delivered) =
+                    history.append_then(user_id, entry, limits, |seq, payload| {
+                        msg.seq_no = seq;
+                        deliver(msg, payload)
+                    });
+                Ok(Numbered {
+                    payload,
+                    delivered,
+                    turn: None,
+                })
+            }
+            Histories::Shared(store) => {
+                let turn = self.inner.turns.take(user_id).await;
+                let seq = match store.append(user_id, entry, limits).await {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        msg.seq_no = 0;
+                        return Err(SendError::Unavailable(e.to_string()));
+                    }
+                };
+                msg.seq_no = seq;
+                let payload = codec::with_seq(&base, seq);
+                let delivered = deliver(msg, &payload);
+                Ok(Numbered {
+                    payload,
+                    delivered,
+                    turn: Some(turn),
+                })
+            }
+        }
+    }
+
+    /// The user's window after `after`.
+    pub(super) async fn read_window(
+        &self,
+        user_id: &str,
+        after: i64,
+    ) -> Result<Window, StoreError> {
+        let histories = self.inner.histories.read().clone();
+        match histories {
+            Histories::Memory(history) => Ok(history.read_now(user_id, after)),
+            Histories::Shared(store) => store.read(user_id, after).await,
+        }
+    }
+
+    /// Drops this node's idle histories of users who are not online (the periodic sweep).
+    pub(super) fn prune_histories(&self) {
+        let histories = self.inner.histories.read().clone();
+        if let Histories::Memory(history) = histories {
+            let online: HashSet<String> = self.inner.registry.read().users().cloned().collect();
+            history.prune(|user| online.contains(user));
+        }
+    }
+}
