@@ -174,6 +174,18 @@ pub const UNNUMBERED: i64 = i64::MIN;
 /// a delivered frame never exceeds it.
 pub const SEQ_ROOM: usize = r#""seq_no":,"#.len() + 20;
 
+/// The bytes a `seq_no` field with this value takes in a frame (`"seq_no":N,`), wherever
+/// it stands: a frame encoded with its number and a base with [`with_seq`] applied are the
+/// same size.
+pub fn seq_field_len(seq: i64) -> usize {
+    let digits = if seq == 0 {
+        1
+    } else {
+        (seq.unsigned_abs().ilog10() + 1) as usize + usize::from(seq < 0)
+    };
+    r#""seq_no":,"#.len() + digits
+}
+
 /// Writes `seq_no` into a message encoded with [`UNNUMBERED`] (as its first key: JSON
 /// objects are unordered). One copy of the bytes, no second serialization.
 ///
@@ -187,10 +199,11 @@ pub const SEQ_ROOM: usize = r#""seq_no":,"#.len() + 20;
 /// assert_eq!((framed.seq_no, framed.content.as_str()), (42, "hi"));
 /// ```
 pub fn with_seq(base: &Payload, seq: i64) -> Payload {
+    use std::io::Write as _;
     let rest = base.0.get(1..).unwrap_or_default();
-    let head = format!(r#"{{"seq_no":{seq}"#);
-    let mut out = Vec::with_capacity(head.len() + 1 + rest.len());
-    out.extend_from_slice(head.as_bytes());
+    let mut out = Vec::with_capacity(SEQ_ROOM + rest.len());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, r#"{{"seq_no":{seq}"#);
     // An empty object (`{}`) has no first key to separate from.
     if rest.first() != Some(&b'}') {
         out.push(b',');
@@ -286,6 +299,20 @@ fn check_depth(bytes: &[u8], max: usize) -> Result<(), FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seq_no_takes_the_same_room_wherever_it_is_written() {
+        let mut msg = HubMessage::text("hi");
+        msg.seq_no = UNNUMBERED;
+        let base = encode(&msg).unwrap();
+        for seq in [0, 1, 9, 10, 99_999, -5, i64::MAX, i64::MIN + 1] {
+            let numbered = with_seq(&base, seq);
+            assert_eq!(numbered.len() - base.len(), seq_field_len(seq), "seq {seq}");
+            assert!(seq_field_len(seq) <= SEQ_ROOM);
+            msg.seq_no = seq;
+            assert_eq!(encode(&msg).unwrap().len(), numbered.len(), "seq {seq}");
+        }
+    }
 
     fn code(text: &str) -> &'static str {
         decode(text, DecodeLimits::default()).unwrap_err().code()

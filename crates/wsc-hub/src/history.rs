@@ -90,6 +90,17 @@ impl WindowEntry {
             namespace: entry.namespace,
         }
     }
+
+    /// The kept form of a message encoded with its number.
+    pub(crate) fn of_message(seq: i64, msg: &crate::HubMessage, payload: Payload) -> Self {
+        WindowEntry {
+            seq,
+            message_id: msg.message_id.clone(),
+            payload,
+            app_id: msg.app_id.clone(),
+            namespace: msg.namespace.clone(),
+        }
+    }
 }
 
 /// What a user's window holds after some sequence number.
@@ -248,35 +259,33 @@ impl MemoryHistory {
             .clone()
     }
 
-    /// [`HistoryStore::append`], then `then(seq, payload)` while the user's lock is still
-    /// held: the hub queues the message there, so messages to one user are queued in
-    /// `seq_no` order without an async lock.
-    pub(crate) fn append_then<R>(
+    /// Numbers a message under the user's lock: `f` gets the next number and returns the
+    /// entry to keep (or an error, and the number is not taken) with whatever else it did
+    /// while the lock was held. The hub encodes and queues the message there, so messages
+    /// to one user are queued in `seq_no` order without an async lock, and the frame is
+    /// encoded once with its number in it.
+    pub(crate) fn number_with<R, E>(
         &self,
         user_id: &str,
-        entry: NewEntry,
         limits: WindowLimits,
-        then: impl FnOnce(i64, &Payload) -> R,
-    ) -> (i64, Payload, R) {
+        f: impl FnOnce(i64) -> Result<(WindowEntry, R), E>,
+    ) -> Result<R, E> {
         let history = self.user(user_id);
         let mut history = history.lock();
         let now = Instant::now();
         history.expire(now);
-        history.last_seq += 1;
-        let seq = history.last_seq;
-        let kept = WindowEntry::numbered(entry, seq);
-        let payload = kept.payload.clone();
+        let (entry, result) = f(history.last_seq + 1)?;
+        history.last_seq = entry.seq;
         if limits.size > 0 {
             while history.kept.len() >= limits.size {
                 history.kept.pop_front();
             }
             history.kept.push_back(Kept {
                 expires: now + limits.ttl,
-                entry: kept,
+                entry,
             });
         }
-        let result = then(seq, &payload);
-        (seq, payload, result)
+        Ok(result)
     }
 
     /// [`HistoryStore::read`], synchronously.
@@ -307,8 +316,10 @@ impl HistoryStore for MemoryHistory {
         entry: NewEntry,
         limits: WindowLimits,
     ) -> BoxFuture<Result<i64, StoreError>> {
-        let (seq, _, ()) = self.append_then(user_id, entry, limits, |_, _| ());
-        Box::pin(std::future::ready(Ok(seq)))
+        let numbered = self.number_with(user_id, limits, |seq| {
+            Ok::<_, StoreError>((WindowEntry::numbered(entry, seq), seq))
+        });
+        Box::pin(std::future::ready(numbered))
     }
 
     fn read(&self, user_id: &str, after: i64) -> BoxFuture<Result<Window, StoreError>> {

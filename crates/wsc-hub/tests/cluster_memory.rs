@@ -7,11 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{TIMEOUT, wait_until};
-use wsc_hub::{
-    BroadcastOptions, Hub, HubConfig, HubMessage, Identity, MemoryBackplane, Outbound, Registration,
-};
+use support::{TIMEOUT, next_message, wait_until};
+use wsc_hub::{BroadcastOptions, Hub, HubConfig, HubMessage, Identity, MemoryBackplane};
 
 /// Three started hubs (`a`, `b`, `c`) in one cluster.
 fn cluster() -> (MemoryBackplane, [Hub; 3]) {
@@ -26,19 +23,6 @@ fn cluster() -> (MemoryBackplane, [Hub; 3]) {
     };
     let hubs = [node("a"), node("b"), node("c")];
     (backplane, hubs)
-}
-
-/// The next message frame of a registration (pings skipped), as JSON.
-async fn next_message(registration: &mut Registration) -> Value {
-    loop {
-        let frame = tokio::time::timeout(TIMEOUT, registration.recv())
-            .await
-            .expect("a frame in time")
-            .expect("queue open");
-        if let Outbound::Message(payload) = frame {
-            return serde_json::from_str(payload.as_str()).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

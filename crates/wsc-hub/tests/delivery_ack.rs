@@ -15,48 +15,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use support::{config, duplex_client};
-use tokio::time::Instant;
-use wsc_hub::{
-    AckFailure, AckStatus, Hub, HubConfig, HubMessage, Identity, Outbound, Registration,
+use support::{
+    ack_frame, config, drain_messages as drain, duplex_client, next_message as recv_message,
+    started,
 };
-
-/// Longest virtual wait for one frame before a test fails.
-const FRAME_WAIT: Duration = Duration::from_secs(60);
-
-fn started(config: HubConfig) -> Hub {
-    let hub = Hub::new(config);
-    hub.start();
-    hub
-}
-
-fn ack_frame(message_id: &str) -> String {
-    json!({"message_type": "ack", "message_id": message_id}).to_string()
-}
-
-/// The next message frame of a registration (pings skipped), waiting in virtual time.
-async fn recv_message(registration: &mut Registration) -> Value {
-    loop {
-        let frame = tokio::time::timeout(FRAME_WAIT, registration.recv())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("queue closed");
-        if let Outbound::Message(payload) = frame {
-            return serde_json::from_str(payload.as_str()).expect("frame is JSON");
-        }
-    }
-}
-
-/// Every message frame that is ready now (pings skipped).
-fn drain(registration: &mut Registration) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while let Some(frame) = registration.try_recv() {
-        if let Outbound::Message(payload) = frame {
-            frames.push(serde_json::from_str(payload.as_str()).expect("frame is JSON"));
-        }
-    }
-    frames
-}
+use tokio::time::Instant;
+use wsc_hub::{AckFailure, AckStatus, Hub, HubConfig, HubMessage, Identity};
 
 /// Records every `on_ack_failed` call.
 fn record_failures(hub: &Hub) -> Arc<Mutex<Vec<(HubMessage, AckFailure)>>> {

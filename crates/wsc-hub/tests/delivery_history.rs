@@ -9,27 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{contents, drain_messages, started};
+use support::{contents, drain_messages, next_message, started};
 use wsc_hub::codec::{self, UNNUMBERED};
 use wsc_hub::{
     BoxFuture, HistoryStore, Hub, HubConfig, HubMessage, Identity, MemoryBackplane, MemoryHistory,
-    NewEntry, Outbound, Registration, SendError, StoreError, Window, WindowLimits,
+    NewEntry, SendError, StoreError, Window, WindowLimits,
 };
-
-/// The next `n` message frames of a registration, waiting for each (pings skipped).
-async fn take(registration: &mut Registration, n: usize) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while frames.len() < n {
-        let frame = tokio::time::timeout(support::TIMEOUT, registration.recv())
-            .await
-            .expect("a frame in time")
-            .expect("queue open");
-        if let Outbound::Message(payload) = frame {
-            frames.push(serde_json::from_str(payload.as_str()).unwrap());
-        }
-    }
-    frames
-}
 
 fn seqs(frames: &[Value]) -> Vec<i64> {
     frames
@@ -65,7 +50,7 @@ async fn numbers_are_per_user_across_nodes_and_a_client_resumes_on_another_node(
         node.send_to_user("alice", HubMessage::text(text))
             .await
             .unwrap();
-        live.extend(take(&mut phone, 1).await);
+        live.push(next_message(&mut phone).await);
     }
     assert_eq!(contents(&live), ["one", "two", "three"]);
     assert_eq!(

@@ -10,47 +10,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde_json::{Value, json};
-use support::{TestServer, wait_until};
+use serde_json::Value;
+use support::{TestServer, ack_frame, contents, drain_messages as drain, started, wait_until};
 use tokio::sync::Semaphore;
 use wsc_hub::{
     AckFailure, AckStatus, BoxFuture, Hub, HubConfig, HubMessage, Identity, MemoryOfflineStore,
-    OfflineStore, Outbound, Registration, StoreError,
+    OfflineStore, StoreError,
 };
-
-fn started(config: HubConfig) -> Hub {
-    let hub = Hub::new(config);
-    hub.start();
-    hub
-}
 
 /// A hub whose offline store is `store` (the test keeps an `Arc` to inspect it).
 fn hub_with_store(store: &Arc<MemoryOfflineStore>) -> Hub {
     let hub = started(HubConfig::default());
     hub.set_offline_store(Some(store.clone()));
     hub
-}
-
-fn ack_frame(message_id: &str) -> String {
-    json!({"message_type": "ack", "message_id": message_id}).to_string()
-}
-
-/// Every message frame that is ready now (pings skipped).
-fn drain(registration: &mut Registration) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while let Some(frame) = registration.try_recv() {
-        if let Outbound::Message(payload) = frame {
-            frames.push(serde_json::from_str(payload.as_str()).expect("frame is JSON"));
-        }
-    }
-    frames
-}
-
-fn contents(frames: &[Value]) -> Vec<&str> {
-    frames
-        .iter()
-        .map(|f| f["content"].as_str().unwrap_or("<none>"))
-        .collect()
 }
 
 fn assert_replayed(frame: &Value) {

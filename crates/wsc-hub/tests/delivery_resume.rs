@@ -7,37 +7,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Client, TestServer, config};
-use wsc_hub::{BroadcastOptions, Hub, HubConfig, HubMessage, Identity, Outbound, Registration};
-
-fn started(config: HubConfig) -> Hub {
-    let hub = Hub::new(config);
-    hub.start();
-    hub
-}
-
-/// Every message frame that is ready now (pings skipped).
-fn drain(registration: &mut Registration) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while let Some(frame) = registration.try_recv() {
-        if let Outbound::Message(payload) = frame {
-            frames.push(serde_json::from_str(payload.as_str()).expect("frame is JSON"));
-        }
-    }
-    frames
-}
+use support::{Client, TestServer, config, contents, drain_messages as drain, started};
+use wsc_hub::{BroadcastOptions, Hub, HubConfig, HubMessage, Identity, Outbound};
 
 fn seq(frame: &Value) -> i64 {
     frame["seq_no"]
         .as_i64()
         .unwrap_or_else(|| panic!("no seq_no: {frame}"))
-}
-
-fn contents(frames: &[Value]) -> Vec<&str> {
-    frames
-        .iter()
-        .map(|f| f["content"].as_str().unwrap_or("<none>"))
-        .collect()
 }
 
 /// Splits replayed frames from the final `recovered` frame, which must be last and unique.

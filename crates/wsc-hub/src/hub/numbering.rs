@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use tokio::sync::MutexGuard;
 
 use super::*;
-use crate::history::{HistoryStore, MemoryHistory, NewEntry, Window, WindowLimits};
+use crate::history::{HistoryStore, MemoryHistory, NewEntry, Window, WindowEntry, WindowLimits};
 use crate::offline::StoreError;
 
 /// Where the hub's histories live.
@@ -82,9 +82,35 @@ impl Hub {
         config: &HubConfig,
         deliver: impl FnOnce(&HubMessage, &Payload) -> R,
     ) -> Result<Numbered<'_, R>, SendError> {
+        let limits = WindowLimits::new(config.history_size, config.history_ttl);
+        let store = match &*self.inner.histories.read() {
+            Histories::Memory(history) => {
+                // The frame is encoded once, with its number, under the user's lock; the
+                // limit counts the same room for the number as a shared store's base does.
+                let (payload, delivered) = history.number_with(user_id, limits, |seq| {
+                    msg.seq_no = seq;
+                    let reserve = codec::SEQ_ROOM - codec::seq_field_len(seq);
+                    let payload = match self.encode_outbound(msg, config, reserve) {
+                        Ok(payload) => payload,
+                        Err(e) => {
+                            msg.seq_no = 0;
+                            return Err(e);
+                        }
+                    };
+                    let entry = WindowEntry::of_message(seq, msg, payload.clone());
+                    let delivered = deliver(msg, &payload);
+                    Ok((entry, (payload, delivered)))
+                })?;
+                return Ok(Numbered {
+                    payload,
+                    delivered,
+                    turn: None,
+                });
+            }
+            Histories::Shared(store) => store.clone(),
+        };
         msg.seq_no = codec::UNNUMBERED;
-        let base = self.encode_outbound(msg, config, codec::SEQ_ROOM);
-        let base = match base {
+        let base = match self.encode_outbound(msg, config, codec::SEQ_ROOM) {
             Ok(base) => base,
             Err(e) => {
                 msg.seq_no = 0;
@@ -97,40 +123,22 @@ impl Hub {
             app_id: msg.app_id.clone(),
             namespace: msg.namespace.clone(),
         };
-        let limits = WindowLimits::new(config.history_size, config.history_ttl);
-        let histories = self.inner.histories.read().clone();
-        match histories {
-            Histories::Memory(history) => {
-                let (_, payload, delivered) =
-                    history.append_then(user_id, entry, limits, |seq, payload| {
-                        msg.seq_no = seq;
-                        deliver(msg, payload)
-                    });
-                Ok(Numbered {
-                    payload,
-                    delivered,
-                    turn: None,
-                })
+        let turn = self.inner.turns.take(user_id).await;
+        let seq = match store.append(user_id, entry, limits).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                msg.seq_no = 0;
+                return Err(SendError::Unavailable(e.to_string()));
             }
-            Histories::Shared(store) => {
-                let turn = self.inner.turns.take(user_id).await;
-                let seq = match store.append(user_id, entry, limits).await {
-                    Ok(seq) => seq,
-                    Err(e) => {
-                        msg.seq_no = 0;
-                        return Err(SendError::Unavailable(e.to_string()));
-                    }
-                };
-                msg.seq_no = seq;
-                let payload = codec::with_seq(&base, seq);
-                let delivered = deliver(msg, &payload);
-                Ok(Numbered {
-                    payload,
-                    delivered,
-                    turn: Some(turn),
-                })
-            }
-        }
+        };
+        msg.seq_no = seq;
+        let payload = codec::with_seq(&base, seq);
+        let delivered = deliver(msg, &payload);
+        Ok(Numbered {
+            payload,
+            delivered,
+            turn: Some(turn),
+        })
     }
 
     /// The user's window after `after`.

@@ -416,3 +416,25 @@ pub(crate) fn contents(frames: &[Value]) -> Vec<&str> {
         .map(|f| f["content"].as_str().unwrap_or("<none>"))
         .collect()
 }
+
+/// The longest wait for one message of a bare registration (virtual time in paused tests,
+/// where acknowledged sends wait out timeouts of tens of seconds).
+pub(crate) const MESSAGE_WAIT: Duration = Duration::from_secs(60);
+
+/// The next message frame of a registration, waiting for it (pings skipped).
+pub(crate) async fn next_message(registration: &mut wsc_hub::Registration) -> Value {
+    loop {
+        let frame = tokio::time::timeout(MESSAGE_WAIT, registration.recv())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("queue closed");
+        if let wsc_hub::Outbound::Message(payload) = frame {
+            return serde_json::from_str(payload.as_str()).expect("frame is JSON");
+        }
+    }
+}
+
+/// An `ack` frame for a message.
+pub(crate) fn ack_frame(message_id: &str) -> String {
+    serde_json::json!({"message_type": "ack", "message_id": message_id}).to_string()
+}
