@@ -137,12 +137,12 @@ impl Cluster {
     /// Hubs named `names`, started, and every one of them attached (subscribed and in the
     /// registry) before this returns.
     pub(crate) async fn start(names: &[&str]) -> Self {
+        require_redis().await;
         Self::start_with(options(), names).await
     }
 
-    /// [`start`](Self::start) with these options.
+    /// [`start`](Self::start) with these options (which may name another Redis).
     pub(crate) async fn start_with(options: RedisOptions, names: &[&str]) -> Self {
-        require_redis().await;
         let mut hubs = Vec::new();
         let mut backplanes = Vec::new();
         for name in names {
