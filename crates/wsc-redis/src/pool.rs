@@ -51,10 +51,12 @@ impl Redis {
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        let manager = Manager::new_with_config(info.clone(), connection_config)
-            .map_err(|source| Error::InvalidUrl {
-                url: url.clone(),
-                source,
+        let manager =
+            Manager::new_with_config(info.clone(), connection_config).map_err(|source| {
+                Error::InvalidUrl {
+                    url: url.clone(),
+                    source,
+                }
             })?;
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
@@ -66,7 +68,10 @@ impl Redis {
             .map_err(|e| Error::Pool(e.to_string()))?;
         // Pushed pub/sub messages share the connection with command replies only in RESP3;
         // that is what lets one multiplexed connection subscribe and still answer PING.
-        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let pubsub_client =
             Client::open(info.set_redis_settings(resp3)).map_err(|source| Error::InvalidUrl {
                 url: url.clone(),

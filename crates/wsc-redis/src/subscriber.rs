@@ -270,7 +270,9 @@ mod tests {
         let mine = serde_json::to_vec(&envelope("me")).unwrap();
         let theirs = serde_json::to_vec(&envelope("other")).unwrap();
         handler.handle(push(PushKind::SMessage, mine)).unwrap();
-        handler.handle(push(PushKind::SMessage, theirs.clone())).unwrap();
+        handler
+            .handle(push(PushKind::SMessage, theirs.clone()))
+            .unwrap();
         handler.handle(push(PushKind::SMessage, theirs)).unwrap();
         handler
             .handle(push(PushKind::SMessage, b"{not json".to_vec()))

@@ -37,12 +37,9 @@ async fn a_user_send_reaches_each_device_on_other_nodes_once() {
         assert_eq!(frame["content"], "from a");
         assert_eq!(frame["receiver"], "bob");
         // Exactly once: a local message queued after it is the next frame.
-        hub.send_to_connection(
-            &device.connection().client_id().to_owned(),
-            HubMessage::text("marker"),
-        )
-        .await
-        .unwrap();
+        hub.send_to_connection(device.connection().client_id(), HubMessage::text("marker"))
+            .await
+            .unwrap();
         assert_eq!(next_message(device).await["content"], "marker");
     }
     cluster.finish().await;

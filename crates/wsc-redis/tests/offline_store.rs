@@ -41,7 +41,10 @@ async fn messages_come_back_oldest_first_and_are_removed_by_id() {
     assert_eq!(store.load("bob").await.unwrap().len(), 3);
 
     store
-        .remove("bob", vec!["m1".to_owned(), "m3".to_owned(), "nope".to_owned()])
+        .remove(
+            "bob",
+            vec!["m1".to_owned(), "m3".to_owned(), "nope".to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(contents(&store.load("bob").await.unwrap()), ["two"]);
@@ -65,7 +68,10 @@ async fn a_full_backlog_drops_its_oldest_and_counts_it() {
                 .unwrap()
         );
     }
-    assert_eq!(contents(&store.load("bob").await.unwrap()), ["n3", "n4", "n5"]);
+    assert_eq!(
+        contents(&store.load("bob").await.unwrap()),
+        ["n3", "n4", "n5"]
+    );
     assert_eq!(store.dropped(), 2);
     // A dropped message's id can be stored again: it is gone, not remembered.
     assert!(store.store("bob", message("m1", "again")).await.unwrap());
@@ -102,7 +108,10 @@ async fn the_same_message_id_is_stored_once_even_from_concurrent_nodes() {
     }
     assert_eq!(stored, 1);
     // Shared by every node: what one stored, the other loads.
-    assert_eq!(contents(&node_b.load("bob").await.unwrap()), ["first", "race"]);
+    assert_eq!(
+        contents(&node_b.load("bob").await.unwrap()),
+        ["first", "race"]
+    );
     support::cleanup(&options.key_prefix).await;
 }
 

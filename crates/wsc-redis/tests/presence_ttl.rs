@@ -15,9 +15,7 @@ use wsc_redis::RedisBackplane;
 async fn a_node_killed_without_detach_leaves_presence_within_one_node_ttl() {
     require_redis().await;
     let ttl = Duration::from_secs(1);
-    let options = support::options()
-        .with_node_ttl(ttl)
-        .with_presence_ttl(ttl);
+    let options = support::options().with_node_ttl(ttl).with_presence_ttl(ttl);
     let survivor = RedisBackplane::connect(options.clone()).await.unwrap();
     let crashed = RedisBackplane::connect(options.clone()).await.unwrap();
     let (inbox_s, _envelopes_s) = mpsc::channel(16);
@@ -28,8 +26,14 @@ async fn a_node_killed_without_detach_leaves_presence_within_one_node_ttl() {
         .set_user_online("survivor", "ann", true)
         .await
         .unwrap();
-    crashed.set_user_online("crashed", "ann", true).await.unwrap();
-    crashed.set_user_online("crashed", "zed", true).await.unwrap();
+    crashed
+        .set_user_online("crashed", "ann", true)
+        .await
+        .unwrap();
+    crashed
+        .set_user_online("crashed", "zed", true)
+        .await
+        .unwrap();
     assert_eq!(
         survivor.user_nodes("ann").await.unwrap(),
         ["crashed", "survivor"]
@@ -83,7 +87,10 @@ async fn detach_removes_a_node_and_its_users_at_once() {
     let (inbox_l, _envelopes_l) = mpsc::channel(16);
     staying.attach("staying", inbox_s).await.unwrap();
     leaving.attach("leaving", inbox_l).await.unwrap();
-    leaving.set_user_online("leaving", "bob", true).await.unwrap();
+    leaving
+        .set_user_online("leaving", "bob", true)
+        .await
+        .unwrap();
     assert_eq!(staying.user_nodes("bob").await.unwrap(), ["leaving"]);
     assert!(leaving.stats().subscribed);
 

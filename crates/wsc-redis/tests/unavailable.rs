@@ -132,9 +132,15 @@ async fn every_store_operation_fails_quickly_with_unavailable() {
     let store = RedisOfflineStore::new(&closed_port(), 10, Duration::from_secs(60)).unwrap();
     let unavailable = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Unavailable(_)));
     let stored = quickly("store", store.store("bob", HubMessage::text("x"))).await;
-    assert!(matches!(stored, Err(StoreError::Unavailable(_))), "{stored:?}");
+    assert!(
+        matches!(stored, Err(StoreError::Unavailable(_))),
+        "{stored:?}"
+    );
     let loaded = quickly("load", store.load("bob")).await;
-    assert!(matches!(loaded, Err(StoreError::Unavailable(_))), "{loaded:?}");
+    assert!(
+        matches!(loaded, Err(StoreError::Unavailable(_))),
+        "{loaded:?}"
+    );
     assert!(unavailable(
         quickly("remove", store.remove("bob", vec!["m".to_owned()])).await
     ));

@@ -56,16 +56,26 @@ pub(crate) async fn require_redis() {
 
 /// A plain connection to the test Redis, for looking at keys directly.
 pub(crate) async fn raw() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(redis_url()).expect("test Redis URL");
+    raw_at(&redis_url()).await
+}
+
+/// A plain connection to the Redis at `url`.
+pub(crate) async fn raw_at(url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(url).expect("test Redis URL");
     client
         .get_multiplexed_async_connection()
         .await
         .expect("a connection to the test Redis")
 }
 
-/// Deletes every key under `prefix` (SCAN is fine here: tests only).
+/// Deletes every key under `prefix` on the test Redis (SCAN is fine here: tests only).
 pub(crate) async fn cleanup(prefix: &str) {
-    let mut conn = raw().await;
+    cleanup_at(&redis_url(), prefix).await;
+}
+
+/// Deletes every key under `prefix` on the Redis at `url`.
+pub(crate) async fn cleanup_at(url: &str, prefix: &str) {
+    let mut conn = raw_at(url).await;
     let mut keys: Vec<String> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -185,6 +195,6 @@ impl Cluster {
                 let _ = backplane.detach(&node).await;
             }
         }
-        cleanup(&self.options.key_prefix).await;
+        cleanup_at(&self.options.url, &self.options.key_prefix).await;
     }
 }
