@@ -245,7 +245,8 @@ impl Inner {
     }
 }
 
-fn unavailable<T: Send + 'static>(
+/// Boxes an operation for the trait, its errors as the hub's `BackplaneError`.
+fn to_backplane<T: Send + 'static>(
     future: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> BoxFuture<Result<T, BackplaneError>> {
     Box::pin(async move { future.await.map_err(BackplaneError::from) })
@@ -280,14 +281,14 @@ impl Backplane for RedisBackplane {
         if let Some(previous) = inner.attachment.lock().replace(attachment) {
             previous.cancel();
         }
-        unavailable(joined)
+        to_backplane(joined)
     }
 
     fn detach(&self, node_id: &str) -> BoxFuture<Result<(), BackplaneError>> {
         let attachment = self.inner.attachment.lock().take();
         let inner = self.inner.clone();
         let node_id = node_id.to_owned();
-        unavailable(async move {
+        to_backplane(async move {
             if let Some(attachment) = attachment {
                 attachment.stop().await;
             }
@@ -300,7 +301,7 @@ impl Backplane for RedisBackplane {
 
     fn publish(&self, envelope: Envelope) -> BoxFuture<Result<usize, BackplaneError>> {
         let inner = self.inner.clone();
-        unavailable(async move { inner.publish(envelope).await })
+        to_backplane(async move { inner.publish(envelope).await })
     }
 
     fn set_user_online(
@@ -311,7 +312,7 @@ impl Backplane for RedisBackplane {
     ) -> BoxFuture<Result<(), BackplaneError>> {
         let inner = self.inner.clone();
         let (node_id, user_id) = (node_id.to_owned(), user_id.to_owned());
-        unavailable(async move {
+        to_backplane(async move {
             inner
                 .presence
                 .set(&inner.redis, &node_id, &user_id, online)
@@ -322,19 +323,19 @@ impl Backplane for RedisBackplane {
     fn user_nodes(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
         let redis = self.inner.redis.clone();
         let user_id = user_id.to_owned();
-        unavailable(async move { presence::user_nodes(&redis, &user_id).await })
+        to_backplane(async move { presence::user_nodes(&redis, &user_id).await })
     }
 
     fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
         let redis = self.inner.redis.clone();
-        unavailable(async move { presence::online_users(&redis).await })
+        to_backplane(async move { presence::online_users(&redis).await })
     }
 
     fn health(&self) -> BoxFuture<Result<(), BackplaneError>> {
         let redis = self.inner.redis.clone();
         let attached = self.node_id().is_some();
         let subscribed = self.is_subscribed();
-        unavailable(async move {
+        to_backplane(async move {
             redis.ping().await?;
             if attached && !subscribed {
                 return Err(Error::Unreachable {
