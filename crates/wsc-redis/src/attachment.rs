@@ -137,7 +137,7 @@ impl Renewal {
 }
 
 /// What `attach` awaits: the first subscription, then the first renewal, so that once it
-/// returns, other nodes can reach this one.
+/// returns, other nodes can reach this one. Each step waits at most the timeout.
 pub(crate) async fn joined(
     redis: Arc<Redis>,
     presence: Arc<Presence>,
@@ -157,6 +157,9 @@ pub(crate) async fn joined(
             ),
         });
     }
-    registry::renew(&redis, &node_id, node_ttl).await?;
-    presence.renew(&redis, &node_id).await
+    let (entry, users) = tokio::join!(
+        registry::renew(&redis, &node_id, node_ttl),
+        presence.renew(&redis, &node_id),
+    );
+    entry.and(users)
 }

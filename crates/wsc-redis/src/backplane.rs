@@ -30,9 +30,13 @@ use crate::subscriber::Counters;
 /// connection per node that reconnects and subscribes again by itself. Presence and the
 /// node registry live in keys with TTLs that the node renews while it is attached, so a
 /// node that dies without [`detach`](Backplane::detach) leaves every presence answer
-/// within one node TTL. Every operation waits at most the connect timeout: with Redis
-/// down, calls fail quickly with [`BackplaneError::Unavailable`], and the subscription and
-/// renewals resume by themselves when Redis is back.
+/// within one node TTL. Every operation waits at most the connect timeout (`attach` at
+/// most twice: subscribing, then registering): with Redis down, calls fail quickly with
+/// [`BackplaneError::Unavailable`], and the subscription and renewals resume by themselves
+/// when Redis is back.
+///
+/// Use one per node: it renews the presence of the node it is attached as, from what that
+/// node reported through [`set_user_online`](Backplane::set_user_online).
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -292,16 +296,20 @@ impl Backplane for RedisBackplane {
             if let Some(attachment) = attachment {
                 attachment.stop().await;
             }
-            // Both removals are tried even when the first fails; what fails ages out.
-            let users = inner.presence.clear(&inner.redis, &node_id).await;
-            let node = registry::remove(&inner.redis, &node_id).await;
+            // Both removals run together (one timeout for both) and each is tried even when
+            // the other fails; whatever could not be removed ages out by its TTL.
+            let (users, node) = tokio::join!(
+                inner.presence.clear(&inner.redis, &node_id),
+                registry::remove(&inner.redis, &node_id),
+            );
             users.and(node)
         })
     }
 
     fn publish(&self, envelope: Envelope) -> BoxFuture<Result<usize, BackplaneError>> {
         let inner = self.inner.clone();
-        to_backplane(async move { inner.publish(envelope).await })
+        // A user message takes two steps (presence, then publishing); one bound covers both.
+        to_backplane(async move { inner.redis.bounded(inner.publish(envelope)).await })
     }
 
     fn set_user_online(
