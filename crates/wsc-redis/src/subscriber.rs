@@ -77,6 +77,12 @@ impl Subscriber {
                     }
                     self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(url = %self.url, "pub/sub connection lost; reconnecting");
+                    // A short pause even after a connection that worked: a server that
+                    // accepts and then drops every connection must not be hammered.
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tokio::time::sleep(jittered(MIN_BACKOFF)) => {}
+                    }
                 }
                 Err(e) => {
                     if !failing {
