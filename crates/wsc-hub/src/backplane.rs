@@ -132,6 +132,13 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Every user with a connection on some node, sorted.
     fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>>;
+
+    /// Whether the backend can serve this node now (for a readiness check): `Ok` when it
+    /// answers and this node receives what others publish. The default, for backends
+    /// with nothing that can fail, is always `Ok`.
+    fn health(&self) -> BoxFuture<Result<(), BackplaneError>> {
+        ready(Ok(()))
+    }
 }
 
 /// The single-node backplane: no peers, nothing published, presence is this node's.

@@ -1,0 +1,165 @@
+//! One node's membership in the cluster while it is attached: the supervised subscriber,
+//! the renewal task, and how both stop (detach, or the backplane dropped without detach,
+//! which is what a crash looks like to the other nodes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wsc_hub::Envelope;
+
+use crate::error::Error;
+use crate::options::RedisOptions;
+use crate::pool::Redis;
+use crate::presence::Presence;
+use crate::registry;
+use crate::subscriber::{Counters, Subscriber, connection_name};
+
+/// The tasks of an attached node.
+#[derive(Debug)]
+pub(crate) struct Attachment {
+    pub(crate) node_id: Arc<str>,
+    pub(crate) subscribed: watch::Receiver<bool>,
+    token: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Attachment {
+    /// Starts the subscriber and the renewal task of `node_id` (needs a tokio runtime).
+    pub(crate) fn start(
+        redis: &Arc<Redis>,
+        presence: &Arc<Presence>,
+        counters: &Arc<Counters>,
+        options: &RedisOptions,
+        node_id: &str,
+        inbox: mpsc::Sender<Envelope>,
+    ) -> Self {
+        let node_id: Arc<str> = Arc::from(node_id);
+        let token = CancellationToken::new();
+        let (subscribed_tx, subscribed) = watch::channel(false);
+        let keys = redis.keys();
+        let subscriber = Subscriber {
+            client: redis.pubsub_client().clone(),
+            channels: vec![keys.node_channel(&node_id), keys.broadcast_channel()],
+            node_id: node_id.clone(),
+            inbox,
+            timeout: redis.timeout(),
+            counters: counters.clone(),
+            subscribed: subscribed_tx,
+            url: redis.url().to_owned(),
+            name: connection_name(&keys.node_channel(&node_id)),
+        };
+        let renewal = Renewal {
+            redis: redis.clone(),
+            presence: presence.clone(),
+            node_id: node_id.clone(),
+            node_ttl: options.node_ttl,
+            every: options.renew_interval(),
+            subscribed: subscribed.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(subscriber.run(token.clone())),
+            tokio::spawn(renewal.run(token.clone())),
+        ];
+        Attachment {
+            node_id,
+            subscribed,
+            token,
+            tasks,
+        }
+    }
+
+    /// Stops both tasks and waits until they ended.
+    pub(crate) async fn stop(self) {
+        self.token.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops both tasks without waiting (drop).
+    pub(crate) fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+/// Keeps a node's registry entry and presence set alive.
+struct Renewal {
+    redis: Arc<Redis>,
+    presence: Arc<Presence>,
+    node_id: Arc<str>,
+    node_ttl: Duration,
+    every: Duration,
+    subscribed: watch::Receiver<bool>,
+}
+
+impl Renewal {
+    async fn run(self, token: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate, and attach renews once itself: skip it.
+        ticker.tick().await;
+        let mut failing = false;
+        loop {
+            let renewed = tokio::select! {
+                _ = token.cancelled() => return,
+                _ = ticker.tick() => tokio::select! {
+                    _ = token.cancelled() => return,
+                    renewed = self.once() => renewed,
+                },
+            };
+            match renewed {
+                Ok(()) if failing => {
+                    tracing::info!(node_id = %self.node_id, "cluster presence renewed again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(node_id = %self.node_id, error = %e, "renewing cluster presence failed; retrying");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One renewal. The registry entry is renewed only while the node is subscribed: a node
+    /// that cannot receive is better absent (senders then store offline) than announced.
+    async fn once(&self) -> Result<(), Error> {
+        let subscribed = *self.subscribed.borrow();
+        if subscribed {
+            registry::renew(&self.redis, &self.node_id, self.node_ttl).await?;
+        }
+        self.presence.renew(&self.redis, &self.node_id).await
+    }
+}
+
+/// What `attach` awaits: the first subscription, then the first renewal, so that once it
+/// returns, other nodes can reach this one. Each step waits at most the timeout.
+pub(crate) async fn joined(
+    redis: Arc<Redis>,
+    presence: Arc<Presence>,
+    node_id: Arc<str>,
+    node_ttl: Duration,
+    mut subscribed: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let subscribed_in_time = tokio::time::timeout(redis.timeout(), subscribed.wait_for(|s| *s))
+        .await
+        .is_ok_and(|waited| waited.is_ok());
+    if !subscribed_in_time {
+        return Err(Error::Unreachable {
+            url: redis.url().to_owned(),
+            reason: format!(
+                "not subscribed within {:?}; the subscriber keeps retrying",
+                redis.timeout()
+            ),
+        });
+    }
+    let (entry, users) = tokio::join!(
+        registry::renew(&redis, &node_id, node_ttl),
+        presence.renew(&redis, &node_id),
+    );
+    entry.and(users)
+}

@@ -1,0 +1,127 @@
+//! The node registry: one sorted set, node id -> expiry in Redis server time (ms).
+//!
+//! A live node renews its entry every renewal interval; a node that stops renewing (it was
+//! killed) is filtered out by every read as soon as its expiry passes, and pruned by the
+//! next renewal of any live node. No sweeper of its own, no `KEYS`/`SCAN`: the set holds
+//! one entry per node. Expiries use Redis' clock (`TIME`), never a node's, so clock skew
+//! between nodes cannot keep a dead node alive or hide a live one.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{Pipeline, Script};
+
+use crate::error::Error;
+use crate::options::millis;
+use crate::pool::Redis;
+
+/// Renews `ARGV[1]` for `ARGV[2]` ms, prunes expired nodes, and keeps the set itself alive
+/// at least as long as this entry. One key, so it runs unchanged on Redis Cluster.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+",
+    )
+});
+
+/// Adds or renews a node's entry.
+pub(crate) async fn renew(redis: &Redis, node_id: &str, ttl: Duration) -> Result<(), Error> {
+    redis
+        .bounded(async {
+            let mut conn = redis.conn().await?;
+            let _: i64 = RENEW
+                .key(redis.keys().nodes())
+                .arg(node_id)
+                .arg(millis(ttl))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| redis.command_error(e))?;
+            Ok(())
+        })
+        .await
+}
+
+/// Removes a node's entry at once (detach).
+pub(crate) async fn remove(redis: &Redis, node_id: &str) -> Result<(), Error> {
+    redis
+        .bounded(async {
+            let mut conn = redis.conn().await?;
+            redis::cmd("ZREM")
+                .arg(redis.keys().nodes())
+                .arg(node_id)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| redis.command_error(e))
+        })
+        .await
+}
+
+/// Appends the two commands whose replies [`live_from`] reads: the server time and every
+/// entry with its expiry. Appending (instead of a script) lets a caller read the live
+/// nodes in the same round trip as its own commands.
+pub(crate) fn query_live(pipe: &mut Pipeline, redis: &Redis) {
+    pipe.cmd("TIME")
+        .cmd("ZRANGE")
+        .arg(redis.keys().nodes())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
+}
+
+/// Server time `(seconds, microseconds)` and `(node, expiry ms)` entries, as
+/// [`query_live`] asks for them.
+pub(crate) type LiveReply = ((u64, u64), Vec<(String, f64)>);
+
+/// The nodes whose expiry is still ahead of the server time, sorted.
+pub(crate) fn live_from(((secs, micros), entries): LiveReply) -> Vec<String> {
+    let now = (secs * 1000 + micros / 1000) as f64;
+    let mut nodes: Vec<String> = entries
+        .into_iter()
+        .filter(|(_, expiry)| *expiry > now)
+        .map(|(node, _)| node)
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// The live nodes, sorted (one round trip).
+pub(crate) async fn live_nodes(redis: &Redis) -> Result<Vec<String>, Error> {
+    redis
+        .bounded(async {
+            let mut conn = redis.conn().await?;
+            let mut pipe = redis::pipe();
+            query_live(&mut pipe, redis);
+            let reply: LiveReply = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| redis.command_error(e))?;
+            Ok(live_from(reply))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_from;
+
+    #[test]
+    fn an_entry_past_its_expiry_is_not_live() {
+        let now = ((1_000, 500_000), vec![]);
+        assert!(live_from(now).is_empty());
+        let entries = vec![
+            ("b".to_owned(), 1_000_600.0),
+            ("dead".to_owned(), 1_000_500.0),
+            ("a".to_owned(), 1_030_000.0),
+        ];
+        assert_eq!(live_from(((1_000, 500_000), entries)), ["a", "b"]);
+    }
+}

@@ -1,0 +1,204 @@
+//! Recovery without help: a pub/sub connection killed by the server comes back and
+//! subscribes again; a Redis restarted empty gets the registry entries, presence and
+//! subscriptions of the live nodes back, and cross-node sends work again.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Cluster, TIMEOUT, eventually, next_message, require_redis};
+use wsc_hub::{Backplane, HubMessage, Identity};
+
+/// The id of the client connection named `name`, from `CLIENT LIST`.
+async fn client_id(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> Option<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .unwrap();
+    list.lines().find_map(|line| {
+        let field = |key: &str| {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(key).map(str::to_owned))
+        };
+        (field("name=").as_deref() == Some(name))
+            .then(|| field("id="))
+            .flatten()
+    })
+}
+
+#[tokio::test]
+async fn a_killed_pubsub_connection_subscribes_again_by_itself() {
+    require_redis().await;
+    let cluster = Cluster::start(&["a", "b"]).await;
+    let (a, b) = (cluster.hub(0), cluster.hub(1));
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+
+    let name = format!("{}node:b", cluster.options.key_prefix);
+    let mut raw = support::raw().await;
+    let id = client_id(&mut raw, &name)
+        .await
+        .expect("b's pub/sub connection is named after its channel");
+    let () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&id)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    let backplane = cluster.backplanes[1].clone();
+    eventually("b subscribed again", TIMEOUT, || {
+        let stats = backplane.stats();
+        async move { stats.reconnects >= 1 && stats.subscribed }
+    })
+    .await;
+    let again = client_id(&mut raw, &name).await.expect("a new connection");
+    assert_ne!(again, id);
+
+    let report = a
+        .send_to_user("bob", HubMessage::text("after the kill"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 1, "{report:?}");
+    assert_eq!(next_message(&mut bob).await["content"], "after the kill");
+    cluster.finish().await;
+}
+
+/// A `redis-server` of this test's own on a free loopback port; killed when dropped.
+struct Server {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start_on(port: u16) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test starts its own redis-server and cannot ({e}); install it: \
+                     apt-get update && apt-get install -y redis-server"
+                )
+            })
+    }
+
+    async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let server = Server {
+            port,
+            child: Some(Self::start_on(port)),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let url = self.url();
+        eventually("the test's redis-server answers", TIMEOUT, || {
+            let url = url.clone();
+            async move {
+                let Ok(client) = redis::Client::open(url) else {
+                    return false;
+                };
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.kill();
+        self.child = Some(Self::start_on(self.port));
+        self.wait_ready().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restarted_empty_gets_presence_and_subscriptions_back() {
+    let mut server = Server::start().await;
+    let ttl = Duration::from_secs(1);
+    let mut options = support::options()
+        .with_node_ttl(ttl)
+        .with_presence_ttl(ttl)
+        .with_connect_timeout(Duration::from_millis(500));
+    options.url = server.url();
+    let cluster = Cluster::start_with(options, &["a", "b"]).await;
+    let (a, b) = (cluster.hub(0), cluster.hub(1));
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    a.send_to_user("bob", HubMessage::text("before"))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut bob).await["content"], "before");
+
+    server.kill();
+    let started = Instant::now();
+    let answer = cluster.backplanes[0].user_nodes("bob").await;
+    assert!(answer.is_err(), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Local delivery does not depend on Redis.
+    let local = b
+        .send_to_user("bob", HubMessage::text("local"))
+        .await
+        .unwrap();
+    assert_eq!(local.delivered, 1);
+    assert_eq!(next_message(&mut bob).await["content"], "local");
+
+    // Back, but empty: every key is gone. Nobody restarts anything.
+    server.restart().await;
+    let (probe, b_plane) = (cluster.backplanes[0].clone(), cluster.backplanes[1].clone());
+    eventually(
+        "registry, presence and subscriptions are back",
+        TIMEOUT,
+        || {
+            let (probe, b_plane) = (probe.clone(), b_plane.clone());
+            async move {
+                probe.stats().subscribed
+                    && b_plane.stats().subscribed
+                    && probe.nodes().await.is_ok_and(|n| n == ["a", "b"])
+                    && probe.user_nodes("bob").await.is_ok_and(|n| n == ["b"])
+            }
+        },
+    )
+    .await;
+    let report = a
+        .send_to_user("bob", HubMessage::text("after"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 1, "{report:?}");
+    assert_eq!(next_message(&mut bob).await["content"], "after");
+    assert!(b_plane.stats().reconnects >= 1);
+    assert!(b_plane.health().await.is_ok());
+    cluster.finish().await;
+}
