@@ -321,6 +321,12 @@ fn hub_section(out: &mut String, stats: &wsc_hub::HubStats) {
         stats.offline_dropped,
     );
     metric(
+        "wsc_cluster_errors_total",
+        "counter",
+        "Cluster operations (publish, presence, shared history) that failed: Redis unreachable.",
+        stats.cluster_errors,
+    );
+    metric(
         "wsc_uptime_seconds",
         "gauge",
         "Seconds since the hub started.",

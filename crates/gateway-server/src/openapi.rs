@@ -140,6 +140,10 @@ fn schemas() -> Value {
         ("offline_stored", "messages put into the offline store"),
         ("offline_replayed", "offline messages replayed"),
         ("offline_dropped", "offline messages dropped (cap or TTL)"),
+        (
+            "cluster_errors",
+            "cluster operations that failed (Redis unreachable)",
+        ),
         ("uptime_seconds", "seconds since the hub started"),
     ] {
         stats.insert(name.to_owned(), integer(description));

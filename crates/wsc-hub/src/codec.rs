@@ -115,6 +115,13 @@ impl FrameError {
 pub struct Payload(Bytes);
 
 impl Payload {
+    /// A payload from JSON text kept elsewhere (a shared store, another node), checked to
+    /// be one JSON object so that every `Payload` stays a valid frame.
+    pub fn from_json(text: String) -> Result<Payload, serde_json::Error> {
+        serde_json::from_str::<Map<String, Value>>(&text)?;
+        Ok(Payload(Bytes::from(text)))
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         // serde_json only writes UTF-8, so this cannot fail; a failure would be a bug in the

@@ -72,8 +72,8 @@ pub enum SendError {
         /// The configured maximum.
         limit: usize,
     },
-    /// A shared store the send needs (the cluster's history) cannot be reached; nothing was
-    /// delivered, numbered or stored.
+    /// The other nodes could not be reached (the backplane failed) and no connection of this
+    /// node nor the offline store took the message: it reached nobody.
     #[error("unavailable: {0}")]
     Unavailable(String),
 }

@@ -25,6 +25,7 @@ pub(crate) struct Counters {
     pub(crate) ack_resends: AtomicU64,
     pub(crate) offline_stored: AtomicU64,
     pub(crate) offline_replayed: AtomicU64,
+    pub(crate) cluster_errors: AtomicU64,
     pub(crate) latency: Latency,
     pub(crate) in_by_type: Mutex<HashMap<String, u64>>,
     pub(crate) out_by_type: Mutex<HashMap<String, u64>>,
@@ -131,6 +132,10 @@ pub struct HubStats {
     pub offline_replayed: u64,
     /// Offline messages dropped by the store (per-user cap or TTL).
     pub offline_dropped: u64,
+    /// Operations on the cluster (publishing to other nodes, presence updates and queries,
+    /// the shared history) that failed because the backplane or a shared store could not be
+    /// reached. Local delivery goes on meanwhile.
+    pub cluster_errors: u64,
     /// Client frames received, by `message_type` (valid frames only).
     pub messages_in_by_type: BTreeMap<String, u64>,
     /// Deliveries of sends (user, ticket, group, connection, broadcast), by `message_type`.
@@ -170,6 +175,7 @@ impl Counters {
             offline_stored: get(&self.offline_stored),
             offline_replayed: get(&self.offline_replayed),
             offline_dropped,
+            cluster_errors: get(&self.cluster_errors),
             messages_in_by_type: self
                 .in_by_type
                 .lock()

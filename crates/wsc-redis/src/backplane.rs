@@ -17,6 +17,7 @@ use wsc_hub::{Backplane, BackplaneError, BoxFuture, Envelope, Target};
 
 use crate::attachment::{self, Attachment};
 use crate::error::Error;
+use crate::history::RedisHistory;
 use crate::offline::RedisOfflineStore;
 use crate::options::RedisOptions;
 use crate::pool::Redis;
@@ -159,6 +160,11 @@ impl RedisBackplane {
     /// user, each kept for `ttl`.
     pub fn offline_store(&self, max_per_user: usize, ttl: Duration) -> RedisOfflineStore {
         RedisOfflineStore::with_redis(self.inner.redis.clone(), max_per_user, ttl)
+    }
+
+    /// A history store (sequence numbers and resume windows) on the same pool and prefix.
+    pub fn history(&self) -> RedisHistory {
+        RedisHistory::with_redis(self.inner.redis.clone())
     }
 
     fn is_subscribed(&self) -> bool {

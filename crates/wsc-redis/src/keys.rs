@@ -6,6 +6,8 @@
 //! | `<p>node:<id>:users` | set | users with a connection on that node (key TTL) |
 //! | `<p>{user:<id>}:offline` | list | the user's stored message ids, oldest first |
 //! | `<p>{user:<id>}:offline:msgs` | hash | message id -> `<stored_at_ms>\|<json>` |
+//! | `<p>{user:<id>}:seq` | string | the user's last sequence number |
+//! | `<p>{user:<id>}:history` | sorted set | the user's resume window, scored by sequence number |
 //! | `<p>node:<id>` | shard channel | envelopes for that node only |
 //! | `<p>broadcast` | shard channel | envelopes for every node |
 
@@ -53,6 +55,16 @@ impl Keys {
         format!("{}{{user:{user_id}}}:offline", self.prefix)
     }
 
+    /// A user's last sequence number (same slot as the window: one script updates both).
+    pub(crate) fn history_counter(&self, user_id: &str) -> String {
+        format!("{}{{user:{user_id}}}:seq", self.prefix)
+    }
+
+    /// A user's resume window.
+    pub(crate) fn history_window(&self, user_id: &str) -> String {
+        format!("{}{{user:{user_id}}}:history", self.prefix)
+    }
+
     /// A user's offline messages by id.
     pub(crate) fn offline_messages(&self, user_id: &str) -> String {
         format!("{}{{user:{user_id}}}:offline:msgs", self.prefix)
@@ -72,5 +84,7 @@ mod tests {
         assert_eq!(keys.broadcast_channel(), "t:broadcast");
         assert_eq!(keys.offline_list("bob"), "t:{user:bob}:offline");
         assert_eq!(keys.offline_messages("bob"), "t:{user:bob}:offline:msgs");
+        assert_eq!(keys.history_counter("bob"), "t:{user:bob}:seq");
+        assert_eq!(keys.history_window("bob"), "t:{user:bob}:history");
     }
 }

@@ -6,6 +6,8 @@
 //!   TTLs that live nodes renew.
 //! - [`RedisOfflineStore`] implements the hub's [`OfflineStore`](wsc_hub::OfflineStore):
 //!   a bounded, deduplicated list per user with a TTL, shared by every node.
+//! - [`RedisHistory`] implements the hub's [`HistoryStore`](wsc_hub::HistoryStore): one
+//!   `seq_no` counter and resume window per user, shared by every node.
 //!
 //! Every key and channel starts with [`RedisOptions::key_prefix`]; every operation waits
 //! at most [`RedisOptions::connect_timeout`]. `docs/scaling.md` describes the keys, the
@@ -26,6 +28,7 @@
 mod attachment;
 mod backplane;
 mod error;
+mod history;
 mod keys;
 mod offline;
 mod options;
@@ -36,5 +39,6 @@ mod subscriber;
 
 pub use backplane::{BackplaneStats, RedisBackplane};
 pub use error::Error;
+pub use history::RedisHistory;
 pub use offline::RedisOfflineStore;
 pub use options::RedisOptions;

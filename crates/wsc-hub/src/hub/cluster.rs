@@ -124,20 +124,32 @@ impl Hub {
     }
 
     /// Hands an envelope to the other nodes; returns how many got it. A single node (or a
-    /// failed publish, which is logged) reaches none: local delivery never depends on it.
-    /// The envelope is built only when there are peers, so a single node pays nothing.
+    /// failed publish, which is logged and counted) reaches none: local delivery never
+    /// depends on it.
     pub(super) async fn publish(&self, envelope: impl FnOnce(&Hub) -> Envelope) -> usize {
+        self.try_publish(envelope).await.unwrap_or(0)
+    }
+
+    /// [`publish`](Self::publish) that says when the backplane failed. The envelope is
+    /// built only when there are peers, so a single node pays nothing.
+    pub(super) async fn try_publish(
+        &self,
+        envelope: impl FnOnce(&Hub) -> Envelope,
+    ) -> Result<usize, BackplaneError> {
         if !self.inner.backplane.read().has_peers() {
-            return 0;
+            return Ok(0);
         }
         let backplane = self.backplane();
-        match backplane.publish(envelope(self)).await {
-            Ok(nodes) => nodes,
-            Err(e) => {
-                tracing::warn!(error = %e, "publishing to other nodes failed");
-                0
-            }
-        }
+        backplane
+            .publish(envelope(self))
+            .await
+            .inspect_err(|e| self.cluster_failed("publishing to other nodes", e))
+    }
+
+    /// Logs and counts a failed cluster operation.
+    pub(super) fn cluster_failed(&self, what: &str, error: &dyn std::fmt::Display) {
+        Counters::add(&self.inner.counters.cluster_errors, 1);
+        tracing::warn!(error = %error, "{what} failed");
     }
 
     /// An ack for a message another node sent: forwards it there. Returns whether this
@@ -191,7 +203,7 @@ impl Hub {
                 .set_user_online(self.node_id(), user_id, true)
                 .await
         {
-            tracing::warn!(user_id, error = %e, "presence update failed");
+            self.cluster_failed("presence update", &e);
         }
     }
 
@@ -201,10 +213,10 @@ impl Hub {
         let backplane = self.backplane();
         if backplane.has_peers() {
             let update = backplane.set_user_online(self.node_id(), user_id, false);
-            let user_id = user_id.to_owned();
+            let hub = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = update.await {
-                    tracing::warn!(user_id, error = %e, "presence update failed");
+                    hub.cluster_failed("presence update", &e);
                 }
             });
         }
@@ -236,7 +248,7 @@ impl Hub {
             match backplane.user_nodes(user_id).await {
                 Ok(nodes) => nodes,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cluster presence unavailable; answering for this node");
+                    self.cluster_failed("cluster presence (answering for this node)", &e);
                     Vec::new()
                 }
             }
@@ -267,7 +279,7 @@ impl Hub {
                     users.sort();
                     users.dedup();
                 }
-                Err(e) => tracing::warn!(error = %e, "cluster presence unavailable"),
+                Err(e) => self.cluster_failed("cluster presence (answering for this node)", &e),
             }
         }
         users

@@ -32,7 +32,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::ack::{AckMatch, AckTarget, AckTracker};
-use crate::backplane::{Backplane, Envelope, LocalOnly};
+use crate::backplane::{Backplane, BackplaneError, Envelope, LocalOnly};
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
 use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};

@@ -124,15 +124,19 @@ impl Hub {
             namespace: msg.namespace.clone(),
         };
         let turn = self.inner.turns.take(user_id).await;
-        let seq = match store.append(user_id, entry, limits).await {
-            Ok(seq) => seq,
+        let payload = match store.append(user_id, entry, limits).await {
+            Ok(seq) => {
+                msg.seq_no = seq;
+                codec::with_seq(&base, seq)
+            }
             Err(e) => {
+                // Local delivery goes on without the shared store: the message leaves
+                // unnumbered (`seq_no: 0`, like a broadcast) and outside the resume window.
+                self.cluster_failed("numbering through the shared history", &e);
                 msg.seq_no = 0;
-                return Err(SendError::Unavailable(e.to_string()));
+                self.encode_outbound(msg, config, 0)?
             }
         };
-        msg.seq_no = seq;
-        let payload = codec::with_seq(&base, seq);
         let delivered = deliver(msg, &payload);
         Ok(Numbered {
             payload,

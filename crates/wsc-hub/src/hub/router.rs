@@ -100,8 +100,8 @@ impl Hub {
                 (payload, report, None)
             }
         };
-        let remote = self
-            .publish(|hub| Envelope::Message {
+        let published = self
+            .try_publish(|hub| Envelope::Message {
                 origin: hub.node_id().to_owned(),
                 route: route.clone(),
                 payload,
@@ -109,6 +109,7 @@ impl Hub {
             })
             .await;
         drop(turn);
+        let remote = *published.as_ref().unwrap_or(&0);
         report.nodes += remote;
         if numbered
             && remote == 0
@@ -117,6 +118,14 @@ impl Hub {
             && let (Some(user_id), Some(store)) = (route.user(), self.offline_store())
         {
             report.stored_offline = self.store_offline(&store, user_id, msg, true).await;
+        }
+        // Other nodes could not be told and nothing here took the message: say so instead
+        // of reporting a send that reached nobody. (Reaching some, it is counted and logged.)
+        if let Err(e) = published
+            && report.delivered == 0
+            && !report.stored_offline
+        {
+            return Err(SendError::Unavailable(e.to_string()));
         }
         self.message_sent(msg, &report);
         Ok(report)

@@ -163,6 +163,7 @@ impl Cluster {
             config.node_id = (*name).to_owned();
             let hub = Hub::new(config);
             hub.set_backplane(Arc::new(backplane.clone()));
+            hub.set_history(Arc::new(backplane.history()));
             hub.start();
             hubs.push(hub);
             backplanes.push(backplane);
