@@ -89,8 +89,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         json!(if hub_ok { "ok" } else { "stopped" }),
     );
     let mut ready = hub_ok;
-    if let Some(url) = state.redis_url.as_deref() {
-        let redis = redis_ping(url).await;
+    if let Some(backplane) = &state.redis {
+        let redis = crate::cluster::check(backplane).await;
         ready &= redis.is_ok();
         checks.insert(
             "redis".to_owned(),
@@ -107,55 +107,6 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "checks": checks,
     });
     (status, Json(body))
-}
-
-/// Sends `PING` (after `AUTH` when the URL has a password) and expects `+PONG`, within 1 s.
-async fn redis_ping(url: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("redis://")
-        .ok_or_else(|| "only redis:// URLs are checked".to_owned())?;
-    let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((userinfo, hostport)) => (Some(userinfo), hostport),
-        None => (None, rest),
-    };
-    let hostport = hostport.split('/').next().unwrap_or(hostport);
-    let check = async {
-        let mut stream = tokio::net::TcpStream::connect(hostport)
-            .await
-            .map_err(|e| format!("unreachable: {e}"))?;
-        let mut buf = [0u8; 64];
-        if let Some(password) = userinfo
-            .and_then(|u| u.rsplit(':').next())
-            .filter(|p| !p.is_empty())
-        {
-            let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
-            stream
-                .write_all(auth.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if !buf[..n].starts_with(b"+OK") {
-                return Err("authentication failed".to_owned());
-            }
-        }
-        stream
-            .write_all(b"*1\r\n$4\r\nPING\r\n")
-            .await
-            .map_err(|e| e.to_string())?;
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if buf[..n].starts_with(b"+PONG") {
-            Ok(())
-        } else {
-            Err(format!(
-                "unexpected answer {:?}",
-                String::from_utf8_lossy(&buf[..n])
-            ))
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(1), check)
-        .await
-        .map_err(|_| "no answer within 1s".to_owned())?
 }
 
 async fn openapi_document() -> Json<Value> {

@@ -21,6 +21,7 @@
 mod api;
 mod api_key;
 mod auth;
+mod cluster;
 mod error;
 pub mod grpc;
 mod guard;

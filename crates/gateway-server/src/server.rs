@@ -22,7 +22,7 @@ use crate::guard::{HandshakeLimiter, RefusalLog};
 use crate::metrics::ServerMetrics;
 use crate::middleware::UpgradeMiddleware;
 use crate::state::{AppState, SharedPolicy, UpgradePolicy};
-use crate::{api, grpc, guard, upgrade};
+use crate::{api, cluster, grpc, guard, upgrade};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,10 @@ pub enum StartError {
     /// The token key in the configuration cannot be used.
     #[error("authentication is on but {0}")]
     Auth(String),
+    /// The Redis settings cannot be used (a malformed URL, for example). An unreachable
+    /// Redis is not an error: the node starts, reports not ready, and joins once it answers.
+    #[error("the Redis settings cannot be used: {0}")]
+    Redis(String),
     /// A listener could not be bound (port in use, bad address, ...).
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
@@ -108,6 +112,7 @@ impl Server {
         } else {
             None
         };
+        let redis = cluster::link(&config, &hub).map_err(StartError::Redis)?;
         hub.start();
 
         let state = AppState {
@@ -127,11 +132,7 @@ impl Server {
                     .enable_slow_log
                     .then_some(config.wsc.performance.slow_log_threshold),
             )),
-            redis_url: config
-                .wsc
-                .redis
-                .enabled
-                .then(|| Arc::from(config.wsc.redis.url.as_str())),
+            redis,
             connections: TaskTracker::new(),
         };
         let mut public_router = Router::new();

@@ -26,8 +26,8 @@ pub(crate) struct AppState {
     /// Rate limit of the log line written for each refused handshake.
     pub(crate) refusals: Arc<RefusalLog>,
     pub(crate) metrics: Arc<ServerMetrics>,
-    /// Checked by `/ready` when Redis is enabled.
-    pub(crate) redis_url: Option<Arc<str>>,
+    /// The Redis link (`wsc.redis.enabled`), checked by `/ready`.
+    pub(crate) redis: Option<wsc_redis::RedisBackplane>,
     pub(crate) connections: TaskTracker,
 }
 

@@ -1,7 +1,9 @@
 //! The [`AckTracker`]: pending acknowledgements, keyed so that an ack arriving on any node
 //! can be matched (by message id and user id, or message id and client id).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

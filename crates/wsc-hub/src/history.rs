@@ -8,7 +8,9 @@
 //! (Redis) can do both in one round trip, atomically, the way Centrifugo's history publish
 //! does; a refused message never takes a number, because the size check happens on the base.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -31,6 +31,7 @@ pub mod codec;
 mod config;
 mod connection;
 mod event;
+mod fast_hash;
 mod history;
 mod hub;
 mod identity;

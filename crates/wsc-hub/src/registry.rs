@@ -9,7 +9,7 @@
 //! `by_client`, `all`) skip it: a message sent in that window takes the offline path
 //! instead of being queued to a connection that will never write it.
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::MultiLoginPolicy;
@@ -197,7 +197,7 @@ impl Registry {
     /// Connections in a group: those that joined at connect plus every connection of the
     /// users who joined through the API, each once.
     pub(crate) fn group(&self, group_id: &str) -> Vec<&Arc<Connection>> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut out = Vec::new();
         let direct = self.group_conns.get(group_id).into_iter().flatten();
         let via_users = self

@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Cluster, TIMEOUT, eventually, next_message, require_redis};
 use wsc_hub::{Backplane, HubMessage, Identity};
+use wsc_testkit::redis_server::RedisServer;
 
 /// The id of the client connection named `name`, from `CLIENT LIST`.
 async fn client_id(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> Option<String> {
@@ -66,88 +66,9 @@ async fn a_killed_pubsub_connection_subscribes_again_by_itself() {
     cluster.finish().await;
 }
 
-/// A `redis-server` of this test's own on a free loopback port; killed when dropped.
-struct Server {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start_on(port: u16) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "this test starts its own redis-server and cannot ({e}); install it: \
-                     apt-get update && apt-get install -y redis-server"
-                )
-            })
-    }
-
-    async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let server = Server {
-            port,
-            child: Some(Self::start_on(port)),
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn wait_ready(&self) {
-        let url = self.url();
-        eventually("the test's redis-server answers", TIMEOUT, || {
-            let url = url.clone();
-            async move {
-                let Ok(client) = redis::Client::open(url) else {
-                    return false;
-                };
-                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-                    return false;
-                };
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            }
-        })
-        .await;
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.kill();
-        self.child = Some(Self::start_on(self.port));
-        self.wait_ready().await;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn a_redis_restarted_empty_gets_presence_and_subscriptions_back() {
-    let mut server = Server::start().await;
+    let mut server = RedisServer::start();
     let ttl = Duration::from_secs(1);
     let mut options = support::options()
         .with_node_ttl(ttl)
@@ -176,7 +97,7 @@ async fn a_redis_restarted_empty_gets_presence_and_subscriptions_back() {
     assert_eq!(next_message(&mut bob).await["content"], "local");
 
     // Back, but empty: every key is gone. Nobody restarts anything.
-    server.restart().await;
+    server.restart();
     let (probe, b_plane) = (cluster.backplanes[0].clone(), cluster.backplanes[1].clone());
     eventually(
         "registry, presence and subscriptions are back",

@@ -6,6 +6,7 @@
 //! facade, an example) in its `tests/support` module and calls these for the rest.
 
 pub mod http;
+pub mod redis_server;
 pub mod ws;
 
 use std::time::Duration;
@@ -28,6 +29,15 @@ pub fn local_config() -> GatewayConfig {
     config.grpc.host = "127.0.0.1".to_owned();
     config.grpc.port = 0;
     config
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (for processes that must be told their
+/// port before they bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on 127.0.0.1")
 }
 
 /// The next item of a channel (fed by a callback, for example), within [`WAIT`].

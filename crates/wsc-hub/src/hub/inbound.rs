@@ -120,7 +120,7 @@ impl Hub {
         route.app_id.clone_from(&identity.app_id);
         route.namespace.clone_from(&identity.namespace);
         route.only_client = Some(msg.receiver_client.clone()).filter(|c| !c.is_empty());
-        let _ = self.dispatch(route, &mut msg, false).await;
+        let _ = self.dispatch(&mut route, &mut msg, false).await;
     }
 
     /// The relay policy of [`HubConfig::relay`]: a client message naming a ticket, a group

