@@ -27,12 +27,19 @@ impl Hub {
     /// none). Set it before [`start`](Self::start): the hub joins the cluster when it starts
     /// and leaves it when it stops.
     pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        let peers = backplane.has_peers();
         *self.inner.backplane.write() = backplane;
+        self.inner.peers.store(peers, Ordering::Release);
     }
 
     /// The backplane in use.
     pub fn backplane(&self) -> Arc<dyn Backplane> {
         self.inner.backplane.read().clone()
+    }
+
+    /// Whether other nodes may exist (the backplane's `has_peers`, read without a lock).
+    pub(super) fn has_peers(&self) -> bool {
+        self.inner.peers.load(Ordering::Acquire)
     }
 
     /// Joins the cluster and runs the inbox task until `stop` cancels `token`.
@@ -136,7 +143,7 @@ impl Hub {
         &self,
         envelope: impl FnOnce(&Hub) -> Envelope,
     ) -> Result<usize, BackplaneError> {
-        if !self.inner.backplane.read().has_peers() {
+        if !self.has_peers() {
             return Ok(0);
         }
         let backplane = self.backplane();
@@ -188,7 +195,7 @@ impl Hub {
 
     /// Publishes without waiting (from synchronous operations such as group membership).
     pub(super) fn publish_later(&self, envelope: Envelope) {
-        if self.backplane().has_peers() {
+        if self.has_peers() {
             let hub = self.clone();
             tokio::spawn(async move { hub.publish(|_| envelope).await });
         }
@@ -197,11 +204,13 @@ impl Hub {
     /// Tells the cluster that a user's first connection here opened, and waits for it, so
     /// that the user is reachable from every node once `register` returns.
     pub(super) async fn user_came_online(&self, user_id: &str) {
-        let backplane = self.backplane();
-        if backplane.has_peers()
-            && let Err(e) = backplane
-                .set_user_online(self.node_id(), user_id, true)
-                .await
+        if !self.has_peers() {
+            return;
+        }
+        if let Err(e) = self
+            .backplane()
+            .set_user_online(self.node_id(), user_id, true)
+            .await
         {
             self.cluster_failed("presence update", &e);
         }
@@ -210,9 +219,10 @@ impl Hub {
     /// Tells the cluster that a user's last connection here closed (without waiting: it
     /// runs from synchronous unregistration).
     pub(super) fn user_went_offline(&self, user_id: &str) {
-        let backplane = self.backplane();
-        if backplane.has_peers() {
-            let update = backplane.set_user_online(self.node_id(), user_id, false);
+        if self.has_peers() {
+            let update = self
+                .backplane()
+                .set_user_online(self.node_id(), user_id, false);
             let hub = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = update.await {

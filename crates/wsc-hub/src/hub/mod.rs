@@ -96,11 +96,13 @@ struct Inner {
     timer: Mutex<Option<CancellationToken>>,
     emptied: Notify,
     acks: AckTracker,
-    histories: RwLock<numbering::Histories>,
+    histories: numbering::Histories,
     turns: numbering::Turns,
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
     /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
     backplane: RwLock<Arc<dyn Backplane>>,
+    /// `backplane.has_peers()`, kept at hand: one relaxed load per send on a single node.
+    peers: AtomicBool,
     /// Events for consumers in other tasks ([`Hub::subscribe_events`]).
     events: tokio::sync::broadcast::Sender<HubEvent>,
     /// Set once an event handler or subscriber exists.
@@ -135,10 +137,11 @@ impl Hub {
                 timer: Mutex::new(None),
                 emptied: Notify::new(),
                 acks: AckTracker::default(),
-                histories: RwLock::default(),
+                histories: numbering::Histories::default(),
                 turns: numbering::Turns::default(),
                 store: RwLock::new(store),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
+                peers: AtomicBool::new(false),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 event_listeners: AtomicBool::new(false),
                 remote_acks: Mutex::new(cluster::RemoteAcks::default()),

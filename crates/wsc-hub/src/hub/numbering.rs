@@ -10,20 +10,24 @@ use super::*;
 use crate::history::{HistoryStore, MemoryHistory, NewEntry, Window, WindowEntry, WindowLimits};
 use crate::offline::StoreError;
 
-/// Where the hub's histories live.
-#[derive(Clone)]
-pub(super) enum Histories {
-    /// This node's, numbered synchronously under the user's lock (the default: no async
-    /// step, no extra lock on the hot path).
-    Memory(Arc<MemoryHistory>),
-    /// A store shared with other nodes: numbering is awaited, and the user's turn (below)
-    /// keeps the order.
-    Shared(Arc<dyn HistoryStore>),
+/// Where the hub's histories live: this node's memory (the default, numbered synchronously
+/// under the user's lock: no async step, no extra lock), or a store shared with other nodes
+/// (numbering is awaited, and the user's turn, below, keeps the order).
+#[derive(Default)]
+pub(super) struct Histories {
+    memory: MemoryHistory,
+    shared: RwLock<Option<Arc<dyn HistoryStore>>>,
+    /// Whether `shared` is set: one relaxed load on every numbered send instead of a lock.
+    is_shared: AtomicBool,
 }
 
-impl Default for Histories {
-    fn default() -> Self {
-        Histories::Memory(Arc::default())
+impl Histories {
+    fn shared(&self) -> Option<Arc<dyn HistoryStore>> {
+        if self.is_shared.load(Ordering::Acquire) {
+            self.shared.read().clone()
+        } else {
+            None
+        }
     }
 }
 
@@ -68,7 +72,9 @@ impl Hub {
     /// per user across nodes and a client resumes wherever it reconnects. Set it before
     /// [`start`](Self::start).
     pub fn set_history(&self, store: Arc<dyn HistoryStore>) {
-        *self.inner.histories.write() = Histories::Shared(store);
+        let histories = &self.inner.histories;
+        *histories.shared.write() = Some(store);
+        histories.is_shared.store(true, Ordering::Release);
     }
 
     /// Gives a prepared message the user's next `seq_no` and keeps it in the user's window,
@@ -83,11 +89,9 @@ impl Hub {
         deliver: impl FnOnce(&HubMessage, &Payload) -> R,
     ) -> Result<Numbered<'_, R>, SendError> {
         let limits = WindowLimits::new(config.history_size, config.history_ttl);
-        let store = match &*self.inner.histories.read() {
-            Histories::Memory(history) => {
-                return self.number_here(history, user_id, msg, config, limits, deliver);
-            }
-            Histories::Shared(store) => store.clone(),
+        let Some(store) = self.inner.histories.shared() else {
+            let history = &self.inner.histories.memory;
+            return self.number_here(history, user_id, msg, config, limits, deliver);
         };
         // Boxed: this path awaits a round trip anyway, and keeping its state out of the
         // caller's future keeps every send's future small (measured: the inline version
@@ -180,19 +184,20 @@ impl Hub {
         user_id: &str,
         after: i64,
     ) -> Result<Window, StoreError> {
-        let histories = self.inner.histories.read().clone();
-        match histories {
-            Histories::Memory(history) => Ok(history.read_now(user_id, after)),
-            Histories::Shared(store) => store.read(user_id, after).await,
+        match self.inner.histories.shared() {
+            None => Ok(self.inner.histories.memory.read_now(user_id, after)),
+            Some(store) => store.read(user_id, after).await,
         }
     }
 
     /// Drops this node's idle histories of users who are not online (the periodic sweep).
     pub(super) fn prune_histories(&self) {
-        let histories = self.inner.histories.read().clone();
-        if let Histories::Memory(history) = histories {
+        if self.inner.histories.shared().is_none() {
             let online: HashSet<String> = self.inner.registry.read().users().cloned().collect();
-            history.prune(|user| online.contains(user));
+            self.inner
+                .histories
+                .memory
+                .prune(|user| online.contains(user));
         }
     }
 }

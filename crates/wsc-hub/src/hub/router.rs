@@ -57,6 +57,8 @@ impl Hub {
     /// assert_eq!(report.delivered, 1);
     /// # }
     /// ```
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn send(
         &self,
         mut route: Route,
@@ -90,7 +92,7 @@ impl Hub {
         }
         let config = self.config();
         let deliver = |msg: &HubMessage, payload: &Payload| {
-            let targets = self.snapshot(|reg, out| reg.resolve(&route, out));
+            let targets = self.snapshot(|reg, out| reg.resolve(route, out));
             self.enqueue_all(&targets, payload, msg, &config)
         };
         let first = match route.user() {
@@ -157,6 +159,8 @@ impl Hub {
     /// that connection of the user receives it. The message gets the user's next `seq_no`
     /// and enters the user's resume window. When the user has no live connection on any
     /// node, it goes to the offline store (if any) and the report says `stored_offline`.
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn send_to_user<'a>(
         &'a self,
         user_id: &'a str,
@@ -179,6 +183,8 @@ impl Hub {
 
     /// Sends to every connection bound to a ticket, except the connections of
     /// `msg.sender` (the sender does not get its own message back).
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn send_to_ticket<'a>(
         &'a self,
         ticket_id: &'a str,
@@ -193,6 +199,8 @@ impl Hub {
 
     /// Sends to every connection of a group: connections that joined at connect and every
     /// connection of users who joined through [`Hub::join_group`].
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn send_to_group<'a>(
         &'a self,
         group_id: &'a str,
@@ -206,6 +214,8 @@ impl Hub {
     }
 
     /// Sends to one connection, by client id.
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn send_to_connection<'a>(
         &'a self,
         client_id: &'a str,
@@ -219,6 +229,8 @@ impl Hub {
     }
 
     /// Sends to every connection, optionally scoped to an app/namespace and excluding a user.
+    // Not an `async fn` on purpose (see `send`).
+    #[allow(clippy::manual_async_fn)]
     pub fn broadcast(
         &self,
         mut msg: HubMessage,
