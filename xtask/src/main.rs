@@ -3,7 +3,9 @@
 //! - `ci`: formatting check, clippy (`-D warnings`, all targets), every test and doc test.
 //!   Makes sure a Redis server answers first (starting a throwaway `redis-server` on a free
 //!   port when none does) and exports its URL as `WSC_TEST_REDIS_URL`.
-//! - `demo`: runs the gateway on its embedded defaults (release build).
+//! - `demo`: runs the gateway on its embedded defaults (release build). `demo --nodes N`
+//!   runs N nodes on one Redis (the local one, or a throwaway `redis-server`), each on its
+//!   own ports, and prints their URLs.
 //! - `bench`: runs the criterion benchmarks.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs`, which is committed.
@@ -17,7 +19,11 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "ci" => ci(),
-        "demo" => run("cargo", &["run", "--release", "-p", "gateway-server"]),
+        "demo" => match nodes_arg() {
+            Ok(1) => run("cargo", &["run", "--release", "-p", "gateway-server"]),
+            Ok(n) => demo_cluster(n),
+            Err(e) => Err(e),
+        },
         "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
         // The generator's dependencies are heavy; they are built only for this task.
         "codegen" => run(
@@ -36,7 +42,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "codegen")]
         "codegen-inner" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|bench|codegen>");
+            eprintln!("usage: cargo xtask <ci|demo [--nodes N]|bench|codegen>");
             return ExitCode::from(2);
         }
     };
@@ -78,6 +84,72 @@ fn ci() -> Result<(), String> {
     run("cargo", &["test", "--workspace", "--doc"])?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The `--nodes N` of `demo` (1 without it).
+fn nodes_arg() -> Result<usize, String> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    match args.as_slice() {
+        [] => Ok(1),
+        [flag, n] if flag == "--nodes" => match n.parse::<usize>() {
+            Ok(n) if (1..=9).contains(&n) => Ok(n),
+            _ => Err(format!("--nodes takes a number from 1 to 9, got {n:?}")),
+        },
+        other => Err(format!(
+            "unexpected arguments {other:?}; usage: cargo xtask demo [--nodes N]"
+        )),
+    }
+}
+
+/// Runs `n` gateway nodes on one Redis until Ctrl-C. Node `i` (from 1) listens for
+/// WebSockets on 8081 + 10 (i - 1), for the API on 8080 + 10 (i - 1), for gRPC on
+/// 9090 + 10 (i - 1).
+fn demo_cluster(n: usize) -> Result<(), String> {
+    let _redis = ensure_redis()?;
+    let url = std::env::var("WSC_TEST_REDIS_URL").map_err(|e| e.to_string())?;
+    run("cargo", &["build", "--release", "-p", "gateway-server"])?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let binary = format!("{target}/release/gateway-server");
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let name = format!("node-{}", i + 1);
+        let (ws, api, grpc) = (8081 + 10 * i, 8080 + 10 * i, 9090 + 10 * i);
+        let child = Command::new(&binary)
+            .env("GATEWAY__WSC__NODE_PORT", ws.to_string())
+            .env("GATEWAY__HTTP__PORT", api.to_string())
+            .env("GATEWAY__GRPC__PORT", grpc.to_string())
+            .env("GATEWAY__WSC__REDIS__ENABLED", "true")
+            .env("GATEWAY__WSC__REDIS__URL", &url)
+            .env("GATEWAY__WSC__DISTRIBUTED__ENABLED", "true")
+            .env("GATEWAY__WSC__DISTRIBUTED__NODE_ID", &name)
+            .env("GATEWAY__WSC__DISTRIBUTED__KEY_PREFIX", "wsc-demo:")
+            .env("GATEWAY__WSC__OFFLINE__STORE", "redis")
+            .spawn()
+            .map_err(|e| format!("cannot start {binary}: {e}"))?;
+        nodes.push(Node(child));
+        println!(
+            "{name}: ws://127.0.0.1:{ws}/ws?user_id=alice   API http://127.0.0.1:{api}   gRPC 127.0.0.1:{grpc}"
+        );
+    }
+    println!(
+        "{n} nodes on Redis {url}. Connect a client to one node and send through another, e.g.\n  \
+         curl -X POST http://127.0.0.1:8080/api/v1/users/alice/messages -d '{{\"content\":\"hi\"}}'\n\
+         Ctrl-C stops them all."
+    );
+    for node in &mut nodes {
+        let _ = node.0.wait();
+    }
+    Ok(())
+}
+
+/// A demo node; killed when dropped (an early error stops the others).
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[cfg(feature = "codegen")]
