@@ -543,16 +543,17 @@ impl Gateway {
         Ok(self.inner.hub.leave_group(group_id, user_id)?)
     }
 
-    /// Online users, sorted (`GetOnlineUsers`).
-    pub fn get_websocket_online_users(&self) -> Result<Vec<String>, GatewayError> {
+    /// Online users on every node of the cluster, sorted (`GetOnlineUsers`); this node's
+    /// users on a single node.
+    pub async fn get_websocket_online_users(&self) -> Result<Vec<String>, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.online_users())
+        Ok(self.inner.hub.cluster_online_users().await)
     }
 
-    /// Number of online users (`GetOnlineUserCount`).
-    pub fn get_websocket_online_user_count(&self) -> Result<usize, GatewayError> {
+    /// Number of online users on every node of the cluster (`GetOnlineUserCount`).
+    pub async fn get_websocket_online_user_count(&self) -> Result<usize, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.online_user_count())
+        Ok(self.inner.hub.cluster_online_users().await.len())
     }
 
     /// The stats snapshot (`GetStats`).

@@ -273,7 +273,7 @@ async fn stop_drains_then_everything_is_not_running() {
         .expect_err("stopped");
     assert!(matches!(err, GatewayError::NotRunning), "{err:?}");
     assert!(matches!(
-        gateway.get_websocket_online_users(),
+        gateway.get_websocket_online_users().await,
         Err(GatewayError::NotRunning)
     ));
     assert!(matches!(

@@ -52,7 +52,7 @@ async fn connect_callbacks_run_in_order_and_the_first_error_stops_the_chain() {
         reason.contains("user x is refused by callback 2"),
         "the close reason carries the callback's error: {reason}"
     );
-    assert_eq!(gateway.get_websocket_online_users().unwrap(), ["ok"]);
+    assert_eq!(gateway.get_websocket_online_users().await.unwrap(), ["ok"]);
     gateway.stop().await.unwrap();
 }
 
@@ -165,7 +165,7 @@ async fn a_middleware_can_supply_the_user_from_a_header() {
     let mut client = try_connect(&gateway, "", &[("x-session", "sam")])
         .await
         .expect("the middleware supplied the user");
-    assert_eq!(gateway.get_websocket_online_users().unwrap(), ["sam"]);
+    assert_eq!(gateway.get_websocket_online_users().await.unwrap(), ["sam"]);
     assert_eq!(gateway.hub().user_connections("sam").unwrap().len(), 1);
     let report = gateway
         .send_to_websocket_user("sam", HubMessage::text("hi sam"))
@@ -202,10 +202,10 @@ async fn a_middleware_refusal_is_an_http_error_with_its_code() {
     assert_eq!(status, 401);
     assert_eq!(body["error"], "test_blocked", "{body}");
     assert_eq!(body["message"], "blocked by the test middleware", "{body}");
-    assert_eq!(gateway.get_websocket_online_user_count().unwrap(), 0);
+    assert_eq!(gateway.get_websocket_online_user_count().await.unwrap(), 0);
     // The same request without the header gets through.
     let _client = connect(&gateway, "user_id=u").await;
-    assert_eq!(gateway.get_websocket_online_users().unwrap(), ["u"]);
+    assert_eq!(gateway.get_websocket_online_users().await.unwrap(), ["u"]);
     gateway.stop().await.unwrap();
 }
 
@@ -237,7 +237,7 @@ async fn middlewares_run_in_registration_order() {
         "the second middleware sees the first one's change"
     );
     assert_eq!(
-        gateway.get_websocket_online_users().unwrap(),
+        gateway.get_websocket_online_users().await.unwrap(),
         ["amy-checked"]
     );
     gateway.stop().await.unwrap();

@@ -87,11 +87,11 @@ async fn assert_every_shortcut_is_not_running(gateway: &Gateway) {
     );
     not_running(
         "get_websocket_online_users",
-        gateway.get_websocket_online_users().map(drop),
+        gateway.get_websocket_online_users().await.map(drop),
     );
     not_running(
         "get_websocket_online_user_count",
-        gateway.get_websocket_online_user_count().map(drop),
+        gateway.get_websocket_online_user_count().await.map(drop),
     );
     not_running(
         "get_websocket_stats",
@@ -105,7 +105,7 @@ async fn every_shortcut_before_start_is_not_running() {
     assert_every_shortcut_is_not_running(&gateway).await;
     // The refusals left the gateway usable.
     gateway.start().await.unwrap();
-    assert_eq!(gateway.get_websocket_online_user_count().unwrap(), 0);
+    assert_eq!(gateway.get_websocket_online_user_count().await.unwrap(), 0);
     gateway.stop().await.unwrap();
 }
 
@@ -123,10 +123,10 @@ async fn user_ticket_group_and_broadcast_shortcuts_reach_their_clients() {
     let mut bob = connect(&gateway, "user_id=bob&ticket_id=t1").await;
 
     assert_eq!(
-        gateway.get_websocket_online_users().unwrap(),
+        gateway.get_websocket_online_users().await.unwrap(),
         ["alice", "bob"]
     );
-    assert_eq!(gateway.get_websocket_online_user_count().unwrap(), 2);
+    assert_eq!(gateway.get_websocket_online_user_count().await.unwrap(), 2);
     let stats = gateway.get_websocket_stats().unwrap();
     assert_eq!((stats.connections, stats.users), (2, 2));
 
@@ -236,7 +236,13 @@ async fn kick_notifies_and_closes_with_1008() {
     let (code, reason) = close_frame(&mut client).await;
     assert_eq!(code, 1008);
     assert!(reason.contains("maintenance"), "{reason}");
-    assert!(gateway.get_websocket_online_users().unwrap().is_empty());
+    assert!(
+        gateway
+            .get_websocket_online_users()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     gateway.stop().await.unwrap();
 }
 
