@@ -20,6 +20,10 @@
 //!    over that window comes from `/proc/<pid>/stat`. `other_cpu_s` is the machine's busy time
 //!    (`/proc/stat`) in that window not charged to the server or the loadgen: a build that
 //!    started mid-run shows up there.
+//!    With `--rate R` the broadcasts are paced at R per second instead of back to back.
+//!    Each broadcast carries its send time (`data.sent_us`, wall clock, µs); every client
+//!    records the time to its frame, and the summary gives `latency_p50_us`, `_p99_us` and
+//!    `_max_us`. Point `--api` at one node and `--url` at another to measure across nodes.
 //! 4. Prints one summary line of `key=value` pairs on stdout (progress goes to stderr).
 //!
 //! One connection is one file descriptor here and one in the server: keep `--connections` at
@@ -40,7 +44,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:8081/ws] [--api http://127.0.0.1:8080] \
 [--connections N] [--messages M] [--size BYTES] [--server-pid PID] [--concurrency 200] \
-[--api-conns 1] [--threads 2] [--settle SECS] [--timeout SECS] [--prefix load]";
+[--api-conns 1] [--threads 2] [--settle SECS] [--timeout SECS] [--prefix load] [--rate PER_SEC]";
 
 /// Most connections one loadgen process opens (one fd each; the machine allows 20,000 per
 /// process, and a few are needed for everything else).
@@ -59,6 +63,8 @@ struct Args {
     settle: Duration,
     timeout: Duration,
     prefix: String,
+    /// Broadcasts per second (0 = back to back).
+    rate: f64,
 }
 
 impl Args {
@@ -76,6 +82,7 @@ impl Args {
             settle: Duration::from_secs(3),
             timeout: Duration::from_secs(120),
             prefix: "load".to_owned(),
+            rate: 0.0,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -115,6 +122,13 @@ impl Args {
                 "--settle" => args.settle = seconds(&value)?,
                 "--timeout" => args.timeout = seconds(&value)?,
                 "--prefix" => args.prefix = value,
+                "--rate" => {
+                    args.rate = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r >= 0.0)
+                        .ok_or_else(|| format!("--rate: `{value}` is not a rate"))?
+                }
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
         }
@@ -188,6 +202,8 @@ struct Shared {
     connect_done: Notify,
     /// Signalled when a client completes or is lost.
     progress: Notify,
+    /// Send-to-receive times of every frame, in µs (each client adds its own at the end).
+    latencies: Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -228,6 +244,7 @@ async fn run(args: Args) -> Result<bool, String> {
         last_frame: Mutex::new(None),
         connect_done: Notify::new(),
         progress: Notify::new(),
+        latencies: Mutex::new(Vec::new()),
     });
 
     // 1. Connect.
@@ -314,12 +331,7 @@ async fn run(args: Args) -> Result<bool, String> {
     // 3. Broadcast and wait for every frame.
     let mut ok = failed == 0;
     if args.messages > 0 && connected > 0 {
-        let body = serde_json::json!({
-            "message_type": "notice",
-            "content": "x".repeat(args.size),
-        })
-        .to_string();
-        let body: Arc<[u8]> = body.into_bytes().into();
+        let content: Arc<str> = "x".repeat(args.size).into();
         let next = Arc::new(AtomicUsize::new(0));
         let self_cpu0 = cpu_ticks_of("self");
         let machine0 = machine_ticks();
@@ -329,9 +341,10 @@ async fn run(args: Args) -> Result<bool, String> {
         for _ in 0..args.api_conns {
             senders.push(tokio::spawn(send_broadcasts(
                 api.clone(),
-                body.clone(),
+                content.clone(),
                 next.clone(),
                 args.messages,
+                (start, args.rate),
             )));
         }
         let deadline = start + args.timeout;
@@ -408,6 +421,12 @@ async fn run(args: Args) -> Result<bool, String> {
             .zip(self_cpu)
             .map(|(((busy, _), server), own)| busy - server - own);
         let stats = http(&api, "GET", "/api/v1/stats", b"").await;
+        let mut latencies = shared
+            .latencies
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        latencies.sort_unstable();
         let stat = |key: &str| {
             stats
                 .as_ref()
@@ -460,6 +479,11 @@ async fn run(args: Args) -> Result<bool, String> {
             ("api_delivered", api_delivered.to_string()),
             ("api_failures", api_failures.to_string()),
             ("api_errors", api_errors.to_string()),
+            ("rate_per_s", format!("{}", args.rate)),
+            ("latency_samples", latencies.len().to_string()),
+            ("latency_p50_us", opt(quantile(&latencies, 0.50))),
+            ("latency_p99_us", opt(quantile(&latencies, 0.99))),
+            ("latency_max_us", opt(latencies.last().copied())),
             ("server_dropped", opt(stat("messages_dropped"))),
             (
                 "server_slow_consumers",
@@ -518,10 +542,19 @@ async fn client(
         }
     };
     let mut count = 0u32;
+    let mut latencies = Vec::with_capacity(shared.target as usize);
     while let Some(frame) = ws.next().await {
         match frame {
             Ok(Message::Text(text)) => {
                 count += 1;
+                if let Some(sent) = sent_us(text.as_str()) {
+                    latencies.push(now_us().saturating_sub(sent));
+                }
+                if count == shared.target
+                    && let Ok(mut all) = shared.latencies.lock()
+                {
+                    all.append(&mut latencies);
+                }
                 shared.received[i].store(count, Ordering::Relaxed);
                 if count == 1 && i == 0 {
                     shared.frame_len.store(text.len(), Ordering::Relaxed);
@@ -577,12 +610,13 @@ struct SendReport {
 }
 
 /// Claims broadcast numbers from `next` until `total` were sent, one request at a time over
-/// one keep-alive connection.
+/// one keep-alive connection; with a rate, broadcast `k` leaves at `start + k / rate`.
 async fn send_broadcasts(
     api: String,
-    body: Arc<[u8]>,
+    content: Arc<str>,
     next: Arc<AtomicUsize>,
     total: usize,
+    (start, rate): (Instant, f64),
 ) -> SendReport {
     let mut report = SendReport {
         delivered: 0,
@@ -592,7 +626,22 @@ async fn send_broadcasts(
         last_response: None,
     };
     let mut conn: Option<HttpConn> = None;
-    while next.fetch_add(1, Ordering::SeqCst) < total {
+    loop {
+        let k = next.fetch_add(1, Ordering::SeqCst);
+        if k >= total {
+            break;
+        }
+        if rate > 0.0 {
+            tokio::time::sleep_until((start + Duration::from_secs_f64(k as f64 / rate)).into())
+                .await;
+        }
+        let body = serde_json::json!({
+            "message_type": "notice",
+            "content": &*content,
+            "data": {"sent_us": now_us()},
+        })
+        .to_string()
+        .into_bytes();
         let result = match conn.as_mut() {
             Some(c) => c.request("POST", "/api/v1/broadcast", &body).await,
             None => match HttpConn::open(&api).await {
@@ -724,6 +773,26 @@ async fn http(
         .await?
         .request(method, path, body)
         .await
+}
+
+/// Wall-clock microseconds since the Unix epoch (the same clock for sender and clients).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The `data.sent_us` a broadcast frame carries.
+fn sent_us(frame: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    value.get("data")?.get("sent_us")?.as_u64()
+}
+
+/// The `q`-quantile of sorted samples.
+fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted.get(((last as f64) * q).round() as usize).copied()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

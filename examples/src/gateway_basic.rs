@@ -48,12 +48,12 @@ async fn greet(gateway: &Gateway, user: &str, lines: &mpsc::UnboundedSender<Stri
         let _ = lines.send(format!("told {} other connection(s)", report.delivered));
     }
     if let (Ok(users), Ok(stats)) = (
-        gateway.get_websocket_online_users(),
+        gateway.get_websocket_online_users().await,
         gateway.get_websocket_stats(),
     ) {
         let _ = lines.send(format!(
             "online: {} user(s) {:?}, {} connection(s)",
-            gateway.get_websocket_online_user_count().unwrap_or(0),
+            gateway.get_websocket_online_user_count().await.unwrap_or(0),
             users,
             stats.connections
         ));

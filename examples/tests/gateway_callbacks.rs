@@ -27,7 +27,7 @@ async fn a_session_header_connects_as_that_user_and_every_hook_runs() {
     let mut alice = try_connect(&gateway, "", &[("x-session", "alice")])
         .await
         .expect("the session header supplies the user");
-    assert_eq!(gateway.get_websocket_online_users().unwrap(), ["alice"]);
+    assert_eq!(gateway.get_websocket_online_users().await.unwrap(), ["alice"]);
     lines
         .until_all(&["connect chain 1: alice", "event client.connected alice"])
         .await;
@@ -89,7 +89,7 @@ async fn a_revoked_session_is_401_session_revoked() {
         body["message"].as_str().unwrap().contains("revoked"),
         "{body}"
     );
-    assert_eq!(gateway.get_websocket_online_user_count().unwrap(), 0);
+    assert_eq!(gateway.get_websocket_online_user_count().await.unwrap(), 0);
     assert!(stop(&gateway, Vec::new()).await);
     // The refusal happened before any connect callback.
     lines.until_eq("event websocket.stopped ").await;
@@ -108,7 +108,7 @@ async fn a_banned_user_is_closed_with_1008() {
     assert_eq!(code, 1008);
     assert!(reason.contains("banned"), "{reason}");
     lines.until_eq("connect chain 1: banned").await;
-    assert_eq!(gateway.get_websocket_online_user_count().unwrap(), 0);
+    assert_eq!(gateway.get_websocket_online_user_count().await.unwrap(), 0);
     drop(banned);
     assert!(stop(&gateway, Vec::new()).await);
     lines.until_eq("event websocket.stopped ").await;
