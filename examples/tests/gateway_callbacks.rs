@@ -27,7 +27,10 @@ async fn a_session_header_connects_as_that_user_and_every_hook_runs() {
     let mut alice = try_connect(&gateway, "", &[("x-session", "alice")])
         .await
         .expect("the session header supplies the user");
-    assert_eq!(gateway.get_websocket_online_users().await.unwrap(), ["alice"]);
+    assert_eq!(
+        gateway.get_websocket_online_users().await.unwrap(),
+        ["alice"]
+    );
     lines
         .until_all(&["connect chain 1: alice", "event client.connected alice"])
         .await;
