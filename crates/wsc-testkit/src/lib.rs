@@ -5,6 +5,7 @@
 //! Each crate keeps only its own start-up (a `gateway-server` `Server`, a `gateway`
 //! facade, an example) in its `tests/support` module and calls these for the rest.
 
+pub mod cluster;
 pub mod http;
 pub mod redis_server;
 pub mod ws;

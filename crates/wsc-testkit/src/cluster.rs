@@ -1,0 +1,258 @@
+//! The cross-node scenarios every backplane must pass, written once: each takes three
+//! started hubs `a`, `b`, `c` of one cluster (in memory, on Redis, on a Redis Cluster) and
+//! checks what crosses nodes. Waits are bounded and use tokio's clock, so the scenarios run
+//! under paused time too.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+use wsc_hub::{AckStatus, BroadcastOptions, Hub, HubMessage, Identity, Outbound, Registration};
+
+use crate::WAIT;
+
+/// Polls `condition` (every 10 ms of tokio time) until it holds; fails after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next message frame of a registration (pings skipped), within [`WAIT`].
+pub async fn next_message(registration: &mut Registration) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, registration.recv())
+            .await
+            .expect("a frame in time")
+            .expect("queue open");
+        if let Outbound::Message(payload) = frame {
+            return serde_json::from_str(payload.as_str()).expect("a JSON frame");
+        }
+    }
+}
+
+/// Proves a registration got nothing more: a message queued to it now is its next frame.
+async fn nothing_more(hub: &Hub, registration: &mut Registration) {
+    let client = registration.connection().client_id().to_owned();
+    hub.send_to_connection(&client, HubMessage::text("marker"))
+        .await
+        .expect("marker sent");
+    assert_eq!(next_message(registration).await["content"], "marker");
+}
+
+/// A user with devices on `b` and `c` gets a send made on `a` once on each.
+pub async fn a_user_send_reaches_each_device_on_other_nodes_once([a, b, c]: [&Hub; 3]) {
+    let mut phone = b
+        .register(Identity::new("bob").with_device_id("phone"))
+        .await
+        .unwrap();
+    let mut laptop = c
+        .register(Identity::new("bob").with_device_id("laptop"))
+        .await
+        .unwrap();
+    let report = a
+        .send_to_user("bob", HubMessage::text("from a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.delivered, report.nodes, report.stored_offline),
+        (0, 2, false),
+        "{report:?}"
+    );
+    for (hub, device) in [(b, &mut phone), (c, &mut laptop)] {
+        let frame = next_message(device).await;
+        assert_eq!(
+            (frame["content"].as_str(), frame["receiver"].as_str()),
+            (Some("from a"), Some("bob"))
+        );
+        nothing_more(hub, device).await;
+    }
+}
+
+/// A broadcast made on `a` reaches a connection on every node once.
+pub async fn a_broadcast_reaches_every_node_once([a, b, c]: [&Hub; 3]) {
+    let mut on_a = a.register(Identity::new("u1")).await.unwrap();
+    let mut on_b = b.register(Identity::new("u2")).await.unwrap();
+    let mut on_c = c.register(Identity::new("u3")).await.unwrap();
+    let report = a
+        .broadcast(HubMessage::text("all"), BroadcastOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.delivered, report.nodes), (1, 3), "{report:?}");
+    for (hub, registration) in [(a, &mut on_a), (b, &mut on_b), (c, &mut on_c)] {
+        assert_eq!(next_message(registration).await["content"], "all");
+        nothing_more(hub, registration).await;
+    }
+}
+
+/// A broadcast scoped to an app reaches that app's connections on another node, and no
+/// other app's.
+pub async fn a_scoped_broadcast_stays_in_its_app_on_every_node([a, b, _]: [&Hub; 3]) {
+    let mut app_a = b
+        .register(Identity::new("x").with_scope("appA", ""))
+        .await
+        .unwrap();
+    let mut app_b = b
+        .register(Identity::new("y").with_scope("appB", ""))
+        .await
+        .unwrap();
+    a.broadcast(
+        HubMessage::text("only A"),
+        BroadcastOptions::scoped("appA", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut app_a).await["content"], "only A");
+    nothing_more(b, &mut app_b).await;
+}
+
+/// A ticket send made on `a` reaches the ticket's connection on `b`, not another ticket's.
+pub async fn a_ticket_send_reaches_its_connections_on_other_nodes([a, b, c]: [&Hub; 3]) {
+    let mut agent = b
+        .register(Identity::new("agent").with_tickets(["t-1"]))
+        .await
+        .unwrap();
+    let mut other = c
+        .register(Identity::new("other").with_tickets(["t-2"]))
+        .await
+        .unwrap();
+    let report = a
+        .send_to_ticket("t-1", HubMessage::text("about t-1"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 2, "published to b and c: {report:?}");
+    assert_eq!(next_message(&mut agent).await["content"], "about t-1");
+    nothing_more(c, &mut other).await;
+}
+
+/// Presence names the nodes of a user, and forgets a node the user left.
+pub async fn presence_names_the_nodes_of_a_user([a, b, c]: [&Hub; 3]) {
+    let _bob_b = b.register(Identity::new("bob")).await.unwrap();
+    let bob_c = c.register(Identity::new("bob")).await.unwrap();
+    let _ann = a.register(Identity::new("ann")).await.unwrap();
+    let presence = a.presence("bob").await.unwrap();
+    assert!(presence.online);
+    assert_eq!(presence.nodes, ["b", "c"]);
+    assert!(
+        presence.connections.is_empty(),
+        "a holds none of bob's connections"
+    );
+    assert_eq!(a.cluster_online_users().await, ["ann", "bob"]);
+    drop(bob_c);
+    eventually("bob left c", || async {
+        a.presence("bob").await.unwrap().nodes == ["b"]
+    })
+    .await;
+}
+
+/// A kick made on `a` closes the user's connection on `b`, after the notice.
+pub async fn a_kick_closes_the_user_on_every_node_after_the_notice([a, b, _]: [&Hub; 3]) {
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let report = a.kick_user("bob", "banned", true).await.unwrap();
+    assert_eq!(report.kicked, 0, "a had no connection of bob");
+    let notice = next_message(&mut bob).await;
+    assert_eq!(notice["message_type"], "kick_out");
+    assert_eq!(notice["data"]["reason"], "banned");
+    tokio::time::timeout(WAIT, bob.connection().closed())
+        .await
+        .expect("bob is closed");
+    assert!(!b.is_user_online("bob"));
+}
+
+/// A group membership made on `a` routes a group send made on `c` to `b`.
+pub async fn group_membership_made_on_one_node_routes_on_another([a, b, c]: [&Hub; 3]) {
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    assert!(a.join_group("vip", "bob").unwrap());
+    eventually("c learned the membership", || async {
+        c.group_members("vip").unwrap() == ["bob"]
+    })
+    .await;
+    let report = c
+        .send_to_group("vip", HubMessage::text("members only"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 2, "published to a and b: {report:?}");
+    assert_eq!(next_message(&mut bob).await["content"], "members only");
+}
+
+/// An acknowledged send made on `a` completes with the ack of a connection on `b`; a
+/// repeated ack is a harmless duplicate.
+pub async fn an_acknowledged_send_is_acked_by_a_connection_on_another_node([a, b, _]: [&Hub; 3]) {
+    let mut bob = b
+        .register(Identity::new("bob").with_client_id("bob-phone"))
+        .await
+        .unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user_with_ack(
+                "bob",
+                HubMessage::text("ack me"),
+                Duration::from_secs(30),
+                0,
+            )
+            .await
+        })
+    };
+    let frame = next_message(&mut bob).await;
+    assert_eq!(
+        (frame["content"].as_str(), frame["require_ack"].as_bool()),
+        (Some("ack me"), Some(true))
+    );
+    let ack = serde_json::json!({"message_type": "ack", "message_id": frame["message_id"]});
+    bob.handle_text(&ack.to_string()).await;
+    let report = tokio::time::timeout(WAIT, send)
+        .await
+        .expect("the ack crossed back in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report.outcomes[0].status,
+        AckStatus::Acked {
+            client_id: "bob-phone".to_owned()
+        }
+    );
+    assert_eq!((a.stats().acks_pending, a.stats().acks_confirmed), (0, 1));
+    // Bob gets no `unknown_ack` error frame for a repeated ack.
+    bob.handle_text(&ack.to_string()).await;
+    nothing_more(b, &mut bob).await;
+}
+
+/// A resend after an ack timeout reaches the other node too, with the same id and number.
+pub async fn a_resend_reaches_the_other_node_too([a, b, _]: [&Hub; 3]) {
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user_with_ack(
+                "bob",
+                HubMessage::text("again"),
+                Duration::from_millis(300),
+                1,
+            )
+            .await
+        })
+    };
+    let first = next_message(&mut bob).await;
+    let second = next_message(&mut bob).await;
+    assert_eq!(first["message_id"], second["message_id"]);
+    assert_eq!(first["seq_no"], second["seq_no"]);
+    let ack = serde_json::json!({"message_type": "ack", "message_id": second["message_id"]});
+    bob.handle_text(&ack.to_string()).await;
+    let report = tokio::time::timeout(WAIT, send)
+        .await
+        .expect("settled")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(report.outcomes[0].status, AckStatus::Acked { .. }));
+    assert_eq!(report.outcomes[0].attempts, 2);
+}
