@@ -81,55 +81,14 @@ async fn a_stopped_node_leaves_the_cluster_at_once() {
 }
 
 #[tokio::test]
-async fn a_cross_node_ack_that_never_comes_is_stored_in_the_shared_store_and_replayed_elsewhere() {
+async fn an_ack_that_never_comes_is_stored_in_the_shared_store_and_replayed_elsewhere() {
     let cluster = Cluster::start(&["a", "b", "c"]).await;
-    let (a, b, c) = (cluster.hub(0), cluster.hub(1), cluster.hub(2));
     let store = cluster.backplanes[0].offline_store(100, Duration::from_secs(60));
     for hub in &cluster.hubs {
         hub.set_offline_store(Some(Arc::new(store.clone())));
     }
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    a.on_ack_failed({
-        let failures = failures.clone();
-        move |msg: &HubMessage, failure: &wsc_hub::AckFailure| {
-            failures
-                .lock()
-                .unwrap()
-                .push((msg.message_id.clone(), failure.attempts));
-        }
-    });
-    let mut bob = b.register(Identity::new("bob")).await.unwrap();
-    let send = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.send_to_user_with_ack(
-                "bob",
-                HubMessage::text("ignored"),
-                Duration::from_millis(300),
-                1,
-            )
-            .await
-        })
-    };
-    let first = next_message(&mut bob).await;
-    let second = next_message(&mut bob).await;
-    assert_eq!(
-        first["message_id"], second["message_id"],
-        "the resend crossed too"
-    );
-    let report = tokio::time::timeout(TIMEOUT, send)
-        .await
-        .expect("settled in time")
-        .unwrap()
-        .unwrap();
-    assert_eq!(report.outcomes[0].status, wsc_hub::AckStatus::StoredOffline);
-    let message_id = first["message_id"].as_str().unwrap().to_owned();
-    assert_eq!(*failures.lock().unwrap(), [(message_id.clone(), 2)]);
-
-    drop(bob);
-    let mut again = c.register(Identity::new("bob")).await.unwrap();
-    let replayed = next_message(&mut again).await;
-    assert_eq!(replayed["message_id"], message_id.as_str());
-    assert_eq!(replayed["source"], "offline");
+    let hubs = [cluster.hub(0), cluster.hub(1), cluster.hub(2)];
+    cluster::an_ack_that_never_comes_is_stored_offline_and_reported_on_the_origin(hubs, hubs[2])
+        .await;
     cluster.finish().await;
 }

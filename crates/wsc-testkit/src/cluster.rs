@@ -4,6 +4,7 @@
 //! under paused time too.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -255,4 +256,61 @@ pub async fn a_resend_reaches_the_other_node_too([a, b, _]: [&Hub; 3]) {
         .unwrap();
     assert!(matches!(report.outcomes[0].status, AckStatus::Acked { .. }));
     assert_eq!(report.outcomes[0].attempts, 2);
+}
+
+/// An acknowledged send made on `a` to a user on `b` who never acks: both attempts reach
+/// `b`, the origin reports the failure (`on_ack_failed`, stored offline), `b` reports
+/// nothing, and the user gets the message replayed on connecting to `replay_on` (where the
+/// origin's offline store is reachable).
+pub async fn an_ack_that_never_comes_is_stored_offline_and_reported_on_the_origin(
+    [a, b, _]: [&Hub; 3],
+    replay_on: &Hub,
+) {
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    a.on_ack_failed({
+        let failures = failures.clone();
+        move |msg: &HubMessage, failure: &wsc_hub::AckFailure| {
+            if let Ok(mut failures) = failures.lock() {
+                failures.push((msg.message_id.clone(), failure.attempts));
+            }
+        }
+    });
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user_with_ack(
+                "bob",
+                HubMessage::text("ignored"),
+                Duration::from_millis(300),
+                1,
+            )
+            .await
+        })
+    };
+    let first = next_message(&mut bob).await;
+    let second = next_message(&mut bob).await;
+    assert_eq!(
+        first["message_id"], second["message_id"],
+        "the resend crossed too"
+    );
+    let report = tokio::time::timeout(WAIT, send)
+        .await
+        .expect("settled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.outcomes[0].status, AckStatus::StoredOffline);
+    assert_eq!(report.outcomes[0].attempts, 2);
+    let message_id = first["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(*failures.lock().unwrap(), [(message_id.clone(), 2)]);
+    assert_eq!(
+        b.stats().ack_failures,
+        0,
+        "only the origin reports the failure"
+    );
+    drop(bob);
+    let mut again = replay_on.register(Identity::new("bob")).await.unwrap();
+    let replayed = next_message(&mut again).await;
+    assert_eq!(replayed["message_id"], message_id.as_str());
+    assert_eq!(replayed["source"], "offline");
 }
