@@ -52,21 +52,12 @@ fn valid_claims() -> Value {
 
 /// Status and JSON body of a refused handshake.
 async fn refused(url: String, bearer: Option<&str>) -> (u16, Value) {
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = bearer {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    match connect_async(request).await {
-        Err(WsError::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            let json = serde_json::from_slice(&body).expect("JSON error body");
-            (response.status().as_u16(), json)
-        }
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
-    }
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&'static str, &str)> = authorization
+        .iter()
+        .map(|value| ("authorization", value.as_str()))
+        .collect();
+    wsc_testkit::ws::refused(&url, &headers).await
 }
 
 fn ws(addr: SocketAddr, query: &str) -> String {

@@ -23,23 +23,8 @@ async fn connect(addr: SocketAddr, query: &str) -> Result<Client, WsError> {
 
 /// The status and JSON body of a refused handshake.
 async fn refused(addr: SocketAddr, query: &str, origin: Option<&str>) -> (u16, Value) {
-    let mut request = format!("ws://{addr}/ws?{query}")
-        .into_client_request()
-        .unwrap();
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-    }
-    match connect_async(request).await {
-        Err(WsError::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            let json = serde_json::from_slice(&body).expect("JSON error body");
-            (response.status().as_u16(), json)
-        }
-        Err(other) => panic!("expected an HTTP refusal, got {other}"),
-        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
-    }
+    let headers: Vec<(&'static str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+    wsc_testkit::ws::refused(&format!("ws://{addr}/ws?{query}"), &headers).await
 }
 
 async fn close_frame(ws: &mut Client) -> (u16, String) {
