@@ -35,6 +35,7 @@ scenarios!(
     group_membership_made_on_one_node_routes_on_another,
     an_acknowledged_send_is_acked_by_a_connection_on_another_node,
     a_resend_reaches_the_other_node_too,
+    an_acknowledged_send_to_a_connection_on_another_node,
 );
 
 #[tokio::test]

@@ -314,3 +314,70 @@ pub async fn an_ack_that_never_comes_is_stored_offline_and_reported_on_the_origi
     assert_eq!(replayed["message_id"], message_id.as_str());
     assert_eq!(replayed["source"], "offline");
 }
+
+/// An acknowledged send made on `a` to one connection on `b` completes with that
+/// connection's ack; unacked, every attempt reaches it and the origin reports a timeout.
+pub async fn an_acknowledged_send_to_a_connection_on_another_node([a, b, _]: [&Hub; 3]) {
+    let mut desk = b
+        .register(Identity::new("agent").with_client_id("desk-1"))
+        .await
+        .unwrap();
+    let send = |text: &'static str, timeout: Duration| {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_connection_with_ack("desk-1", HubMessage::text(text), timeout, 1)
+                .await
+        })
+    };
+    let acked = send("ack me", Duration::from_secs(30));
+    let frame = next_message(&mut desk).await;
+    assert_eq!(frame["content"], "ack me");
+    let ack = serde_json::json!({"message_type": "ack", "message_id": frame["message_id"]});
+    desk.handle_text(&ack.to_string()).await;
+    let report = tokio::time::timeout(WAIT, acked)
+        .await
+        .expect("acked in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report.outcomes[0].status,
+        AckStatus::Acked {
+            client_id: "desk-1".to_owned()
+        }
+    );
+
+    let ignored = send("ignored", Duration::from_millis(300));
+    let first = next_message(&mut desk).await;
+    let second = next_message(&mut desk).await;
+    assert_eq!(first["message_id"], second["message_id"]);
+    let report = tokio::time::timeout(WAIT, ignored)
+        .await
+        .expect("settled")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            report.outcomes[0].status.clone(),
+            report.outcomes[0].attempts
+        ),
+        (AckStatus::TimedOut, 2)
+    );
+    assert_eq!(a.stats().ack_failures, 1);
+
+    // No node has this connection: the origin cannot tell that from a silent one, so it
+    // waits out the timeout.
+    let nobody = a
+        .send_to_connection_with_ack(
+            "nobody",
+            HubMessage::text("x"),
+            Duration::from_millis(300),
+            0,
+        )
+        .await
+        .unwrap();
+    let outcome = &nobody.outcomes[0];
+    assert_eq!(
+        (outcome.status.clone(), outcome.attempts),
+        (AckStatus::TimedOut, 1)
+    );
+}

@@ -110,7 +110,11 @@ impl Hub {
 
     /// [`send_to_connection`](Self::send_to_connection) with an ack (see
     /// [`send_to_user_with_ack`](Self::send_to_user_with_ack)); a failure is stored offline
-    /// for the connection's user.
+    /// for the connection's user. A connection on another node is reached through the
+    /// backplane and its ack comes back here; a failure there is reported, not stored (this
+    /// node does not know that connection's user). With other nodes, a client id that no
+    /// node has waits out the timeout (`TimedOut`): the origin cannot tell it from a
+    /// connection that does not answer.
     pub async fn send_to_connection_with_ack(
         &self,
         client_id: &str,
@@ -120,7 +124,10 @@ impl Hub {
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
         let route = connection_route(client_id, &mut msg)?;
-        let conns = self.recipients(route, &msg);
+        let conns = self.recipients(route.clone(), &msg);
+        if conns.is_empty() && self.has_peers() {
+            return Box::pin(self.ack_elsewhere(route, client_id, msg, timeout, max_retries)).await;
+        }
         if conns.is_empty() {
             // No such live connection (and no user to keep the message for).
             self.prepare(&mut msg);
@@ -168,6 +175,67 @@ impl Hub {
         let route = group_route(group_id, &mut msg)?;
         let conns = self.recipients(route, &msg);
         self.ack_each(conns, msg, timeout, max_retries).await
+    }
+
+    /// An acknowledged delivery to a connection that is not on this node: published with
+    /// `awaits_ack`, resent through the backplane on each timeout, settled by the ack the
+    /// connection's node forwards (matched by client id).
+    async fn ack_elsewhere(
+        &self,
+        mut route: Route,
+        client_id: &str,
+        mut msg: HubMessage,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<AckReport, SendError> {
+        msg.require_ack = true;
+        self.intercept(&mut msg)?;
+        self.prepare(&mut msg);
+        route.scope_from(&msg);
+        let payload = self.encode_outbound(&msg, &self.config(), 0)?;
+        let target = AckTarget::Connection(client_id.to_owned());
+        let (tx, mut rx) = oneshot::channel();
+        if !self
+            .inner
+            .acks
+            .register(&msg.message_id, target.clone(), None, Some(tx), None)
+        {
+            return Err(SendError::DuplicateMessageId(msg.message_id));
+        }
+        let limits = (timeout, max_retries, false);
+        let nobody = |_: &Hub| Vec::new();
+        let (acked, attempts) = self
+            .ack_loop(
+                &msg,
+                &payload,
+                &target,
+                &mut rx,
+                limits,
+                &nobody,
+                Some(&route),
+            )
+            .await;
+        if acked.is_none() {
+            self.inner.acks.cancel(&msg.message_id, &target);
+        }
+        let status = match acked {
+            Some(client_id) => AckStatus::Acked { client_id },
+            None if attempts == 0 => AckStatus::Offline,
+            None => {
+                self.ack_failed(&msg, client_id, attempts, false);
+                AckStatus::TimedOut
+            }
+        };
+        let report = AckReport {
+            message_id: msg.message_id.clone(),
+            outcomes: vec![AckOutcome {
+                target: client_id.to_owned(),
+                status,
+                attempts,
+            }],
+        };
+        self.message_sent(&msg, &ack_summary(&report));
+        Ok(report)
     }
 
     /// One acknowledged delivery per connection, concurrently.
@@ -284,6 +352,26 @@ impl Hub {
         }
     }
 
+    /// Counts a final failure and tells the `on_ack_failed` callbacks and event subscribers.
+    fn ack_failed(&self, msg: &HubMessage, label: &str, attempts: u32, stored: bool) {
+        Counters::add(&self.inner.counters.ack_failures, 1);
+        let failure = AckFailure {
+            target: label.to_owned(),
+            attempts,
+            stored_offline: stored,
+        };
+        self.emit_event(|| HubEvent {
+            user_id: msg.receiver.clone(),
+            client_id: msg.receiver_client.clone(),
+            message: Some(msg.clone()),
+            detail: serde_json::to_value(&failure).unwrap_or_default(),
+            ..HubEvent::new(events::ACK_FAILED)
+        });
+        for callback in self.inner.callbacks.ack_failed.snapshot() {
+            callback(msg, &failure);
+        }
+    }
+
     /// Settles an acknowledged delivery: acked, or stored offline / failed.
     pub(super) async fn ack_outcome(
         &self,
@@ -308,22 +396,7 @@ impl Hub {
                     None => false,
                 };
                 if attempts > 0 || !stored {
-                    Counters::add(&self.inner.counters.ack_failures, 1);
-                    let failure = AckFailure {
-                        target: label.to_owned(),
-                        attempts,
-                        stored_offline: stored,
-                    };
-                    self.emit_event(|| HubEvent {
-                        user_id: msg.receiver.clone(),
-                        client_id: msg.receiver_client.clone(),
-                        message: Some(msg.clone()),
-                        detail: serde_json::to_value(&failure).unwrap_or_default(),
-                        ..HubEvent::new(events::ACK_FAILED)
-                    });
-                    for callback in self.inner.callbacks.ack_failed.snapshot() {
-                        callback(msg, &failure);
-                    }
+                    self.ack_failed(msg, label, attempts, stored);
                 }
                 match (stored, attempts) {
                     (true, _) => AckStatus::StoredOffline,
