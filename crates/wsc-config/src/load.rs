@@ -112,6 +112,7 @@ impl Loader {
             .with_list_parse_key("wsc.security.allowed_ips")
             .with_list_parse_key("wsc.security.blocked_ips")
             .with_list_parse_key("api.keys")
+            .with_list_parse_key("wsc.redis.cluster_urls")
             .with_list_parse_key("wsc.relay.user_targets")
             .source(self.env.clone());
         let mut raw: Value = builder.add_source(env).build()?.try_deserialize()?;
@@ -403,7 +404,7 @@ fn deserialize_all(mut raw: Value, defaults: &Value) -> (GatewayConfig, Vec<Prob
 fn is_secret(key: &str) -> bool {
     matches!(
         key,
-        "api.keys" | "wsc.security.token.secret" | "wsc.redis.url"
+        "api.keys" | "wsc.security.token.secret" | "wsc.redis.url" | "wsc.redis.cluster_urls"
     )
 }
 
@@ -591,6 +592,13 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             mask_url(&wsc.redis.url)
         ),
     );
+    for url in &wsc.redis.cluster_urls {
+        check(
+            !wsc.redis.enabled || url.starts_with("redis://") || url.starts_with("rediss://"),
+            "wsc.redis.cluster_urls",
+            format!("`{}` must start with redis:// or rediss://", mask_url(url)),
+        );
+    }
     check(
         wsc.redis.pool_size > 0,
         "wsc.redis.pool_size",
@@ -681,6 +689,11 @@ impl GatewayConfig {
         }
         if let Some(url) = value.pointer_mut("/wsc/redis/url") {
             *url = Value::from(mask_url(url.as_str().unwrap_or_default()));
+        }
+        if let Some(Value::Array(urls)) = value.pointer_mut("/wsc/redis/cluster_urls") {
+            for url in urls.iter_mut() {
+                *url = Value::from(mask_url(url.as_str().unwrap_or_default()));
+            }
         }
         value
     }

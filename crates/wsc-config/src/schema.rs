@@ -470,6 +470,9 @@ pub struct RedisConfig {
     pub enabled: bool,
     /// Connection URL (`redis://[:password@]host:port/db`). Its password is masked when printed.
     pub url: String,
+    /// Redis Cluster: the URLs of some of its nodes (any reachable one is enough to find the
+    /// rest). Empty = a single Redis at `url`. Passwords are masked when printed.
+    pub cluster_urls: Vec<String>,
     /// Pooled connections.
     pub pool_size: usize,
     /// Connect timeout.
@@ -482,6 +485,7 @@ impl Default for RedisConfig {
         RedisConfig {
             enabled: false,
             url: "redis://127.0.0.1:6379/0".to_owned(),
+            cluster_urls: Vec::new(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
         }
