@@ -1,11 +1,11 @@
 //! The same code on a Redis Cluster: a local three-master cluster (`wsc-testkit`'s
-//! `RedisCluster`, started by the first test that needs it and stopped after the last) and
-//! every hub's `RedisBackplane` built with `RedisOptions::cluster`.
+//! `RedisCluster::shared`, started by the first test that needs it and stopped when the test
+//! process ends) and every hub's `RedisBackplane` built with `RedisOptions::cluster`.
 //!
 //! - The cross-node scenarios of `cluster_redis.rs` (`wsc_testkit::cluster` and
 //!   `support/scenarios.rs`), each under a prefix whose node and broadcast channels are owned
-//!   by every master (checked with `CLUSTER KEYSLOT`), so that publishing and subscribing
-//!   really cross shards.
+//!   by all three masters (checked with `CLUSTER KEYSLOT`), so that publishing and
+//!   subscribing really cross shards.
 //! - The offline store and the history with users whose keys live on different shards; the
 //!   keys one script touches share a slot; an unreachable cluster fails quickly.
 //! - Topology changes, each on a cluster of its own: a channel's slot moved to another
