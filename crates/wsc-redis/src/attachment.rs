@@ -1,5 +1,5 @@
-//! One node's membership in the cluster while it is attached: the supervised subscriber,
-//! the renewal task, and how both stop (detach, or the backplane dropped without detach,
+//! One node's membership in the cluster while it is attached: the supervised subscribers,
+//! the renewal task, and how they stop (detach, or the backplane dropped without detach,
 //! which is what a crash looks like to the other nodes).
 
 use std::sync::Arc;
@@ -14,8 +14,10 @@ use crate::error::Error;
 use crate::options::RedisOptions;
 use crate::pool::Redis;
 use crate::presence::Presence;
+use crate::push::Counters;
+use crate::readiness::Readiness;
 use crate::registry;
-use crate::subscriber::{Counters, Subscriber, connection_name};
+use crate::subscriber::{Subscriber, connection_name};
 
 /// The tasks of an attached node.
 #[derive(Debug)]
@@ -27,7 +29,7 @@ pub(crate) struct Attachment {
 }
 
 impl Attachment {
-    /// Starts the subscriber and the renewal task of `node_id` (needs a tokio runtime).
+    /// Starts the subscribers and the renewal task of `node_id` (needs a tokio runtime).
     pub(crate) fn start(
         redis: &Arc<Redis>,
         presence: &Arc<Presence>,
@@ -38,19 +40,28 @@ impl Attachment {
     ) -> Self {
         let node_id: Arc<str> = Arc::from(node_id);
         let token = CancellationToken::new();
-        let (subscribed_tx, subscribed) = watch::channel(false);
-        let keys = redis.keys();
-        let subscriber = Subscriber {
-            client: redis.pubsub_client().clone(),
-            channels: vec![keys.node_channel(&node_id), keys.broadcast_channel()],
-            node_id: node_id.clone(),
-            inbox,
-            timeout: redis.timeout(),
-            counters: counters.clone(),
-            subscribed: subscribed_tx,
-            url: redis.url().to_owned(),
-            name: connection_name(&keys.node_channel(&node_id)),
-        };
+        let groups = channel_groups(redis, &node_id);
+        let (readiness, subscribed) = Readiness::new(groups.len());
+        let readiness = Arc::new(readiness);
+        let mut tasks: Vec<JoinHandle<()>> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(part, (name, channels))| {
+                let subscriber = Subscriber {
+                    endpoint: redis.pubsub().clone(),
+                    channels,
+                    node_id: node_id.clone(),
+                    inbox: inbox.clone(),
+                    timeout: redis.timeout(),
+                    counters: counters.clone(),
+                    readiness: readiness.clone(),
+                    part,
+                    url: redis.url().to_owned(),
+                    name,
+                };
+                tokio::spawn(subscriber.run(token.clone()))
+            })
+            .collect();
         let renewal = Renewal {
             redis: redis.clone(),
             presence: presence.clone(),
@@ -59,10 +70,7 @@ impl Attachment {
             every: options.renew_interval(),
             subscribed: subscribed.clone(),
         };
-        let tasks = vec![
-            tokio::spawn(subscriber.run(token.clone())),
-            tokio::spawn(renewal.run(token.clone())),
-        ];
+        tasks.push(tokio::spawn(renewal.run(token.clone())));
         Attachment {
             node_id,
             subscribed,
@@ -71,7 +79,7 @@ impl Attachment {
         }
     }
 
-    /// Stops both tasks and waits until they ended.
+    /// Stops every task and waits until they ended.
     pub(crate) async fn stop(self) {
         self.token.cancel();
         for task in self.tasks {
@@ -79,9 +87,29 @@ impl Attachment {
         }
     }
 
-    /// Stops both tasks without waiting (drop).
+    /// Stops every task without waiting (drop).
     pub(crate) fn cancel(&self) {
         self.token.cancel();
+    }
+}
+
+/// The pub/sub connections of a node, as (connection name, channels) each. On one Redis a
+/// single connection carries both channels. On a cluster each channel has a connection of
+/// its own: the two channels usually hash to different shards, and a connection per channel
+/// follows its channel's slot on its own when the slot moves or its shard fails over,
+/// without disturbing the other one. The connection of the node channel is named after it
+/// (`<p>node:<id>`), the cluster's broadcast connection `<p>node:<id>:broadcast`.
+fn channel_groups(redis: &Redis, node_id: &str) -> Vec<(String, Vec<String>)> {
+    let keys = redis.keys();
+    let (own, broadcast) = (keys.node_channel(node_id), keys.broadcast_channel());
+    let name = connection_name(&own);
+    if redis.pubsub().is_cluster() {
+        vec![
+            (name.clone(), vec![own]),
+            (format!("{name}:broadcast"), vec![broadcast]),
+        ]
+    } else {
+        vec![(name, vec![own, broadcast])]
     }
 }
 
@@ -136,8 +164,9 @@ impl Renewal {
     }
 }
 
-/// What `attach` awaits: the first subscription, then the first renewal, so that once it
-/// returns, other nodes can reach this one. Each step waits at most the timeout.
+/// What `attach` awaits: the first subscription of every channel, then the first renewal,
+/// so that once it returns, other nodes can reach this one. Each step waits at most the
+/// timeout.
 pub(crate) async fn joined(
     redis: Arc<Redis>,
     presence: Arc<Presence>,

@@ -22,13 +22,14 @@ use crate::offline::RedisOfflineStore;
 use crate::options::RedisOptions;
 use crate::pool::Redis;
 use crate::presence::{self, Presence};
+use crate::push::Counters;
 use crate::registry;
-use crate::subscriber::Counters;
 
 /// A [`Backplane`] on Redis: one per node (per hub).
 ///
-/// Commands go through a deadpool-redis pool; pub/sub runs on one dedicated RESP3
-/// connection per node that reconnects and subscribes again by itself. Presence and the
+/// Commands go through a deadpool-redis pool; pub/sub runs on dedicated RESP3 connections
+/// (one per node on a single Redis, one per channel on a Redis Cluster, each on the shard
+/// that owns its channel) that reconnect and subscribe again by themselves. Presence and the
 /// node registry live in keys with TTLs that the node renews while it is attached, so a
 /// node that dies without [`detach`](Backplane::detach) leaves every presence answer
 /// within one node TTL. Every operation waits at most the connect timeout (`attach` at
@@ -86,9 +87,12 @@ pub struct BackplaneStats {
     pub dropped: u64,
     /// Payloads on the channels that were not envelopes (skipped).
     pub undecodable: u64,
-    /// Times the pub/sub connection was lost after it had subscribed.
+    /// Times a pub/sub connection lost its subscription after it had subscribed: the
+    /// connection was lost, or (on a Redis Cluster) its channel's slot moved to another
+    /// shard; each time it subscribed again.
     pub reconnects: u64,
-    /// Whether the pub/sub connection is subscribed now.
+    /// Whether every channel of the node is subscribed now (both channels, on whichever
+    /// shards they live).
     pub subscribed: bool,
 }
 
@@ -203,8 +207,8 @@ impl Inner {
         self.publish_to_all(origin, &payload).await
     }
 
-    /// `SPUBLISH` on each node's channel (one pipeline); counts the channels that had a
-    /// subscriber.
+    /// `SPUBLISH` on each node's channel, all sent at once (the channels may live on
+    /// different shards); counts the channels that had a subscriber.
     async fn publish_to_nodes(&self, nodes: &[String], payload: &[u8]) -> Result<usize, Error> {
         if nodes.is_empty() {
             return Ok(0);
@@ -213,14 +217,12 @@ impl Inner {
         redis
             .bounded(async {
                 let mut conn = redis.conn().await?;
-                let mut pipe = redis::pipe();
-                for node in nodes {
-                    pipe.cmd("SPUBLISH")
-                        .arg(redis.keys().node_channel(node))
-                        .arg(payload);
-                }
-                let receivers: Vec<usize> = pipe
-                    .query_async(&mut conn)
+                let publishes = nodes
+                    .iter()
+                    .map(|node| redis::Cmd::spublish(redis.keys().node_channel(node), payload))
+                    .collect();
+                let receivers: Vec<usize> = conn
+                    .query_each(publishes)
                     .await
                     .map_err(|e| redis.command_error(e))?;
                 Ok(receivers.into_iter().filter(|r| *r > 0).count())
@@ -228,27 +230,25 @@ impl Inner {
             .await
     }
 
-    /// `SPUBLISH` on the broadcast channel and, in the same round trip, the registry: the
-    /// count is the live nodes other than the origin (the receiver count would include
-    /// the origin and any other subscriber of the channel).
+    /// `SPUBLISH` on the broadcast channel and, at the same time, a read of the registry
+    /// (two requests: on a cluster the channel and the registry live on shards of their
+    /// own): the count is the live nodes other than the origin (the receiver count would
+    /// include the origin and any other subscriber of the channel).
     async fn publish_to_all(&self, origin: &str, payload: &[u8]) -> Result<usize, Error> {
         let redis = &self.redis;
         redis
             .bounded(async {
-                let mut conn = redis.conn().await?;
-                let mut pipe = redis::pipe();
-                pipe.cmd("SPUBLISH")
-                    .arg(redis.keys().broadcast_channel())
-                    .arg(payload);
-                registry::query_live(&mut pipe, redis);
-                let (receivers, time, entries): (usize, (u64, u64), Vec<(String, f64)>) = pipe
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| redis.command_error(e))?;
+                let conn = redis.conn().await?;
+                let (mut publisher, mut reader) = (conn.handle(), conn.handle());
+                let publish = redis::Cmd::spublish(redis.keys().broadcast_channel(), payload);
+                let (receivers, live) = tokio::try_join!(
+                    publish.query_async::<usize>(&mut publisher),
+                    registry::read_live(redis, &mut reader),
+                )
+                .map_err(|e| redis.command_error(e))?;
                 if receivers == 0 {
                     return Ok(0);
                 }
-                let live = registry::live_from((time, entries));
                 Ok(live.iter().filter(|node| *node != origin).count())
             })
             .await

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use redis::{ErrorKind, ServerErrorKind};
 use wsc_hub::{BackplaneError, StoreError};
 
 /// Why a Redis operation of this crate failed.
@@ -58,6 +59,45 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         StoreError::Unavailable(e.to_string())
     }
+}
+
+/// Whether a client error means that Redis cannot be reached right now, rather than an
+/// answer Redis gave: a timeout, a lost or refused connection, or a cluster that cannot serve
+/// a slot at the moment (redirections that ran out of retries, a shard down or failing
+/// over, no connection to the node that owns the slot). A transaction aborted because its
+/// slot had moved counts too: the cluster client follows a redirection for a command but
+/// not inside `MULTI`.
+pub(crate) fn is_unreachable(e: &redis::RedisError) -> bool {
+    if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return true;
+    }
+    match e.kind() {
+        ErrorKind::ClusterConnectionNotFound => true,
+        ErrorKind::Server(ServerErrorKind::ExecAbort) => {
+            e.clone().into_server_errors().is_some_and(|errors| {
+                errors
+                    .iter()
+                    .any(|(_, error)| topology_changing(error.kind()))
+            })
+        }
+        ErrorKind::Server(kind) => topology_changing(Some(kind)),
+        _ => false,
+    }
+}
+
+/// Whether a server error says that a slot is not served where the client sent the command,
+/// or not served at all, for the moment.
+fn topology_changing(kind: Option<ServerErrorKind>) -> bool {
+    matches!(
+        kind,
+        Some(
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+        )
+    )
 }
 
 /// The URL with its password (if any) replaced by `***`, for messages and logs.

@@ -13,20 +13,32 @@
 //! at most [`RedisOptions::connect_timeout`]. `docs/scaling.md` describes the keys, the
 //! channels, the cost of each operation and the behaviour when Redis is down.
 //!
+//! # One Redis or a Redis Cluster
+//!
+//! [`RedisOptions::new`] names one Redis, [`RedisOptions::cluster`] the seed nodes of a
+//! Redis Cluster; the rest is the same code. Commands go through a deadpool-redis pool of
+//! single-server or cluster connections (the cluster client follows `MOVED`/`ASK` and
+//! topology changes); every script and transaction touches keys of one hash slot (one key,
+//! or one user's `{user:<id>}`-tagged keys), and commands on keys of different slots are
+//! sent separately, all at once.
+//!
 //! # Sharded pub/sub
 //!
-//! Redis 7's `SSUBSCRIBE`/`SPUBLISH` also work on a single server, so the same code runs
-//! on one Redis today and on Redis Cluster later, where a shard channel lives on the shard
-//! that owns its slot instead of being flooded to every shard. redis 1.8 offers no
-//! `ssubscribe` on its connection manager, and its automatic resubscription sends every
-//! channel in one command whose extra confirmations the multiplexed connection would take
-//! for the replies of later commands; so this crate supervises its pub/sub connection
-//! itself and subscribes one channel per command (see the `subscriber` module). On Redis
-//! Cluster the subscriber will need one connection per shard that owns a channel: that
-//! comes with the cluster step. Redis 7.0 or newer is required.
+//! The channels are shard channels (`SSUBSCRIBE`/`SPUBLISH`, Redis 7.0 or newer): on a
+//! cluster a channel lives on the shard that owns its slot instead of being flooded to
+//! every shard. redis 1.8 offers no `ssubscribe` on its connection manager, and its
+//! automatic resubscriptions (connection manager and cluster connection) track the
+//! subscriptions from the server's confirmations, so the `sunsubscribe` that Redis Cluster
+//! pushes when a channel's slot moves makes them forget the channel for good. This crate
+//! therefore supervises its pub/sub connections itself: one for both channels on one Redis,
+//! one per channel on a cluster, each connecting where its channel lives by following
+//! `MOVED` and subscribing again when the connection drops or the slot moves (see the
+//! `subscriber` module).
 
 mod attachment;
 mod backplane;
+mod conn;
+mod endpoint;
 mod error;
 mod history;
 mod keys;
@@ -34,6 +46,8 @@ mod offline;
 mod options;
 mod pool;
 mod presence;
+mod push;
+mod readiness;
 mod registry;
 mod subscriber;
 

@@ -1,5 +1,5 @@
-//! [`RedisOptions`]: where Redis is, how the pool is sized, and the key prefix and TTLs
-//! every node of one cluster must share.
+//! [`RedisOptions`]: where Redis is (one server, or the seed nodes of a Redis Cluster), how
+//! the pool is sized, and the key prefix and TTLs every node of one cluster must share.
 
 use std::time::Duration;
 
@@ -10,6 +10,11 @@ use crate::error::Error;
 /// The fields mirror the gateway's `wsc.redis` and `wsc.distributed` configuration
 /// sections; the defaults are theirs.
 ///
+/// One Redis is named by [`url`](Self::url) ([`RedisOptions::new`]); a Redis Cluster by the
+/// URLs of some of its nodes in [`cluster_urls`](Self::cluster_urls)
+/// ([`RedisOptions::cluster`] or [`with_cluster`](Self::with_cluster)). Everything else
+/// means the same in both modes.
+///
 /// ```
 /// use std::time::Duration;
 /// use wsc_redis::RedisOptions;
@@ -18,22 +23,32 @@ use crate::error::Error;
 ///     .with_key_prefix("chat:")
 ///     .with_node_ttl(Duration::from_secs(10));
 /// assert_eq!(options.presence_ttl, Duration::from_secs(30));
+/// assert!(!options.is_cluster());
 /// assert!(options.validate().is_ok());
+///
+/// let cluster = RedisOptions::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+/// assert!(cluster.is_cluster());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisOptions {
     /// `redis://[user[:password]@]host:port/db` (or `rediss://` when the redis crate's TLS
-    /// feature is enabled by the application).
+    /// feature is enabled by the application). Not used when
+    /// [`cluster_urls`](Self::cluster_urls) names a cluster.
     pub url: String,
+    /// The seed nodes of a Redis Cluster, `redis://[user[:password]@]host:port` each (the
+    /// database is always 0 on a cluster). Any reachable subset of the cluster's nodes will
+    /// do: the rest of the topology is discovered from them and followed as it changes.
+    /// Empty (the default) means the single Redis at [`url`](Self::url).
+    pub cluster_urls: Vec<String>,
     /// Most pooled command connections (the pub/sub connection is extra).
     pub pool_size: usize,
     /// Bound on connecting and on every operation: a call never waits longer than this for
     /// Redis, so a Redis outage turns into quick errors instead of stuck callers.
     pub connect_timeout: Duration,
     /// Prefix of every key and channel. Nodes of one cluster share it; tests use a random
-    /// one. It should hold no `{`, so that the hash tags of the keys stay in effect on
-    /// Redis Cluster.
+    /// one. It must hold no `{` on a Redis Cluster, so that the per-user hash tags of the
+    /// keys stay in effect.
     pub key_prefix: String,
     /// How long this node's presence set outlives its last renewal.
     pub presence_ttl: Duration,
@@ -46,6 +61,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             url: "redis://127.0.0.1:6379/0".to_owned(),
+            cluster_urls: Vec::new(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             key_prefix: "wsc:".to_owned(),
@@ -62,6 +78,31 @@ impl RedisOptions {
             url: url.into(),
             ..RedisOptions::default()
         }
+    }
+
+    /// The defaults, on the Redis Cluster that these nodes belong to.
+    pub fn cluster<I>(urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisOptions::default().with_cluster(urls)
+    }
+
+    /// Runs on the Redis Cluster that these nodes belong to instead of the single Redis at
+    /// [`url`](Self::url); an empty list goes back to the single Redis.
+    pub fn with_cluster<I>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.cluster_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether these options name a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_urls.is_empty()
     }
 
     /// Sets the most pooled connections.
@@ -95,12 +136,21 @@ impl RedisOptions {
     }
 
     /// Checks what cannot work: an empty prefix (keys would collide with anything else in
-    /// the database), a zero pool, timeout or TTL, or a TTL under 100 ms (Redis expiry is
-    /// in milliseconds and renewals need time to happen).
+    /// the database), a prefix with `{` on a cluster (it would put every key in one slot),
+    /// an empty cluster URL, a zero pool, timeout or TTL, or a TTL under 100 ms (Redis
+    /// expiry is in milliseconds and renewals need time to happen).
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |what: &str| Err(Error::InvalidOptions(what.to_owned()));
         if self.key_prefix.is_empty() {
             return invalid("key_prefix must not be empty");
+        }
+        // A `{` in the prefix would become the hash tag of every key, so that all of them,
+        // every user's included, would land in one cluster slot.
+        if self.is_cluster() && self.key_prefix.contains('{') {
+            return invalid("key_prefix must not hold '{' on a Redis Cluster");
+        }
+        if self.cluster_urls.iter().any(|url| url.trim().is_empty()) {
+            return invalid("cluster_urls must not hold an empty URL");
         }
         if self.pool_size == 0 {
             return invalid("pool_size must be at least 1");
@@ -140,12 +190,32 @@ mod tests {
             RedisOptions::default().with_connect_timeout(Duration::ZERO),
             RedisOptions::default().with_node_ttl(Duration::from_millis(10)),
             RedisOptions::default().with_presence_ttl(Duration::ZERO),
+            RedisOptions::cluster(["redis://h:7000"]).with_key_prefix("{wsc}:"),
+            RedisOptions::cluster(["redis://h:7000", " "]),
         ] {
             assert!(
                 matches!(bad.validate(), Err(Error::InvalidOptions(_))),
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_its_seed_nodes() {
+        let single = RedisOptions::new("redis://h:6379/0");
+        assert!(!single.is_cluster());
+        let cluster = single.with_cluster(["redis://a:7000", "redis://b:7000"]);
+        assert!(cluster.is_cluster());
+        assert_eq!(cluster.cluster_urls.len(), 2);
+        assert!(cluster.validate().is_ok());
+        assert!(!cluster.with_cluster(Vec::<String>::new()).is_cluster());
+        // A `{` is harmless on a single Redis, where hash tags mean nothing.
+        assert!(
+            RedisOptions::default()
+                .with_key_prefix("{wsc}:")
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

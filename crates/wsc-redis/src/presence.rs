@@ -5,6 +5,9 @@
 //! registry and the user is in its set; so a killed node's users disappear from every
 //! query within one node TTL (the registry filters it out), and its set then expires by
 //! itself. A query never scans keys: it reads the registry, then asks each live node's set.
+//! Every node's set is a key of its own, so on a Redis Cluster the sets are spread over the
+//! shards; no command or transaction ever touches two of them (or a set and the registry)
+//! at once.
 //!
 //! The node also keeps the set's content in memory (the mirror), so that when the set was
 //! lost (Redis restarted, or expired during an outage) the next renewal writes it again.
@@ -161,27 +164,20 @@ impl Presence {
 }
 
 /// The live nodes where a user is present, sorted. Two round trips: the registry, then one
-/// `SISMEMBER` per live node in a pipeline.
+/// `SISMEMBER` per live node, all sent at once.
 pub(crate) async fn user_nodes(redis: &Redis, user_id: &str) -> Result<Vec<String>, Error> {
     redis
         .bounded(async {
             let mut conn = redis.conn().await?;
-            let mut pipe = redis::pipe();
-            registry::query_live(&mut pipe, redis);
-            let live = registry::live_from(
-                pipe.query_async(&mut conn)
-                    .await
-                    .map_err(|e| redis.command_error(e))?,
-            );
-            if live.is_empty() {
-                return Ok(live);
-            }
-            let mut pipe = redis::pipe();
-            for node in &live {
-                pipe.sismember(redis.keys().node_users(node), user_id);
-            }
-            let member: Vec<bool> = pipe
-                .query_async(&mut conn)
+            let live = registry::read_live(redis, &mut conn)
+                .await
+                .map_err(|e| redis.command_error(e))?;
+            let asks = live
+                .iter()
+                .map(|node| redis::Cmd::sismember(redis.keys().node_users(node), user_id))
+                .collect();
+            let member: Vec<bool> = conn
+                .query_each(asks)
                 .await
                 .map_err(|e| redis.command_error(e))?;
             Ok(live
@@ -194,27 +190,20 @@ pub(crate) async fn user_nodes(redis: &Redis, user_id: &str) -> Result<Vec<Strin
 }
 
 /// Every user present on a live node, sorted and deduplicated. Two round trips: the
-/// registry, then one `SMEMBERS` per live node in a pipeline.
+/// registry, then one `SMEMBERS` per live node, all sent at once.
 pub(crate) async fn online_users(redis: &Redis) -> Result<Vec<String>, Error> {
     redis
         .bounded(async {
             let mut conn = redis.conn().await?;
-            let mut pipe = redis::pipe();
-            registry::query_live(&mut pipe, redis);
-            let live = registry::live_from(
-                pipe.query_async(&mut conn)
-                    .await
-                    .map_err(|e| redis.command_error(e))?,
-            );
-            if live.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for node in &live {
-                pipe.smembers(redis.keys().node_users(node));
-            }
-            let sets: Vec<Vec<String>> = pipe
-                .query_async(&mut conn)
+            let live = registry::read_live(redis, &mut conn)
+                .await
+                .map_err(|e| redis.command_error(e))?;
+            let asks = live
+                .iter()
+                .map(|node| redis::Cmd::smembers(redis.keys().node_users(node)))
+                .collect();
+            let sets: Vec<Vec<String>> = conn
+                .query_each(asks)
                 .await
                 .map_err(|e| redis.command_error(e))?;
             let users: BTreeSet<String> = sets.into_iter().flatten().collect();

@@ -4,12 +4,15 @@
 //! killed) is filtered out by every read as soon as its expiry passes, and pruned by the
 //! next renewal of any live node. No sweeper of its own, no `KEYS`/`SCAN`: the set holds
 //! one entry per node. Expiries use Redis' clock (`TIME`), never a node's, so clock skew
-//! between nodes cannot keep a dead node alive or hide a live one.
+//! between nodes cannot keep a dead node alive or hide a live one. On a Redis Cluster the
+//! registry is one key, so one shard holds it, and both the script and every read take the
+//! time from that shard's clock: shards with skewed clocks cannot disagree about it.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Pipeline, Script};
+use redis::Script;
+use redis::aio::ConnectionLike;
 
 use crate::error::Error;
 use crate::options::millis;
@@ -65,24 +68,32 @@ pub(crate) async fn remove(redis: &Redis, node_id: &str) -> Result<(), Error> {
         .await
 }
 
-/// Appends the two commands whose replies [`live_from`] reads: the server time and every
-/// entry with its expiry. Appending (instead of a script) lets a caller read the live
-/// nodes in the same round trip as its own commands.
-pub(crate) fn query_live(pipe: &mut Pipeline, redis: &Redis) {
-    pipe.cmd("TIME")
+/// The live nodes, sorted, read on `conn` in one round trip: the server time and every
+/// entry with its expiry, in one pipeline. On a cluster the pipeline goes as a whole to the
+/// shard that owns the registry (`TIME` names no key and follows `ZRANGE`), so the time
+/// read is that of the clock the expiries were computed with.
+pub(crate) async fn read_live(
+    redis: &Redis,
+    conn: &mut impl ConnectionLike,
+) -> redis::RedisResult<Vec<String>> {
+    let reply: LiveReply = redis::pipe()
+        .cmd("TIME")
         .cmd("ZRANGE")
         .arg(redis.keys().nodes())
         .arg(0)
         .arg(-1)
-        .arg("WITHSCORES");
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    Ok(live_from(reply))
 }
 
 /// Server time `(seconds, microseconds)` and `(node, expiry ms)` entries, as
-/// [`query_live`] asks for them.
-pub(crate) type LiveReply = ((u64, u64), Vec<(String, f64)>);
+/// [`read_live`] asks for them.
+type LiveReply = ((u64, u64), Vec<(String, f64)>);
 
 /// The nodes whose expiry is still ahead of the server time, sorted.
-pub(crate) fn live_from(((secs, micros), entries): LiveReply) -> Vec<String> {
+fn live_from(((secs, micros), entries): LiveReply) -> Vec<String> {
     let now = (secs * 1000 + micros / 1000) as f64;
     let mut nodes: Vec<String> = entries
         .into_iter()
@@ -98,13 +109,9 @@ pub(crate) async fn live_nodes(redis: &Redis) -> Result<Vec<String>, Error> {
     redis
         .bounded(async {
             let mut conn = redis.conn().await?;
-            let mut pipe = redis::pipe();
-            query_live(&mut pipe, redis);
-            let reply: LiveReply = pipe
-                .query_async(&mut conn)
+            read_live(redis, &mut conn)
                 .await
-                .map_err(|e| redis.command_error(e))?;
-            Ok(live_from(reply))
+                .map_err(|e| redis.command_error(e))
         })
         .await
 }

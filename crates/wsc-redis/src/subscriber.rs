@@ -1,54 +1,70 @@
-//! The dedicated pub/sub connection and its supervisor.
+//! A dedicated pub/sub connection and its supervisor.
 //!
-//! Pooled connections cannot subscribe, so each node holds one extra RESP3 connection that
-//! subscribes (`SSUBSCRIBE`) to its own channel and to the broadcast channel. Redis pushes
-//! the messages on that connection; the push handler decodes each one and hands it to the
-//! hub's inbox with `try_send`, so the reader never waits for the hub: a full inbox drops
-//! the envelope and counts it, like a lost pub/sub message.
+//! Pooled connections cannot subscribe, so a node holds extra RESP3 connections that
+//! subscribe (`SSUBSCRIBE`) to its own channel and to the broadcast channel: one connection
+//! for both on a single Redis; on a Redis Cluster one per channel, each on the shard that
+//! owns the channel's slot (see [`Endpoint`]). Redis pushes the messages on the connection
+//! and the push handler hands them to the hub's inbox (see the `push` module).
 //!
-//! The supervisor loop owns the connection: connect, subscribe (one channel per command,
-//! so that each command is answered by exactly one confirmation), then wait for the
-//! connection's end (the client library pushes a disconnection, or a periodic `PING`
-//! fails); then reconnect with a growing, jittered backoff and subscribe again, until the
-//! backplane detaches or is dropped. Messages published while the connection is down are
-//! lost for this node, as pub/sub is at most once.
+//! The supervisor loop owns one connection: connect where the channels live (following
+//! `MOVED` on a cluster), subscribe (one channel per command, so that each command is
+//! answered by exactly one confirmation), then wait for the subscription's end (the client
+//! library pushes a disconnection, Redis pushes `sunsubscribe` because the slot moved, or a
+//! periodic `PING` fails); then reconnect with a growing, jittered backoff and subscribe
+//! again, until the backplane detaches or is dropped. Messages published while the
+//! connection is down are lost for this node, as pub/sub is at most once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
-use tokio::sync::{Notify, mpsc, watch};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Value};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use wsc_hub::Envelope;
+
+use crate::endpoint::{Endpoint, MAX_REDIRECTS, describe, redirected};
+use crate::push::{Counters, PushHandler};
+use crate::readiness::Readiness;
 
 /// First wait before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts: the most a recovered Redis waits for us.
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
-/// What the subscriber counted.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) received: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) undecodable: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-}
-
-/// Everything the supervisor needs; moved into its task.
+/// Everything the supervisor of one connection needs; moved into its task.
 pub(crate) struct Subscriber {
-    pub(crate) client: Client,
+    pub(crate) endpoint: Endpoint,
     pub(crate) channels: Vec<String>,
     pub(crate) node_id: Arc<str>,
     pub(crate) inbox: mpsc::Sender<Envelope>,
     pub(crate) timeout: Duration,
     pub(crate) counters: Arc<Counters>,
-    pub(crate) subscribed: watch::Sender<bool>,
+    /// Where this connection reports whether it is subscribed, as part number `part`.
+    pub(crate) readiness: Arc<Readiness>,
+    pub(crate) part: usize,
+    /// The configured URL(s), password masked, for logs.
     pub(crate) url: String,
     /// The connection's `CLIENT SETNAME`, so that operators (and tests) can find it.
     pub(crate) name: String,
+}
+
+/// A connection subscribed to every channel of its subscriber.
+struct Subscribed {
+    conn: MultiplexedConnection,
+    /// Notified when the subscription ends.
+    lost: Arc<Notify>,
+    /// The node it is on.
+    at: ConnectionInfo,
+}
+
+/// Why subscribing at one node did not work.
+enum Failure {
+    /// A cluster node of another shard named the owner of the channel's slot.
+    Moved(ConnectionInfo),
+    /// Anything else.
+    Failed(String),
 }
 
 impl Subscriber {
@@ -56,27 +72,33 @@ impl Subscriber {
     pub(crate) async fn run(self, token: CancellationToken) {
         let mut backoff = MIN_BACKOFF;
         let mut failing = false;
+        // The node that served the channels last: the first one asked after a loss, since
+        // a lost connection usually comes back to the same node.
+        let mut last: Option<ConnectionInfo> = None;
+        let mut attempt = 0usize;
         loop {
-            let lost = Arc::new(Notify::new());
             let connected = tokio::select! {
                 _ = token.cancelled() => return,
-                connected = self.connect(lost.clone()) => connected,
+                connected = self.connect(last.as_ref(), attempt) => connected,
             };
+            attempt = attempt.wrapping_add(1);
             match connected {
-                Ok(conn) => {
+                Ok(subscribed) => {
+                    let node = describe(&subscribed.at);
                     if failing {
-                        tracing::info!(url = %self.url, "pub/sub connection restored");
+                        tracing::info!(url = %self.url, %node, channels = ?self.channels, "pub/sub connection restored");
                         failing = false;
                     }
                     backoff = MIN_BACKOFF;
-                    self.subscribed.send_replace(true);
-                    let cancelled = self.watch(conn, &lost, &token).await;
-                    self.subscribed.send_replace(false);
+                    last = Some(subscribed.at);
+                    self.readiness.set(self.part, true);
+                    let cancelled = self.watch(subscribed.conn, &subscribed.lost, &token).await;
+                    self.readiness.set(self.part, false);
                     if cancelled {
                         return;
                     }
                     self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(url = %self.url, "pub/sub connection lost; reconnecting");
+                    tracing::warn!(url = %self.url, %node, channels = ?self.channels, "pub/sub subscription lost; subscribing again");
                     // A short pause even after a connection that worked: a server that
                     // accepts and then drops every connection must not be hammered.
                     tokio::select! {
@@ -85,8 +107,11 @@ impl Subscriber {
                     }
                 }
                 Err(e) => {
+                    // A node that cannot be reached is not asked first again: the next
+                    // attempt starts from the seeds.
+                    last = None;
                     if !failing {
-                        tracing::warn!(url = %self.url, error = %e, "pub/sub connection failed; retrying");
+                        tracing::warn!(url = %self.url, error = %e, channels = ?self.channels, "pub/sub connection failed; retrying");
                         failing = true;
                     }
                     tokio::select! {
@@ -99,44 +124,95 @@ impl Subscriber {
         }
     }
 
-    /// Connects and subscribes to every channel, all within the timeout.
-    async fn connect(&self, lost: Arc<Notify>) -> Result<MultiplexedConnection, String> {
+    /// Connects where the channels live and subscribes to every one of them, all within
+    /// the timeout: each candidate node in turn, following up to [`MAX_REDIRECTS`] `MOVED`
+    /// answers from each.
+    async fn connect(
+        &self,
+        last: Option<&ConnectionInfo>,
+        attempt: usize,
+    ) -> Result<Subscribed, String> {
+        let attempt = async {
+            let mut error = "no node to connect to".to_owned();
+            for candidate in self.endpoint.candidates(last, attempt) {
+                let mut at = candidate;
+                let mut redirects = 0;
+                loop {
+                    match self.subscribe_at(&at).await {
+                        Ok(subscribed) => return Ok(subscribed),
+                        Err(Failure::Moved(owner)) if redirects < MAX_REDIRECTS => {
+                            redirects += 1;
+                            at = owner;
+                        }
+                        Err(Failure::Moved(owner)) => {
+                            error = format!(
+                                "still redirected to {} after {MAX_REDIRECTS} redirections",
+                                describe(&owner)
+                            );
+                            break;
+                        }
+                        Err(Failure::Failed(e)) => {
+                            error = format!("{}: {e}", describe(&at));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error)
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+
+    /// Connects to one node, names the connection and subscribes to every channel. Each
+    /// connection gets a handler of its own, so that the end of a connection given up
+    /// here (redirected) cannot be taken for the end of the one that is kept.
+    async fn subscribe_at(&self, at: &ConnectionInfo) -> Result<Subscribed, Failure> {
+        let failed = |e: redis::RedisError| Failure::Failed(e.to_string());
+        let lost = Arc::new(Notify::new());
         let handler = PushHandler {
             node_id: self.node_id.clone(),
             inbox: self.inbox.clone(),
             counters: self.counters.clone(),
-            lost,
+            lost: lost.clone(),
         };
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_push_sender(move |info| handler.handle(info));
-        let attempt = async {
-            let mut conn = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            let () = redis::cmd("CLIENT")
-                .arg("SETNAME")
-                .arg(&self.name)
+        let client = Client::open(at.clone()).map_err(failed)?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)?;
+        let () = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.name)
+            .query_async(&mut conn)
+            .await
+            .map_err(failed)?;
+        for channel in &self.channels {
+            let subscribed: Result<Value, _> = redis::cmd("SSUBSCRIBE")
+                .arg(channel)
                 .query_async(&mut conn)
-                .await?;
-            for channel in &self.channels {
-                let _: Value = redis::cmd("SSUBSCRIBE")
-                    .arg(channel)
-                    .query_async(&mut conn)
-                    .await?;
+                .await;
+            if let Err(e) = subscribed {
+                let owner = e
+                    .redirect_node()
+                    .and_then(|(node, _slot)| redirected(at, node));
+                return Err(owner.map_or_else(|| failed(e), Failure::Moved));
             }
-            Ok::<_, redis::RedisError>(conn)
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         }
+        Ok(Subscribed {
+            conn,
+            lost,
+            at: at.clone(),
+        })
     }
 
-    /// Waits until the connection is lost (returns false) or `token` is cancelled (true),
+    /// Waits until the subscription ends (returns false) or `token` is cancelled (true),
     /// sending `PING` now and then so that a silently dead connection is noticed too.
     async fn watch(
         &self,
@@ -163,62 +239,9 @@ impl Subscriber {
     }
 }
 
-/// Handles what Redis pushes on the subscribed connection. Runs on the connection's reader:
-/// it must never wait.
-struct PushHandler {
-    node_id: Arc<str>,
-    inbox: mpsc::Sender<Envelope>,
-    counters: Arc<Counters>,
-    lost: Arc<Notify>,
-}
-
-impl PushHandler {
-    fn handle(&self, info: PushInfo) -> Result<(), std::convert::Infallible> {
-        match info.kind {
-            PushKind::SMessage | PushKind::Message => {
-                if let Some(Value::BulkString(bytes)) = info.data.get(1) {
-                    self.deliver(bytes);
-                }
-            }
-            // `notify_one` keeps a permit when the supervisor is not waiting yet, so a loss
-            // right after subscribing is not missed.
-            PushKind::Disconnection => self.lost.notify_one(),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn deliver(&self, bytes: &[u8]) {
-        let envelope = match serde_json::from_slice::<Envelope>(bytes) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "undecodable envelope on the backplane; skipped");
-                return;
-            }
-        };
-        // The broadcast channel reaches the publisher too; a node never applies its own.
-        if envelope.origin() == &*self.node_id {
-            return;
-        }
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
-        if self.inbox.try_send(envelope).is_err() {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            // Logged at 1, 2, 4, 8, ... drops: visible without flooding the log.
-            if dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped,
-                    "the hub's inbox is full or closed; envelopes dropped"
-                );
-            }
-        }
-    }
-}
-
 /// A valid `CLIENT SETNAME` argument: Redis refuses spaces and control characters.
-pub(crate) fn connection_name(channel: &str) -> String {
-    channel
-        .chars()
+pub(crate) fn connection_name(name: &str) -> String {
+    name.chars()
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
         .collect()
 }
@@ -237,58 +260,6 @@ fn jittered(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsc_hub::{HubMessage, Route, Target, codec};
-
-    fn envelope(origin: &str) -> Envelope {
-        Envelope::Message {
-            origin: origin.to_owned(),
-            route: Route::new(Target::Broadcast),
-            payload: codec::encode(&HubMessage::text("x")).unwrap(),
-            awaits_ack: None,
-        }
-    }
-
-    fn push(kind: PushKind, payload: Vec<u8>) -> PushInfo {
-        PushInfo {
-            kind,
-            data: vec![
-                Value::BulkString(b"p:broadcast".to_vec()),
-                Value::BulkString(payload),
-            ],
-        }
-    }
-
-    fn handler(capacity: usize) -> (PushHandler, mpsc::Receiver<Envelope>, Arc<Counters>) {
-        let (inbox, rx) = mpsc::channel(capacity);
-        let counters = Arc::new(Counters::default());
-        let handler = PushHandler {
-            node_id: Arc::from("me"),
-            inbox,
-            counters: counters.clone(),
-            lost: Arc::new(Notify::new()),
-        };
-        (handler, rx, counters)
-    }
-
-    #[test]
-    fn own_envelopes_are_skipped_others_delivered_and_a_full_inbox_counts() {
-        let (handler, mut rx, counters) = handler(1);
-        let mine = serde_json::to_vec(&envelope("me")).unwrap();
-        let theirs = serde_json::to_vec(&envelope("other")).unwrap();
-        handler.handle(push(PushKind::SMessage, mine)).unwrap();
-        handler
-            .handle(push(PushKind::SMessage, theirs.clone()))
-            .unwrap();
-        handler.handle(push(PushKind::SMessage, theirs)).unwrap();
-        handler
-            .handle(push(PushKind::SMessage, b"{not json".to_vec()))
-            .unwrap();
-        assert_eq!(rx.try_recv().unwrap().origin(), "other");
-        assert!(rx.try_recv().is_err());
-        assert_eq!(counters.received.load(Ordering::Relaxed), 2);
-        assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.undecodable.load(Ordering::Relaxed), 1);
-    }
 
     #[test]
     fn backoff_jitter_stays_within_half_again() {
@@ -296,5 +267,10 @@ mod tests {
             let d = jittered(Duration::from_millis(100));
             assert!(d >= Duration::from_millis(100) && d < Duration::from_millis(150));
         }
+    }
+
+    #[test]
+    fn a_connection_name_has_no_spaces() {
+        assert_eq!(connection_name("p:node:a b\n"), "p:node:a_b_");
     }
 }

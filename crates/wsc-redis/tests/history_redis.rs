@@ -7,9 +7,10 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::{Cluster, TIMEOUT, cleanup, eventually, next_message, options, require_redis};
+use support::scenarios::{self, NODES};
+use support::{Cluster, TIMEOUT, cleanup, eventually, options, require_redis};
 use wsc_hub::codec::{self, UNNUMBERED};
-use wsc_hub::{HistoryStore, HubMessage, Identity, NewEntry, WindowLimits};
+use wsc_hub::{HistoryStore, HubMessage, NewEntry, WindowLimits};
 use wsc_redis::RedisHistory;
 
 fn entry(id: &str, app: &str) -> NewEntry {
@@ -104,42 +105,7 @@ async fn kept_messages_expire_but_the_counter_goes_on() {
 
 #[tokio::test]
 async fn a_client_resumes_on_another_node_with_the_numbers_of_the_cluster() {
-    let cluster = Cluster::start(&["a", "b"]).await;
-    let (a, b) = (cluster.hub(0), cluster.hub(1));
-    let mut phone = a.register(Identity::new("dave")).await.unwrap();
-    let mut seen = Vec::new();
-    for (node, text) in [(a, "one"), (b, "two"), (a, "three")] {
-        node.send_to_user("dave", HubMessage::text(text))
-            .await
-            .unwrap();
-        let frame = next_message(&mut phone).await;
-        seen.push((frame["seq_no"].as_i64().unwrap(), frame["content"].clone()));
-    }
-    assert_eq!(
-        seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
-    drop(phone);
-    let mut again = b
-        .register(Identity::new("dave").with_last_seq(1))
-        .await
-        .unwrap();
-    let mut frames = Vec::new();
-    loop {
-        let frame = next_message(&mut again).await;
-        let done = frame["message_type"] == "recovered";
-        frames.push(frame);
-        if done {
-            break;
-        }
-    }
-    let (notice, replayed) = frames.split_last().unwrap();
-    let contents: Vec<&str> = replayed
-        .iter()
-        .map(|f| f["content"].as_str().unwrap())
-        .collect();
-    assert_eq!(contents, ["two", "three"]);
-    assert_eq!(notice["data"]["recovered"], true);
-    assert_eq!(notice["data"]["latest_seq"], 3);
+    let cluster = Cluster::start(NODES).await;
+    scenarios::a_client_resumes_on_another_node_with_the_numbers_of_the_cluster(&cluster).await;
     cluster.finish().await;
 }

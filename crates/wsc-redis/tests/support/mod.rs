@@ -1,11 +1,15 @@
 //! Shared setup of the Redis tests: where Redis is, a random key prefix per test (so the
-//! tests run in parallel on one server), hubs linked by `RedisBackplane`s, polling with a
-//! deadline, and removal of a test's keys.
+//! tests run in parallel on one server), hubs linked by `RedisBackplane`s (on the test
+//! Redis, or on a local Redis Cluster under a prefix that spreads their channels over the
+//! shards), polling with a deadline, and removal of a test's keys.
 //!
 //! Every test here needs Redis and fails, saying how to start it, when none answers: a
 //! missing Redis must never look like a passing suite.
 
 #![allow(dead_code)]
+
+pub(crate) mod scenarios;
+pub(crate) mod shards;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wsc_hub::{Backplane, Hub, HubConfig, Outbound, Registration};
 use wsc_redis::{RedisBackplane, RedisOptions};
+use wsc_testkit::redis_cluster::RedisCluster;
 
 /// The longest a test waits for one thing to happen.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,9 +78,48 @@ pub(crate) async fn cleanup(prefix: &str) {
     cleanup_at(&redis_url(), prefix).await;
 }
 
-/// Deletes every key under `prefix` on the Redis at `url`.
-pub(crate) async fn cleanup_at(url: &str, prefix: &str) {
-    let mut conn = raw_at(url).await;
+/// Options on a local Redis Cluster (every node a seed) under `prefix`.
+pub(crate) fn cluster_options(cluster: &RedisCluster, prefix: &str) -> RedisOptions {
+    RedisOptions::cluster(cluster.urls())
+        .with_key_prefix(prefix)
+        .with_connect_timeout(Duration::from_secs(2))
+}
+
+/// Deletes every key under the prefix of `options`, on its Redis or on every node of its
+/// cluster.
+pub(crate) async fn cleanup_options(options: &RedisOptions) {
+    if options.is_cluster() {
+        for url in &options.cluster_urls {
+            cleanup_node(url, &options.key_prefix).await;
+        }
+    } else {
+        cleanup_at(&options.url, &options.key_prefix).await;
+    }
+}
+
+/// Deletes the keys under `prefix` that one cluster node holds, one `DEL` each: a node
+/// refuses a `DEL` of keys in different slots, even slots of its own. A node that is gone
+/// (killed by its test) holds nothing any more.
+async fn cleanup_node(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(Ok(mut conn)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    else {
+        return;
+    };
+    for key in scan(&mut conn, prefix).await {
+        // A replica refuses writes; its master deletes the same keys.
+        let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+    }
+}
+
+/// Every key under `prefix` on one server (SCAN is fine here: tests only).
+async fn scan(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -85,15 +129,21 @@ pub(crate) async fn cleanup_at(url: &str, prefix: &str) {
             .arg(format!("{prefix}*"))
             .arg("COUNT")
             .arg(1000)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await
             .expect("SCAN");
         keys.extend(batch);
         if next == 0 {
-            break;
+            return keys;
         }
         cursor = next;
     }
+}
+
+/// Deletes every key under `prefix` on the Redis at `url`.
+pub(crate) async fn cleanup_at(url: &str, prefix: &str) {
+    let mut conn = raw_at(url).await;
+    let keys = scan(&mut conn, prefix).await;
     if !keys.is_empty() {
         let () = redis::cmd("DEL")
             .arg(&keys)
@@ -151,7 +201,15 @@ impl Cluster {
         Self::start_with(options(), names).await
     }
 
-    /// [`start`](Self::start) with these options (which may name another Redis).
+    /// [`start`](Self::start) on a local Redis Cluster, under a fresh prefix that spreads
+    /// the nodes' channels over the shards (see [`shards::spread_prefix`]).
+    pub(crate) async fn start_on(cluster: &RedisCluster, names: &[&str]) -> Self {
+        let prefix = shards::spread_prefix(&cluster.urls()[0], names).await;
+        Self::start_with(cluster_options(cluster, &prefix), names).await
+    }
+
+    /// [`start`](Self::start) with these options (which may name another Redis, or a
+    /// cluster).
     pub(crate) async fn start_with(options: RedisOptions, names: &[&str]) -> Self {
         let mut hubs = Vec::new();
         let mut backplanes = Vec::new();
@@ -196,6 +254,6 @@ impl Cluster {
                 let _ = backplane.detach(&node).await;
             }
         }
-        cleanup_at(&self.options.url, &self.options.key_prefix).await;
+        cleanup_options(&self.options).await;
     }
 }
