@@ -11,7 +11,12 @@ use wsc_redis::{RedisBackplane, RedisOptions};
 /// The Redis options of a configuration (the same fields and defaults as the file's).
 pub(crate) fn redis_options(config: &GatewayConfig) -> RedisOptions {
     let (redis, distributed) = (&config.wsc.redis, &config.wsc.distributed);
-    RedisOptions::new(redis.url.clone())
+    let options = if redis.cluster_urls.is_empty() {
+        RedisOptions::new(redis.url.clone())
+    } else {
+        RedisOptions::cluster(redis.cluster_urls.iter().cloned())
+    };
+    options
         .with_pool_size(redis.pool_size)
         .with_connect_timeout(redis.connect_timeout)
         .with_key_prefix(distributed.key_prefix.clone())
