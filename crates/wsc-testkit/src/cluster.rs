@@ -41,6 +41,21 @@ pub async fn next_message(registration: &mut Registration) -> Value {
     }
 }
 
+/// An acknowledged send to a user, running in its own task (the test acks meanwhile).
+fn spawn_user_ack(
+    hub: &Hub,
+    user: &'static str,
+    text: &'static str,
+    timeout: Duration,
+    retries: u32,
+) -> tokio::task::JoinHandle<Result<wsc_hub::AckReport, wsc_hub::SendError>> {
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        hub.send_to_user_with_ack(user, HubMessage::text(text), timeout, retries)
+            .await
+    })
+}
+
 /// Proves a registration got nothing more: a message queued to it now is its next frame.
 async fn nothing_more(hub: &Hub, registration: &mut Registration) {
     let client = registration.connection().client_id().to_owned();
@@ -192,18 +207,7 @@ pub async fn an_acknowledged_send_is_acked_by_a_connection_on_another_node([a, b
         .register(Identity::new("bob").with_client_id("bob-phone"))
         .await
         .unwrap();
-    let send = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.send_to_user_with_ack(
-                "bob",
-                HubMessage::text("ack me"),
-                Duration::from_secs(30),
-                0,
-            )
-            .await
-        })
-    };
+    let send = spawn_user_ack(a, "bob", "ack me", Duration::from_secs(30), 0);
     let frame = next_message(&mut bob).await;
     assert_eq!(
         (frame["content"].as_str(), frame["require_ack"].as_bool()),
@@ -231,18 +235,7 @@ pub async fn an_acknowledged_send_is_acked_by_a_connection_on_another_node([a, b
 /// A resend after an ack timeout reaches the other node too, with the same id and number.
 pub async fn a_resend_reaches_the_other_node_too([a, b, _]: [&Hub; 3]) {
     let mut bob = b.register(Identity::new("bob")).await.unwrap();
-    let send = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.send_to_user_with_ack(
-                "bob",
-                HubMessage::text("again"),
-                Duration::from_millis(300),
-                1,
-            )
-            .await
-        })
-    };
+    let send = spawn_user_ack(a, "bob", "again", Duration::from_millis(300), 1);
     let first = next_message(&mut bob).await;
     let second = next_message(&mut bob).await;
     assert_eq!(first["message_id"], second["message_id"]);
@@ -276,18 +269,7 @@ pub async fn an_ack_that_never_comes_is_stored_offline_and_reported_on_the_origi
         }
     });
     let mut bob = b.register(Identity::new("bob")).await.unwrap();
-    let send = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.send_to_user_with_ack(
-                "bob",
-                HubMessage::text("ignored"),
-                Duration::from_millis(300),
-                1,
-            )
-            .await
-        })
-    };
+    let send = spawn_user_ack(a, "bob", "ignored", Duration::from_millis(300), 1);
     let first = next_message(&mut bob).await;
     let second = next_message(&mut bob).await;
     assert_eq!(
