@@ -44,6 +44,7 @@ scenarios!(
     a_user_send_reaches_each_device_on_other_nodes_once,
     a_broadcast_reaches_every_node_once,
     a_scoped_broadcast_stays_in_its_app_on_every_node,
+    a_namespace_broadcast_stays_in_its_namespace_on_every_node,
     a_ticket_send_reaches_its_connections_on_other_nodes,
     presence_names_the_nodes_of_a_user,
     a_kick_closes_the_user_on_every_node_after_the_notice,

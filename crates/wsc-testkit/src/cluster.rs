@@ -131,6 +131,29 @@ pub async fn a_scoped_broadcast_stays_in_its_app_on_every_node([a, b, _]: [&Hub;
     nothing_more(b, &mut app_b).await;
 }
 
+/// A broadcast scoped to a namespace of an app reaches that namespace's connections on the
+/// other nodes, and not another namespace's.
+pub async fn a_namespace_broadcast_stays_in_its_namespace_on_every_node([a, b, c]: [&Hub; 3]) {
+    let mut sales = b
+        .register(Identity::new("s").with_scope("shop", "sales"))
+        .await
+        .unwrap();
+    let mut support = c
+        .register(Identity::new("t").with_scope("shop", "support"))
+        .await
+        .unwrap();
+    let report = a
+        .broadcast(
+            HubMessage::text("sales only"),
+            BroadcastOptions::scoped("shop", "sales"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, 0, "a has no connection: {report:?}");
+    assert_eq!(next_message(&mut sales).await["content"], "sales only");
+    nothing_more(c, &mut support).await;
+}
+
 /// A ticket send made on `a` reaches the ticket's connection on `b`, not another ticket's.
 pub async fn a_ticket_send_reaches_its_connections_on_other_nodes([a, b, c]: [&Hub; 3]) {
     let mut agent = b
