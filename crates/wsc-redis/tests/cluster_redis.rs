@@ -9,32 +9,15 @@ mod support;
 
 use support::Cluster;
 use support::scenarios::{self, NODES};
-use wsc_testkit::cluster;
 
-/// The scenarios every backplane passes (`wsc_testkit::cluster`), over three hubs on Redis.
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let cluster = Cluster::start(NODES).await;
-            cluster::$name([cluster.hub(0), cluster.hub(1), cluster.hub(2)]).await;
-            cluster.finish().await;
-        }
-    )*};
-}
-
-scenarios!(
-    a_user_send_reaches_each_device_on_other_nodes_once,
-    a_broadcast_reaches_every_node_once,
-    a_scoped_broadcast_stays_in_its_app_on_every_node,
-    a_namespace_broadcast_stays_in_its_namespace_on_every_node,
-    a_ticket_send_reaches_its_connections_on_other_nodes,
-    presence_names_the_nodes_of_a_user,
-    a_kick_closes_the_user_on_every_node_after_the_notice,
-    group_membership_made_on_one_node_routes_on_another,
-    an_acknowledged_send_is_acked_by_a_connection_on_another_node,
-    a_resend_reaches_the_other_node_too,
-    an_acknowledged_send_to_a_connection_on_another_node,
+// The scenarios every backplane passes (`wsc_testkit::cluster`), over three hubs on Redis.
+wsc_testkit::cross_node_scenarios!(
+    #[tokio::test]
+    |run| {
+        let cluster = Cluster::start(NODES).await;
+        run([cluster.hub(0), cluster.hub(1), cluster.hub(2)]).await;
+        cluster.finish().await;
+    }
 );
 
 /// The scenarios particular to Redis (`support/scenarios.rs`), over three hubs on Redis.

@@ -12,6 +12,42 @@ use wsc_hub::{AckStatus, BroadcastOptions, Hub, HubMessage, Identity, Outbound, 
 
 use crate::WAIT;
 
+/// Defines one test per shared scenario, so every backend runs the same list. `$run` is
+/// bound to the scenario inside `$body`, which builds three started hubs `a`, `b`, `c` and
+/// awaits `$run([a, b, c])`:
+///
+/// ```text
+/// wsc_testkit::cross_node_scenarios!(#[tokio::test] |run| {
+///     let (a, b, c) = three_hubs();
+///     run([&a, &b, &c]).await;
+/// });
+/// ```
+#[macro_export]
+macro_rules! cross_node_scenarios {
+    (#[$attr:meta] |$run:ident| $body:block) => {
+        $crate::cross_node_scenarios!(@each #[$attr] |$run| $body;
+            a_user_send_reaches_each_device_on_other_nodes_once,
+            a_broadcast_reaches_every_node_once,
+            a_scoped_broadcast_stays_in_its_app_on_every_node,
+            a_namespace_broadcast_stays_in_its_namespace_on_every_node,
+            a_ticket_send_reaches_its_connections_on_other_nodes,
+            presence_names_the_nodes_of_a_user,
+            a_kick_closes_the_user_on_every_node_after_the_notice,
+            group_membership_made_on_one_node_routes_on_another,
+            an_acknowledged_send_is_acked_by_a_connection_on_another_node,
+            a_resend_reaches_the_other_node_too,
+            an_acknowledged_send_to_a_connection_on_another_node,
+        );
+    };
+    (@each #[$attr:meta] |$run:ident| $body:block; $($name:ident),* $(,)?) => {$(
+        #[$attr]
+        async fn $name() {
+            let $run = $crate::cluster::$name;
+            $body
+        }
+    )*};
+}
+
 /// Polls `condition` (every 10 ms of tokio time) until it holds; fails after [`WAIT`].
 pub async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
