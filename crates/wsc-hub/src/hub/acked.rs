@@ -47,14 +47,9 @@ impl Hub {
         self.intercept(&mut msg)?;
         self.prepare(&mut msg);
         let target = AckTarget::User(user_id.to_owned());
-        let (tx, mut rx) = oneshot::channel();
-        if !self
-            .inner
-            .acks
-            .register(&msg.message_id, target.clone(), None, Some(tx), None)
-        {
+        let Some(mut rx) = self.await_ack(&msg.message_id, &target, None) else {
             return Err(SendError::DuplicateMessageId(msg.message_id));
-        }
+        };
         // Targets are filtered by the message's scope only.
         let mut route = Route::new(Target::User {
             user_id: user_id.to_owned(),
@@ -194,14 +189,9 @@ impl Hub {
         route.scope_from(&msg);
         let payload = self.encode_outbound(&msg, &self.config(), 0)?;
         let target = AckTarget::Connection(client_id.to_owned());
-        let (tx, mut rx) = oneshot::channel();
-        if !self
-            .inner
-            .acks
-            .register(&msg.message_id, target.clone(), None, Some(tx), None)
-        {
+        let Some(mut rx) = self.await_ack(&msg.message_id, &target, None) else {
             return Err(SendError::DuplicateMessageId(msg.message_id));
-        }
+        };
         let limits = (timeout, max_retries, false);
         let nobody = |_: &Hub| Vec::new();
         let (acked, attempts) = self
@@ -254,15 +244,8 @@ impl Hub {
             let (msg, payload) = (&msg, &payload);
             async move {
                 let target = AckTarget::Connection(conn.client_id().to_owned());
-                let (tx, mut rx) = oneshot::channel();
-                let registered = self.inner.acks.register(
-                    &msg.message_id,
-                    target.clone(),
-                    Some(conn.id()),
-                    Some(tx),
-                    None,
-                );
-                let (acked, attempts) = if registered {
+                let registered = self.await_ack(&msg.message_id, &target, Some(conn.id()));
+                let (acked, attempts) = if let Some(mut rx) = registered {
                     let id = conn.id();
                     let resolve =
                         move |hub: &Hub| hub.connection_by_id(id).into_iter().collect::<Vec<_>>();
@@ -350,6 +333,22 @@ impl Hub {
                 Err(_) => {}
             }
         }
+    }
+
+    /// Starts waiting for the ack of `message_id` from `target` (`owner`: the local
+    /// connection whose end ends the wait). The receiver gets the acking client id; `None`
+    /// when the same delivery is already waiting.
+    fn await_ack(
+        &self,
+        message_id: &str,
+        target: &AckTarget,
+        owner: Option<ConnectionId>,
+    ) -> Option<oneshot::Receiver<String>> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .acks
+            .register(message_id, target.clone(), owner, Some(tx), None)
+            .then_some(rx)
     }
 
     /// Counts a final failure and tells the `on_ack_failed` callbacks and event subscribers.

@@ -114,22 +114,30 @@ impl Hub {
         let (payload, delivered) = history.number_with(user_id, limits, |seq| {
             msg.seq_no = seq;
             let reserve = codec::SEQ_ROOM - codec::seq_field_len(seq);
-            let payload = match self.encode_outbound(msg, config, reserve) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    msg.seq_no = 0;
-                    return Err(e);
-                }
-            };
+            let payload = self.encode_numbered(msg, config, reserve)?;
             let entry = WindowEntry::of_message(seq, msg, payload.clone());
             let delivered = deliver(msg, &payload);
-            Ok((entry, (payload, delivered)))
+            Ok::<_, SendError>((entry, (payload, delivered)))
         })?;
         Ok(Numbered {
             payload,
             delivered,
             turn: None,
         })
+    }
+
+    /// Encodes a message that is being numbered; a refused message keeps no number.
+    fn encode_numbered(
+        &self,
+        msg: &mut HubMessage,
+        config: &HubConfig,
+        reserve: usize,
+    ) -> Result<Payload, SendError> {
+        let encoded = self.encode_outbound(msg, config, reserve);
+        if encoded.is_err() {
+            msg.seq_no = 0;
+        }
+        encoded
     }
 
     /// Numbering through a shared store, under the user's turn.
@@ -143,13 +151,7 @@ impl Hub {
         deliver: impl FnOnce(&HubMessage, &Payload) -> R,
     ) -> Result<Numbered<'_, R>, SendError> {
         msg.seq_no = codec::UNNUMBERED;
-        let base = match self.encode_outbound(msg, config, codec::SEQ_ROOM) {
-            Ok(base) => base,
-            Err(e) => {
-                msg.seq_no = 0;
-                return Err(e);
-            }
-        };
+        let base = self.encode_numbered(msg, config, codec::SEQ_ROOM)?;
         let entry = NewEntry {
             message_id: msg.message_id.clone(),
             base: base.clone(),
