@@ -523,3 +523,38 @@ fn auth_needs_the_key_its_algorithm_uses() {
         "wsc:\n  security:\n    enable_auth: true\n    token:\n      algorithm: RS384\n      public_key: PEM\n",
     );
 }
+
+#[test]
+fn redis_cluster_urls_must_be_redis_urls_and_come_from_a_comma_list() {
+    let p = problems(load_yaml(
+        "wsc:\n  redis:\n    enabled: true\n    cluster_urls: [\"redis://a:7000\", \"http://:hunter2@b:7000\"]\n",
+    ));
+    assert_eq!(keys(&p), ["wsc.redis.cluster_urls"]);
+    let message = &at(&p, "wsc.redis.cluster_urls").message;
+    assert!(
+        message.contains("b:7000") && !message.contains("hunter2"),
+        "{message}"
+    );
+
+    let loaded = load_with_env(
+        "gateway.yaml",
+        "",
+        &[
+            ("GATEWAY__WSC__REDIS__ENABLED", "true"),
+            (
+                "GATEWAY__WSC__REDIS__CLUSTER_URLS",
+                "redis://:hunter2@a:7000,redis://b:7000",
+            ),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(
+        loaded.config.wsc.redis.cluster_urls,
+        ["redis://:hunter2@a:7000", "redis://b:7000"]
+    );
+    let redacted = loaded.config.redacted();
+    assert_eq!(
+        redacted["wsc"]["redis"]["cluster_urls"],
+        serde_json::json!(["redis://:***@a:7000", "redis://b:7000"])
+    );
+}
