@@ -383,15 +383,15 @@ async fn online_users(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(page) = page.map_err(bad_query)?;
-    let users = state.hub.cluster_online_users().await;
     let offset = page.offset.unwrap_or(0);
-    let (total, limit, page) = ops::page(users, offset, page.limit)
+    let limit = ops::page_limit(page.limit)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))?;
+    let page = state.hub.cluster_online_users(offset, limit).await;
     Ok(Json(json!({
-        "total": total,
+        "total": page.total,
         "offset": offset,
         "limit": limit,
-        "users": page,
+        "users": page.users,
     })))
 }
 

@@ -39,23 +39,16 @@ pub(crate) fn ack_settings(
     Ok((timeout, retries.unwrap_or(config.ack_retries)))
 }
 
-/// One page of a sorted list: `offset` items skipped, at most `limit` (default
-/// [`DEFAULT_PAGE`], between 1 and [`MAX_PAGE`]) returned, with the total.
-pub(crate) fn page<T>(
-    items: Vec<T>,
-    offset: usize,
-    limit: Option<usize>,
-) -> Result<(usize, usize, Vec<T>), ArgError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ArgError(format!("limit must be between 1 and {MAX_PAGE}")));
+/// The size of a page of online users: [`DEFAULT_PAGE`] when the caller names none,
+/// otherwise between 1 and [`MAX_PAGE`].
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ArgError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(ArgError(format!("limit must be between 1 and {MAX_PAGE}"))),
+        limit if limit > MAX_PAGE => {
+            Err(ArgError(format!("limit must be between 1 and {MAX_PAGE}")))
+        }
+        limit => Ok(limit),
     }
-    let total = items.len();
-    Ok((
-        total,
-        limit,
-        items.into_iter().skip(offset).take(limit).collect(),
-    ))
 }
 
 #[cfg(test)]
@@ -78,11 +71,11 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_bounded_and_report_the_total() {
-        let items: Vec<u32> = (0..5).collect();
-        assert_eq!(page(items.clone(), 1, Some(2)), Ok((5, 2, vec![1, 2])));
-        assert_eq!(page(items.clone(), 9, None), Ok((5, DEFAULT_PAGE, vec![])));
-        assert!(page(items.clone(), 0, Some(0)).is_err());
-        assert!(page(items, 0, Some(MAX_PAGE + 1)).is_err());
+    fn page_sizes_default_and_are_bounded() {
+        assert_eq!(page_limit(None), Ok(DEFAULT_PAGE));
+        assert_eq!(page_limit(Some(1)), Ok(1));
+        assert_eq!(page_limit(Some(MAX_PAGE)), Ok(MAX_PAGE));
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(MAX_PAGE + 1)).is_err());
     }
 }

@@ -547,13 +547,18 @@ impl Gateway {
     /// users on a single node.
     pub async fn get_websocket_online_users(&self) -> Result<Vec<String>, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.cluster_online_users().await)
+        Ok(self
+            .inner
+            .hub
+            .cluster_online_users(0, usize::MAX)
+            .await
+            .users)
     }
 
     /// Number of online users on every node of the cluster (`GetOnlineUserCount`).
     pub async fn get_websocket_online_user_count(&self) -> Result<usize, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.cluster_online_users().await.len())
+        Ok(self.inner.hub.cluster_online_user_count().await)
     }
 
     /// The stats snapshot (`GetStats`).

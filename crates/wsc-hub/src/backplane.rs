@@ -34,6 +34,22 @@ pub enum Envelope {
         /// forwards such an ack to `origin`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         awaits_ack: Option<String>,
+        /// Whether a receiving node answers with [`Envelope::Delivered`] (the acknowledged
+        /// ticket and group sends, whose origin must learn who got the message).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        report: bool,
+    },
+    /// The connections a node delivered a reported [`Envelope::Message`] to (possibly none),
+    /// for the node that sent it.
+    Delivered {
+        /// The node that delivered.
+        origin: String,
+        /// The node that sent the message.
+        to_node: String,
+        /// The message.
+        message_id: String,
+        /// The connections that got it.
+        recipients: Vec<Recipient>,
     },
     /// A client acknowledged, on the publishing node, a message that `to_node` sent.
     Ack {
@@ -79,8 +95,50 @@ impl Envelope {
             Envelope::Message { origin, .. }
             | Envelope::Kick { origin, .. }
             | Envelope::Membership { origin, .. }
-            | Envelope::Ack { origin, .. } => origin,
+            | Envelope::Ack { origin, .. }
+            | Envelope::Delivered { origin, .. } => origin,
         }
+    }
+
+    /// The one node an answer is for (an ack or a delivery report), `None` for the rest.
+    pub fn to_node(&self) -> Option<&str> {
+        match self {
+            Envelope::Ack { to_node, .. } | Envelope::Delivered { to_node, .. } => Some(to_node),
+            _ => None,
+        }
+    }
+}
+
+/// A connection on another node that a message reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// The connection's user.
+    pub user_id: String,
+    /// The connection's client id.
+    pub client_id: String,
+}
+
+/// One page of the users online across the cluster, in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct UserPage {
+    /// How many users are online in all.
+    pub total: usize,
+    /// The users of this page.
+    pub users: Vec<String>,
+}
+
+impl UserPage {
+    /// A page of `users` out of `total`.
+    pub fn new(total: usize, users: Vec<String>) -> Self {
+        UserPage { total, users }
+    }
+
+    /// The page of a full sorted list: `limit` users from `offset`.
+    pub fn of_sorted(all: Vec<String>, offset: usize, limit: usize) -> Self {
+        let total = all.len();
+        let users = all.into_iter().skip(offset).take(limit).collect();
+        UserPage { total, users }
     }
 }
 
@@ -130,8 +188,15 @@ pub trait Backplane: Send + Sync + 'static {
     /// The nodes where a user has a connection, sorted.
     fn user_nodes(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, BackplaneError>>;
 
-    /// Every user with a connection on some node, sorted.
-    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>>;
+    /// `limit` of the users with a connection on some node, from `offset` in name order,
+    /// and how many there are in all (`limit` 0 asks for the count alone). A backend
+    /// answers without listing every user: this is what the online count and the paged
+    /// online list of the APIs call.
+    fn online_users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<Result<UserPage, BackplaneError>>;
 
     /// Whether the backend can serve this node now (for a readiness check): `Ok` when it
     /// answers and this node receives what others publish. The default, for backends
@@ -174,8 +239,8 @@ impl Backplane for LocalOnly {
         ready(Ok(Vec::new()))
     }
 
-    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
-        ready(Ok(Vec::new()))
+    fn online_users(&self, _: usize, _: usize) -> BoxFuture<Result<UserPage, BackplaneError>> {
+        ready(Ok(UserPage::default()))
     }
 }
 
@@ -196,10 +261,25 @@ mod tests {
             .excluding_user("agent"),
             payload,
             awaits_ack: Some("m-1".to_owned()),
+            report: true,
         };
         let text = serde_json::to_string(&envelope).unwrap();
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back, envelope);
         assert_eq!(back.origin(), "node-a");
+        assert_eq!(back.to_node(), None);
+
+        let delivered = Envelope::Delivered {
+            origin: "node-b".to_owned(),
+            to_node: "node-a".to_owned(),
+            message_id: "m-1".to_owned(),
+            recipients: vec![Recipient {
+                user_id: "agent".to_owned(),
+                client_id: "desk-1".to_owned(),
+            }],
+        };
+        let text = serde_json::to_string(&delivered).unwrap();
+        assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), delivered);
+        assert_eq!(delivered.to_node(), Some("node-a"));
     }
 }

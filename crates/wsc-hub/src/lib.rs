@@ -46,7 +46,7 @@ pub mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
 
-pub use backplane::{Backplane, BackplaneError, Envelope, LocalOnly};
+pub use backplane::{Backplane, BackplaneError, Envelope, LocalOnly, Recipient, UserPage};
 pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};
 pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};

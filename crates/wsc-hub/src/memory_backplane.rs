@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::backplane::{Backplane, BackplaneError, Envelope};
+use crate::backplane::{Backplane, BackplaneError, Envelope, UserPage};
 use crate::callbacks::BoxFuture;
 use crate::route::Target;
 
@@ -102,10 +102,7 @@ impl Backplane for MemoryBackplane {
             Envelope::Kick { user_id, .. } => Some(user_id.as_str()),
             _ => None,
         };
-        let only = match &envelope {
-            Envelope::Ack { to_node, .. } => Some(to_node.as_str()),
-            _ => None,
-        };
+        let only = envelope.to_node();
         let mut reached = 0;
         for (node, inbox) in &nodes.inboxes {
             if node == envelope.origin() || only.is_some_and(|only| only != node) {
@@ -153,10 +150,15 @@ impl Backplane for MemoryBackplane {
         ready(Ok(found))
     }
 
-    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
+    fn online_users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<Result<UserPage, BackplaneError>> {
         let nodes = self.nodes.lock();
         let users: BTreeSet<String> = nodes.presence.values().flatten().cloned().collect();
-        ready(Ok(users.into_iter().collect()))
+        let page = UserPage::of_sorted(users.into_iter().collect(), offset, limit);
+        ready(Ok(page))
     }
 
     fn health(&self) -> BoxFuture<Result<(), BackplaneError>> {

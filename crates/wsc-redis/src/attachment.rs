@@ -16,7 +16,6 @@ use crate::pool::Redis;
 use crate::presence::Presence;
 use crate::push::Counters;
 use crate::readiness::Readiness;
-use crate::registry;
 use crate::subscriber::{Subscriber, connection_name};
 
 /// The tasks of an attached node.
@@ -153,14 +152,17 @@ impl Renewal {
         }
     }
 
-    /// One renewal. The registry entry is renewed only while the node is subscribed: a node
-    /// that cannot receive is better absent (senders then store offline) than announced.
+    /// One renewal, only while the node is subscribed: a node that cannot receive is better
+    /// absent (senders then store offline) than announced. Its entry then expires, another
+    /// node removes it with its users, and the first renewal after it subscribed again
+    /// writes them back.
     async fn once(&self) -> Result<(), Error> {
-        let subscribed = *self.subscribed.borrow();
-        if subscribed {
-            registry::renew(&self.redis, &self.node_id, self.node_ttl).await?;
+        if !*self.subscribed.borrow() {
+            return Ok(());
         }
-        self.presence.renew(&self.redis, &self.node_id).await
+        self.presence
+            .renew(&self.redis, &self.node_id, self.node_ttl)
+            .await
     }
 }
 
@@ -186,9 +188,5 @@ pub(crate) async fn joined(
             ),
         });
     }
-    let (entry, users) = tokio::join!(
-        registry::renew(&redis, &node_id, node_ttl),
-        presence.renew(&redis, &node_id),
-    );
-    entry.and(users)
+    presence.renew(&redis, &node_id, node_ttl).await
 }

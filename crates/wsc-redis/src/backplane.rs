@@ -4,7 +4,7 @@
 //! | envelope | channel | returns |
 //! |---|---|---|
 //! | message to a user | `<p>node:<id>` of each other node where the user is present | nodes whose channel had a subscriber |
-//! | `Ack` | `<p>node:<to_node>` | 1 when that channel had a subscriber, else 0 |
+//! | `Ack`, `Delivered` | `<p>node:<to_node>` | 1 when that channel had a subscriber, else 0 |
 //! | any other message, `Kick`, `Membership` | `<p>broadcast` | live nodes in the registry other than the origin (0 when nobody subscribed) |
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use wsc_hub::{Backplane, BackplaneError, BoxFuture, Envelope, Target};
+use wsc_hub::{Backplane, BackplaneError, BoxFuture, Envelope, Target, UserPage};
 
 use crate::attachment::{self, Attachment};
 use crate::error::Error;
@@ -113,7 +113,7 @@ impl RedisBackplane {
         Ok(RedisBackplane {
             inner: Arc::new(Inner {
                 redis,
-                presence: Arc::new(Presence::new(options.presence_ttl)),
+                presence: Arc::new(Presence::new(options.presence_keep())),
                 options,
                 counters: Arc::new(Counters::default()),
                 attachment: Mutex::new(None),
@@ -199,10 +199,8 @@ impl Inner {
                 .collect();
             return self.publish_to_nodes(&nodes, &payload).await;
         }
-        if let Envelope::Ack { to_node, .. } = &envelope {
-            return self
-                .publish_to_nodes(std::slice::from_ref(to_node), &payload)
-                .await;
+        if let Some(to_node) = envelope.to_node() {
+            return self.publish_to_nodes(&[to_node.to_owned()], &payload).await;
         }
         self.publish_to_all(origin, &payload).await
     }
@@ -302,13 +300,9 @@ impl Backplane for RedisBackplane {
             if let Some(attachment) = attachment {
                 attachment.stop().await;
             }
-            // Both removals run together (one timeout for both) and each is tried even when
-            // the other fails; whatever could not be removed ages out by its TTL.
-            let (users, node) = tokio::join!(
-                inner.presence.clear(&inner.redis, &node_id),
-                registry::remove(&inner.redis, &node_id),
-            );
-            users.and(node)
+            // What could not be removed now (Redis unreachable) is removed by another node
+            // once this node's entry expired.
+            inner.presence.leave(&inner.redis, &node_id).await
         })
     }
 
@@ -324,14 +318,12 @@ impl Backplane for RedisBackplane {
         user_id: &str,
         online: bool,
     ) -> BoxFuture<Result<(), BackplaneError>> {
+        // The report is recorded now, in call order; the write sends whatever the report
+        // of this user is when it runs.
+        self.inner.presence.report(user_id, online);
         let inner = self.inner.clone();
         let (node_id, user_id) = (node_id.to_owned(), user_id.to_owned());
-        to_backplane(async move {
-            inner
-                .presence
-                .set(&inner.redis, &node_id, &user_id, online)
-                .await
-        })
+        to_backplane(async move { inner.presence.write(&inner.redis, &node_id, &user_id).await })
     }
 
     fn user_nodes(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
@@ -340,9 +332,16 @@ impl Backplane for RedisBackplane {
         to_backplane(async move { presence::user_nodes(&redis, &user_id).await })
     }
 
-    fn online_users(&self) -> BoxFuture<Result<Vec<String>, BackplaneError>> {
+    fn online_users(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<Result<UserPage, BackplaneError>> {
         let redis = self.inner.redis.clone();
-        to_backplane(async move { presence::online_users(&redis).await })
+        to_backplane(async move {
+            let (total, users) = presence::online_users(&redis, offset, limit).await?;
+            Ok(UserPage::new(total, users))
+        })
     }
 
     fn health(&self) -> BoxFuture<Result<(), BackplaneError>> {

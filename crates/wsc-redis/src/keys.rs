@@ -2,8 +2,10 @@
 //!
 //! | name | kind | what |
 //! |---|---|---|
-//! | `<p>nodes` | sorted set | node id -> expiry (Redis server time, ms) |
-//! | `<p>node:<id>:users` | set | users with a connection on that node (key TTL) |
+//! | `<p>{presence}:nodes` | sorted set | node id -> expiry (Redis server time, ms) |
+//! | `<p>{presence}:node:<id>:users` | set | users with a connection on that node |
+//! | `<p>{presence}:users` | sorted set | users with a connection on some node (score 0: name order) |
+//! | `<p>{presence}:user_nodes` | hash | user -> how many node sets hold the user |
 //! | `<p>{user:<id>}:offline` | list | the user's stored message ids, oldest first |
 //! | `<p>{user:<id>}:offline:msgs` | hash | message id -> `<stored_at_ms>\|<json>` |
 //! | `<p>{user:<id>}:seq` | string | the user's last sequence number |
@@ -29,14 +31,31 @@ impl Keys {
         &self.prefix
     }
 
-    /// The node registry (one small sorted set for the whole cluster).
+    /// The node registry (one small sorted set for the whole cluster). Every presence key
+    /// has the `{presence}` hash tag: one Redis Cluster slot holds them all, so one script
+    /// can update them together.
     pub(crate) fn nodes(&self) -> String {
-        format!("{}nodes", self.prefix)
+        format!("{}{{presence}}:nodes", self.prefix)
     }
 
     /// The users present on a node.
     pub(crate) fn node_users(&self, node_id: &str) -> String {
-        format!("{}node:{node_id}:users", self.prefix)
+        format!("{}{node_id}:users", self.node_users_prefix())
+    }
+
+    /// What every node's user set name starts with (the scripts build the names).
+    pub(crate) fn node_users_prefix(&self) -> String {
+        format!("{}{{presence}}:node:", self.prefix)
+    }
+
+    /// The users present on some node, in name order.
+    pub(crate) fn online_users(&self) -> String {
+        format!("{}{{presence}}:users", self.prefix)
+    }
+
+    /// How many node sets hold each present user.
+    pub(crate) fn user_node_counts(&self) -> String {
+        format!("{}{{presence}}:user_nodes", self.prefix)
     }
 
     /// A node's own channel.
@@ -78,8 +97,10 @@ mod tests {
     #[test]
     fn every_name_starts_with_the_prefix() {
         let keys = Keys::new("t:");
-        assert_eq!(keys.nodes(), "t:nodes");
-        assert_eq!(keys.node_users("n1"), "t:node:n1:users");
+        assert_eq!(keys.nodes(), "t:{presence}:nodes");
+        assert_eq!(keys.node_users("n1"), "t:{presence}:node:n1:users");
+        assert_eq!(keys.online_users(), "t:{presence}:users");
+        assert_eq!(keys.user_node_counts(), "t:{presence}:user_nodes");
         assert_eq!(keys.node_channel("n1"), "t:node:n1");
         assert_eq!(keys.broadcast_channel(), "t:broadcast");
         assert_eq!(keys.offline_list("bob"), "t:{user:bob}:offline");

@@ -50,7 +50,8 @@ pub struct RedisOptions {
     /// one. It must hold no `{` on a Redis Cluster, so that the per-user hash tags of the
     /// keys stay in effect.
     pub key_prefix: String,
-    /// How long this node's presence set outlives its last renewal.
+    /// How long the presence keys (every node's user set, the online list and counts)
+    /// outlive the last renewal of any node; at least `node_ttl` is used.
     pub presence_ttl: Duration,
     /// How long this node's registry entry outlives its last renewal: a node that stops
     /// renewing (killed) disappears from presence queries within this time.
@@ -163,6 +164,12 @@ impl RedisOptions {
             return invalid("presence_ttl and node_ttl must be at least 100ms");
         }
         Ok(())
+    }
+
+    /// How long presence outlives the last renewal: `presence_ttl`, at least `node_ttl` (the
+    /// registry must not expire while an entry in it is live).
+    pub(crate) fn presence_keep(&self) -> Duration {
+        self.presence_ttl.max(self.node_ttl)
     }
 
     /// How often a live node renews its registry entry and presence set: a third of the

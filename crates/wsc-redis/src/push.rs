@@ -91,6 +91,7 @@ mod tests {
             route: Route::new(Target::Broadcast),
             payload: codec::encode(&HubMessage::text("x")).unwrap(),
             awaits_ack: None,
+            report: false,
         }
     }
 

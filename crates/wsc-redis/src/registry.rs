@@ -1,72 +1,17 @@
-//! The node registry: one sorted set, node id -> expiry in Redis server time (ms).
+//! Reading the node registry: one sorted set, node id -> expiry in Redis server time (ms),
+//! written by the presence scripts (see `presence.rs`).
 //!
-//! A live node renews its entry every renewal interval; a node that stops renewing (it was
-//! killed) is filtered out by every read as soon as its expiry passes, and pruned by the
-//! next renewal of any live node. No sweeper of its own, no `KEYS`/`SCAN`: the set holds
-//! one entry per node. Expiries use Redis' clock (`TIME`), never a node's, so clock skew
+//! A node that stops renewing (it was killed) is filtered out by every read as soon as its
+//! expiry passes, before any script has removed it. No `KEYS`/`SCAN`: the set holds one
+//! entry per node. Expiries use Redis' clock (`TIME`), never a node's, so clock skew
 //! between nodes cannot keep a dead node alive or hide a live one. On a Redis Cluster the
-//! registry is one key, so one shard holds it, and both the script and every read take the
+//! registry is one key, so one shard holds it, and both the scripts and every read take the
 //! time from that shard's clock: shards with skewed clocks cannot disagree about it.
 
-use std::sync::LazyLock;
-use std::time::Duration;
-
-use redis::Script;
 use redis::aio::ConnectionLike;
 
 use crate::error::Error;
-use crate::options::millis;
 use crate::pool::Redis;
-
-/// Renews `ARGV[1]` for `ARGV[2]` ms, prunes expired nodes, and keeps the set itself alive
-/// at least as long as this entry. One key, so it runs unchanged on Redis Cluster.
-static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ttl then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-return 1
-",
-    )
-});
-
-/// Adds or renews a node's entry.
-pub(crate) async fn renew(redis: &Redis, node_id: &str, ttl: Duration) -> Result<(), Error> {
-    redis
-        .bounded(async {
-            let mut conn = redis.conn().await?;
-            let _: i64 = RENEW
-                .key(redis.keys().nodes())
-                .arg(node_id)
-                .arg(millis(ttl))
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| redis.command_error(e))?;
-            Ok(())
-        })
-        .await
-}
-
-/// Removes a node's entry at once (detach).
-pub(crate) async fn remove(redis: &Redis, node_id: &str) -> Result<(), Error> {
-    redis
-        .bounded(async {
-            let mut conn = redis.conn().await?;
-            redis::cmd("ZREM")
-                .arg(redis.keys().nodes())
-                .arg(node_id)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| redis.command_error(e))
-        })
-        .await
-}
 
 /// The live nodes, sorted, read on `conn` in one round trip: the server time and every
 /// entry with its expiry, in one pipeline. On a cluster the pipeline goes as a whole to the

@@ -213,6 +213,13 @@ async fn the_keys_one_script_touches_share_a_slot() {
             );
         }
     }
+    // The presence scripts touch the registry, the online list, the counts and the node
+    // sets (whose names they build themselves) together.
+    let registry = keyslot(&mut conn, &format!("{prefix}{{presence}}:nodes")).await;
+    for name in ["users", "user_nodes", "node:n1:users", "node:{odd}:users"] {
+        let key = format!("{prefix}{{presence}}:{name}");
+        assert_eq!(keyslot(&mut conn, &key).await, registry, "{key}");
+    }
 }
 
 #[tokio::test]

@@ -87,6 +87,7 @@ async fn every_backplane_operation_fails_quickly_with_unavailable() {
         route,
         payload: wsc_hub::codec::encode(&HubMessage::text("x")).unwrap(),
         awaits_ack: None,
+        report: false,
     };
 
     let (inbox, _envelopes) = mpsc::channel(16);
@@ -118,7 +119,7 @@ async fn every_backplane_operation_fails_quickly_with_unavailable() {
         quickly("user_nodes", backplane.user_nodes("bob")).await
     ));
     assert!(unavailable(
-        quickly("online_users", backplane.online_users()).await
+        quickly("online_users", backplane.online_users(0, 10)).await
     ));
     assert!(unavailable(quickly("health", backplane.health()).await));
     assert!(quickly("nodes", backplane.nodes()).await.is_err());

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use wsc_hub::{AckStatus, BroadcastOptions, Hub, HubMessage, Identity, Outbound, Registration};
+use wsc_hub::{
+    AckStatus, BroadcastOptions, Hub, HubMessage, Identity, Outbound, Registration, UserPage,
+};
 
 use crate::WAIT;
 
@@ -37,6 +39,8 @@ macro_rules! cross_node_scenarios {
             an_acknowledged_send_is_acked_by_a_connection_on_another_node,
             a_resend_reaches_the_other_node_too,
             an_acknowledged_send_to_a_connection_on_another_node,
+            an_acknowledged_group_send_waits_for_every_connection_on_every_node,
+            an_acknowledged_ticket_send_resends_to_a_silent_connection_on_another_node,
         );
     };
     (@each #[$attr:meta] |$run:ident| $body:block; $($name:ident),* $(,)?) => {$(
@@ -209,9 +213,10 @@ pub async fn a_ticket_send_reaches_its_connections_on_other_nodes([a, b, c]: [&H
     nothing_more(c, &mut other).await;
 }
 
-/// Presence names the nodes of a user, and forgets a node the user left.
+/// Presence names the nodes of a user, and forgets a node the user left; the online list
+/// pages in name order, and a user counts once however many nodes it is on.
 pub async fn presence_names_the_nodes_of_a_user([a, b, c]: [&Hub; 3]) {
-    let _bob_b = b.register(Identity::new("bob")).await.unwrap();
+    let bob_b = b.register(Identity::new("bob")).await.unwrap();
     let bob_c = c.register(Identity::new("bob")).await.unwrap();
     let _ann = a.register(Identity::new("ann")).await.unwrap();
     let presence = a.presence("bob").await.unwrap();
@@ -221,10 +226,18 @@ pub async fn presence_names_the_nodes_of_a_user([a, b, c]: [&Hub; 3]) {
         presence.connections.is_empty(),
         "a holds none of bob's connections"
     );
-    assert_eq!(a.cluster_online_users().await, ["ann", "bob"]);
+    assert_eq!(a.cluster_online_users(0, 10).await.users, ["ann", "bob"]);
+    assert_eq!(a.cluster_online_users(1, 10).await.users, ["bob"]);
+    assert_eq!(b.cluster_online_user_count().await, 2);
     drop(bob_c);
     eventually("bob left c", || async {
         a.presence("bob").await.unwrap().nodes == ["b"]
+    })
+    .await;
+    assert_eq!(c.cluster_online_user_count().await, 2, "bob is still on b");
+    drop(bob_b);
+    eventually("bob left every node", || async {
+        c.cluster_online_users(0, 10).await == UserPage::new(1, vec!["ann".to_owned()])
     })
     .await;
 }
@@ -421,4 +434,141 @@ pub async fn an_acknowledged_send_to_a_connection_on_another_node([a, b, _]: [&H
         (outcome.status.clone(), outcome.attempts),
         (AckStatus::TimedOut, 1)
     );
+}
+
+/// Acks each registration's next message (the message must be `message_id`).
+async fn ack_next(registrations: &mut [&mut Registration], message_id: &Value) {
+    for registration in registrations.iter_mut() {
+        let frame = next_message(registration).await;
+        assert_eq!(&frame["message_id"], message_id);
+        let ack = serde_json::json!({"message_type": "ack", "message_id": message_id});
+        registration.handle_text(&ack.to_string()).await;
+    }
+}
+
+/// An acknowledged group send made on `a` reaches the group's connections on every node
+/// and completes with one ack per connection, each crossing back to `a`.
+pub async fn an_acknowledged_group_send_waits_for_every_connection_on_every_node(
+    [a, b, c]: [&Hub; 3],
+) {
+    let member = |hub: &Hub, user: &str, client: &str| {
+        let identity = Identity::new(user)
+            .with_client_id(client)
+            .with_groups(["crew"]);
+        let hub = hub.clone();
+        async move { hub.register(identity).await.unwrap() }
+    };
+    let mut here = member(a, "ann", "ann-a").await;
+    let mut phone = member(b, "bob", "bob-phone").await;
+    let mut laptop = member(b, "bob", "bob-laptop").await;
+    let mut far = member(c, "cy", "cy-c").await;
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let msg = HubMessage::text("all hands");
+            a.send_to_group_with_ack("crew", msg, Duration::from_secs(30), 0)
+                .await
+        })
+    };
+    let first = next_message(&mut here).await;
+    assert_eq!(first["content"], "all hands");
+    let id = first["message_id"].clone();
+    let ack = serde_json::json!({"message_type": "ack", "message_id": id});
+    here.handle_text(&ack.to_string()).await;
+    ack_next(&mut [&mut phone, &mut laptop, &mut far], &id).await;
+    let report = tokio::time::timeout(WAIT, send)
+        .await
+        .expect("every ack crossed back in time")
+        .unwrap()
+        .unwrap();
+    let mut outcomes: Vec<(String, AckStatus, u32)> = report
+        .outcomes
+        .into_iter()
+        .map(|o| (o.target, o.status, o.attempts))
+        .collect();
+    outcomes.sort_by(|x, y| x.0.cmp(&y.0));
+    let acked = |client: &str| {
+        let status = AckStatus::Acked {
+            client_id: client.to_owned(),
+        };
+        (client.to_owned(), status, 1)
+    };
+    assert_eq!(
+        outcomes,
+        [
+            acked("ann-a"),
+            acked("bob-laptop"),
+            acked("bob-phone"),
+            acked("cy-c")
+        ]
+    );
+    assert_eq!(a.stats().acks_confirmed, 4);
+    assert_eq!(a.stats().acks_pending, 0);
+}
+
+/// An acknowledged ticket send made on `a`: the connection on `b` that acks settles, the
+/// silent one on `c` gets the resend and then fails on the origin, which stores the
+/// message for its user; the sender's own connection is left out.
+pub async fn an_acknowledged_ticket_send_resends_to_a_silent_connection_on_another_node(
+    [a, b, c]: [&Hub; 3],
+) {
+    let mut agent = b
+        .register(
+            Identity::new("agent")
+                .with_client_id("desk")
+                .with_tickets(["t-9"]),
+        )
+        .await
+        .unwrap();
+    let mut silent = c
+        .register(
+            Identity::new("visitor")
+                .with_client_id("tab")
+                .with_tickets(["t-9"]),
+        )
+        .await
+        .unwrap();
+    let mut sender = c
+        .register(Identity::new("sam").with_tickets(["t-9"]))
+        .await
+        .unwrap();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let mut msg = HubMessage::text("reply?");
+            msg.sender = "sam".to_owned();
+            a.send_to_ticket_with_ack("t-9", msg, Duration::from_millis(300), 1)
+                .await
+        })
+    };
+    let first = next_message(&mut silent).await;
+    let id = first["message_id"].clone();
+    ack_next(&mut [&mut agent], &id).await;
+    let again = next_message(&mut silent).await;
+    assert_eq!(again["message_id"], id, "the resend reached c");
+    let report = tokio::time::timeout(WAIT, send)
+        .await
+        .expect("settled")
+        .unwrap()
+        .unwrap();
+    let mut outcomes: Vec<(String, AckStatus)> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.target.clone(), o.status.clone()))
+        .collect();
+    outcomes.sort_by(|x, y| x.0.cmp(&y.0));
+    let desk = AckStatus::Acked {
+        client_id: "desk".to_owned(),
+    };
+    assert_eq!(
+        outcomes,
+        [
+            ("desk".to_owned(), desk),
+            ("tab".to_owned(), AckStatus::StoredOffline)
+        ]
+    );
+    let tab = report.outcomes.iter().find(|o| o.target == "tab").unwrap();
+    assert_eq!(tab.attempts, 2);
+    assert_eq!(a.stats().ack_failures, 1);
+    nothing_more(c, &mut sender).await;
 }

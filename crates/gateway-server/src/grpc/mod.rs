@@ -223,12 +223,16 @@ impl Gateway for GatewayService {
         request: Request<OnlineUsersRequest>,
     ) -> Result<Response<OnlineUsersReply>, Status> {
         let request = request.into_inner();
-        let limit = Some(request.limit as usize).filter(|l| *l > 0);
-        let users = self.hub.cluster_online_users().await;
-        let (total, _, users) = ops::page(users, request.offset as usize, limit)
+        let limit = ops::page_limit(Some(request.limit as usize).filter(|l| *l > 0))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let total = total as u64;
-        Ok(Response::new(OnlineUsersReply { total, users }))
+        let page = self
+            .hub
+            .cluster_online_users(request.offset as usize, limit)
+            .await;
+        Ok(Response::new(OnlineUsersReply {
+            total: page.total as u64,
+            users: page.users,
+        }))
     }
 
     async fn presence(

@@ -135,7 +135,7 @@ impl Hub {
                 }],
             });
         }
-        self.ack_each(conns, msg, timeout, max_retries).await
+        self.ack_each(conns, None, msg, timeout, max_retries).await
     }
 
     /// [`send_to_ticket`](Self::send_to_ticket) with an ack from every connection on the
@@ -153,8 +153,9 @@ impl Hub {
             msg.sender = SYSTEM.to_owned();
         }
         let route = route.excluding_user(msg.sender.clone());
-        let conns = self.recipients(route, &msg);
-        self.ack_each(conns, msg, timeout, max_retries).await
+        let conns = self.recipients(route.clone(), &msg);
+        self.ack_each(conns, Some(route), msg, timeout, max_retries)
+            .await
     }
 
     /// [`send_to_group`](Self::send_to_group) with an ack from every connection of the group
@@ -168,8 +169,9 @@ impl Hub {
     ) -> Result<AckReport, SendError> {
         self.ensure_running()?;
         let route = group_route(group_id, &mut msg)?;
-        let conns = self.recipients(route, &msg);
-        self.ack_each(conns, msg, timeout, max_retries).await
+        let conns = self.recipients(route.clone(), &msg);
+        self.ack_each(conns, Some(route), msg, timeout, max_retries)
+            .await
     }
 
     /// An acknowledged delivery to a connection that is not on this node: published with
@@ -228,10 +230,12 @@ impl Hub {
         Ok(report)
     }
 
-    /// One acknowledged delivery per connection, concurrently.
+    /// One acknowledged delivery per connection, concurrently; with `elsewhere`, also to
+    /// the connections that route selects on other nodes.
     pub(super) async fn ack_each(
         &self,
         conns: Vec<Arc<Connection>>,
+        elsewhere: Option<Route>,
         mut msg: HubMessage,
         timeout: Duration,
         max_retries: u32,
@@ -260,7 +264,18 @@ impl Hub {
                     .await
             }
         });
-        let outcomes = futures_util::future::join_all(flows).await;
+        let remote = async {
+            match elsewhere {
+                Some(mut route) => {
+                    route.scope_from(&msg);
+                    self.ack_on_other_nodes(&route, &msg, &payload, (timeout, max_retries))
+                        .await
+                }
+                None => Vec::new(),
+            }
+        };
+        let (mut outcomes, remote) = tokio::join!(futures_util::future::join_all(flows), remote);
+        outcomes.extend(remote);
         let report = AckReport {
             message_id: msg.message_id.clone(),
             outcomes,

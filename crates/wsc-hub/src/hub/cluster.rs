@@ -86,26 +86,50 @@ impl Hub {
                 route,
                 payload,
                 awaits_ack,
+                report,
             } => {
-                if let Some(message_id) = awaits_ack {
-                    self.inner.remote_acks.lock().expect(message_id, origin);
+                if let Some(message_id) = &awaits_ack {
+                    let mut remote_acks = self.inner.remote_acks.lock();
+                    remote_acks.expect(message_id.clone(), origin.clone());
                 }
-                self.deliver_remote(&route, &payload);
+                let reached = self.deliver_remote(&route, &payload);
+                if report && let Some(message_id) = awaits_ack {
+                    let recipients = reached
+                        .iter()
+                        .map(|conn| Recipient {
+                            user_id: conn.user_id().to_owned(),
+                            client_id: conn.client_id().to_owned(),
+                        })
+                        .collect();
+                    self.publish_later(Envelope::Delivered {
+                        origin: self.node_id().to_owned(),
+                        to_node: origin,
+                        message_id,
+                        recipients,
+                    });
+                }
             }
+            Envelope::Delivered {
+                message_id,
+                recipients,
+                ..
+            } => self.remote_delivered(&message_id, recipients),
             Envelope::Ack {
                 message_id,
                 user_id,
                 client_id,
                 ..
-            } => {
-                if let AckMatch::Confirmed { .. } =
-                    self.inner
-                        .acks
-                        .ack_remote(&message_id, &user_id, &client_id)
-                {
-                    Counters::add(&self.inner.counters.acks_confirmed, 1);
+            } => match self
+                .inner
+                .acks
+                .ack_remote(&message_id, &user_id, &client_id)
+            {
+                AckMatch::Confirmed { .. } => Counters::add(&self.inner.counters.acks_confirmed, 1),
+                // Not a waiter of its own: perhaps one connection of a ticket or group send.
+                _ => {
+                    self.remote_ack_for_send(&message_id, &client_id);
                 }
-            }
+            },
             Envelope::Kick {
                 user_id,
                 reason,
@@ -160,9 +184,10 @@ impl Hub {
     }
 
     /// An ack for a message another node sent: forwards it there. Returns whether this
-    /// node delivered such a message (the ack then matched, remotely).
+    /// node delivered such a message (the ack then matched, remotely). The entry stays: the
+    /// other connections a ticket or group message reached here ack it too.
     pub(super) fn forward_ack(&self, conn: &Connection, message_id: &str) -> bool {
-        let Some(to_node) = self.inner.remote_acks.lock().take(message_id) else {
+        let Some(to_node) = self.inner.remote_acks.lock().origin(message_id) else {
             return false;
         };
         self.inner.acks.forwarded(message_id);
@@ -189,6 +214,7 @@ impl Hub {
             route: route.clone(),
             payload: payload.clone(),
             awaits_ack: Some(message_id.to_owned()),
+            report: false,
         })
         .await
     }
@@ -277,22 +303,27 @@ impl Hub {
         })
     }
 
-    /// Every user with a connection on some node, sorted (this node's users on a single
-    /// node or when the backplane cannot answer).
-    pub async fn cluster_online_users(&self) -> Vec<String> {
-        let mut users = self.online_users();
+    /// `limit` of the users with a connection on some node, from `offset` in name order,
+    /// with the total: from the backplane, or this node's users on a single node or when
+    /// the backplane cannot answer.
+    pub async fn cluster_online_users(&self, offset: usize, limit: usize) -> UserPage {
         let backplane = self.backplane();
         if backplane.has_peers() {
-            match backplane.online_users().await {
-                Ok(remote) => {
-                    users.extend(remote);
-                    users.sort();
-                    users.dedup();
-                }
+            match backplane.online_users(offset, limit).await {
+                Ok(page) => return page,
                 Err(e) => self.cluster_failed("cluster presence (answering for this node)", &e),
             }
         }
-        users
+        if limit == 0 {
+            return UserPage::new(self.online_user_count(), Vec::new());
+        }
+        UserPage::of_sorted(self.online_users(), offset, limit)
+    }
+
+    /// How many users have a connection on some node (this node's, on a single node or
+    /// when the backplane cannot answer). Cheap on every backend: no listing.
+    pub async fn cluster_online_user_count(&self) -> usize {
+        self.cluster_online_users(0, 0).await.total
     }
 }
 
@@ -319,7 +350,7 @@ impl RemoteAcks {
         }
     }
 
-    fn take(&mut self, message_id: &str) -> Option<String> {
-        self.origins.remove(message_id)
+    fn origin(&self, message_id: &str) -> Option<String> {
+        self.origins.get(message_id).cloned()
     }
 }

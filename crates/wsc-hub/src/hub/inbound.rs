@@ -186,10 +186,11 @@ impl Hub {
                 }
                 true
             }
+            // Another node sent it: the ack goes back there (for a ticket or group
+            // message, each connection's ack; a repeated one is ignored there).
+            AckMatch::Unknown | AckMatch::Duplicate if self.forward_ack(conn, message_id) => true,
             // A resend that crossed the first ack: nothing to do.
             AckMatch::Duplicate => true,
-            // Another node sent it: the ack goes back there.
-            AckMatch::Unknown if self.forward_ack(conn, message_id) => true,
             AckMatch::Unknown => {
                 let detail = format!("no delivery {message_id} is waiting for an ack");
                 self.reject_frame(conn, FrameError::UnknownAck(detail), frame_id);

@@ -1,10 +1,11 @@
 //! [`Hub`]: the hub of one node. Its operations live in one file per concern:
 //! `admission` (register), `router` (sends), `numbering` (`seq_no` and the resume window),
-//! `acked` (acknowledged sends), `replay` (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
+//! `acked` (acknowledged sends), `acked_remote` (their recipients on other nodes), `replay` (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
 //! `presence` (queries), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
 //! `registration` (the transport's handle).
 
 mod acked;
+mod acked_remote;
 mod admission;
 mod cluster;
 mod hooks;
@@ -32,7 +33,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::ack::{AckMatch, AckTarget, AckTracker};
-use crate::backplane::{Backplane, BackplaneError, Envelope, LocalOnly};
+use crate::backplane::{Backplane, BackplaneError, Envelope, LocalOnly, Recipient, UserPage};
 use crate::callbacks::{CallbackError, Callbacks, ErrorEvent};
 use crate::clock::now_rfc3339;
 use crate::codec::{self, FrameError, Payload};
@@ -109,6 +110,8 @@ struct Inner {
     event_listeners: AtomicBool,
     /// Messages other nodes sent here that await an ack, and where to forward it.
     remote_acks: Mutex<cluster::RemoteAcks>,
+    /// This node's acknowledged ticket and group sends waiting for other nodes.
+    remote_sends: Mutex<acked_remote::RemoteSends>,
 }
 
 impl Hub {
@@ -145,6 +148,7 @@ impl Hub {
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 event_listeners: AtomicBool::new(false),
                 remote_acks: Mutex::new(cluster::RemoteAcks::default()),
+                remote_sends: Mutex::new(HashMap::new()),
             }),
         }
     }

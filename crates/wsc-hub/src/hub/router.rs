@@ -113,6 +113,7 @@ impl Hub {
                 route: route.clone(),
                 payload,
                 awaits_ack: None,
+                report: false,
             })
             .await;
         drop(turn);
@@ -145,14 +146,13 @@ impl Hub {
         self.snapshot(|reg, out| reg.resolve(&route, out))
     }
 
-    /// Delivers a message another node routed here to this node's recipients.
-    pub(super) fn deliver_remote(&self, route: &Route, payload: &Payload) -> usize {
+    /// Delivers a message another node routed here to this node's recipients; returns the
+    /// connections that took it.
+    pub(super) fn deliver_remote(&self, route: &Route, payload: &Payload) -> Vec<Arc<Connection>> {
         let config = self.config();
-        let targets = self.snapshot(|reg, out| reg.resolve(route, out));
+        let mut targets = self.snapshot(|reg, out| reg.resolve(route, out));
+        targets.retain(|conn| self.enqueue(conn, payload, &config).is_ok());
         targets
-            .iter()
-            .filter(|conn| self.enqueue(conn, payload, &config).is_ok())
-            .count()
     }
 
     /// Sends to every live connection of a user. When `msg.receiver_client` is set, only
