@@ -1,83 +1,140 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the OpenMetrics text format, with `prometheus-client`.
 //!
-//! The hub's exact counters are read from its stats snapshot at scrape time; the server adds
-//! its own: handshakes by outcome and API requests by route and status, with a latency
-//! histogram. Everything is per server instance (no process-global recorder), so several
-//! servers in one process report independently.
+//! Each server has its own [`Registry`] (no process-global recorder), so several servers in
+//! one process report independently. The server's own metrics are live `prometheus-client`
+//! metrics: handshakes by outcome, API requests by method, route and status, and their
+//! latency. The hub's exact counters come from a [`Collector`] that reads the hub's stats
+//! snapshot at scrape time. Every label value is bounded: outcomes are a fixed set, methods
+//! outside the standard ones are `other`, routes are the router's templates (`unmatched`
+//! for the rest), and the hub already folds unknown message types into one label.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 /// What the metrics handlers need of the server state (taken from it with `FromRef`).
 #[derive(Clone)]
 pub(crate) struct MetricsState {
-    pub(crate) hub: wsc_hub::Hub,
-    pub(crate) metrics: std::sync::Arc<ServerMetrics>,
+    pub(crate) metrics: Arc<ServerMetrics>,
 }
 
-/// Upper bounds of the API latency histogram, in seconds.
-const BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+/// Upper bounds of the API latency histogram, in seconds: from half a millisecond to five
+/// minutes, since an acknowledged send waits for the client up to its ack timeout (at most
+/// 300 s).
+const BUCKETS: [f64; 18] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0,
 ];
 
-#[derive(Debug, Default)]
-struct Latency {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn api_latency() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-/// The server's own counters.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// The server's registry and its own metrics.
+#[derive(Debug)]
 pub(crate) struct ServerMetrics {
-    /// `wsc.performance.enable_metrics`: whether `/metrics` includes the hub's counters.
-    hub_metrics: bool,
+    registry: Registry,
     /// `wsc.performance.slow_log_threshold` when `enable_slow_log` is on.
     slow_log: Option<Duration>,
-    handshakes: Mutex<BTreeMap<&'static str, u64>>,
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Latency>>,
+    handshakes: Family<HandshakeLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
 
 impl ServerMetrics {
-    pub(crate) fn new(hub_metrics: bool, slow_log: Option<Duration>) -> Self {
+    /// A registry with the server's metrics and, when `hub_metrics`
+    /// (`wsc.performance.enable_metrics`), the hub's.
+    pub(crate) fn new(hub: wsc_hub::Hub, hub_metrics: bool, slow_log: Option<Duration>) -> Self {
+        let mut registry = Registry::default();
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "wsc_handshakes",
+            "WebSocket upgrade attempts by outcome",
+            handshakes.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_api_requests",
+            "Server API requests by method, route and status",
+            requests.clone(),
+        );
+        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(api_latency);
+        // Histograms carry their unit in the name, without a `# UNIT` line: some
+        // OpenMetrics parsers refuse units on histograms.
+        registry.register(
+            "http_api_request_duration_seconds",
+            "Server API latency by route",
+            latency.clone(),
+        );
+        if hub_metrics {
+            registry.register_collector(Box::new(HubCollector { hub }));
+        }
         ServerMetrics {
-            hub_metrics,
+            registry,
             slow_log,
-            ..ServerMetrics::default()
+            handshakes,
+            requests,
+            latency,
         }
     }
 
     /// Counts one upgrade attempt by its outcome (`accepted` or the refusal code).
     pub(crate) fn handshake(&self, outcome: &'static str) {
-        if let Ok(mut map) = self.handshakes.lock() {
-            *map.entry(outcome).or_default() += 1;
-        }
+        self.handshakes
+            .get_or_create(&HandshakeLabels { outcome })
+            .inc();
     }
 
-    fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        if let Ok(mut map) = self.requests.lock() {
-            *map.entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
-        }
-        if let Ok(mut map) = self.latency.lock() {
-            let entry = map.entry(route.to_owned()).or_default();
-            let seconds = elapsed.as_secs_f64();
-            for (slot, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
-                if seconds <= bound {
-                    *slot += 1;
-                }
-            }
-            entry.count += 1;
-            entry.sum += seconds;
-        }
+    fn request(&self, method: &'static str, route: String, status: u16, elapsed: Duration) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// The exposition: every metric, then `# EOF`.
+    fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(8192);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 }
 
@@ -104,7 +161,7 @@ pub(crate) async fn track(
     }
     state
         .metrics
-        .request(method, &route, response.status().as_u16(), elapsed);
+        .request(method, route, response.status().as_u16(), elapsed);
     response
 }
 
@@ -122,260 +179,217 @@ fn method_label(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// A label value without the characters Prometheus would need escaped (message types are
-/// free text from clients).
-fn label(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| !matches!(c, '"' | '\\' | '\n'))
-        .take(64)
-        .collect()
-}
+/// The OpenMetrics content type (Prometheus negotiates it; plain scrapers read it as text).
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The `/metrics` handler.
 pub(crate) async fn render(State(state): State<MetricsState>) -> Response {
-    let mut out = String::with_capacity(4096);
-    if state.metrics.hub_metrics {
-        hub_section(&mut out, &state.hub.stats());
-    }
-    let _ = writeln!(
-        out,
-        "# HELP wsc_handshakes_total WebSocket upgrade attempts by outcome.\n# TYPE wsc_handshakes_total counter"
-    );
-    if let Ok(map) = state.metrics.handshakes.lock() {
-        for (outcome, n) in map.iter() {
-            let _ = writeln!(out, "wsc_handshakes_total{{outcome=\"{outcome}\"}} {n}");
+    match state.metrics.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(_) => {
+            tracing::error!("encoding the metrics failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP http_api_requests_total Server API requests by route and status.\n# TYPE http_api_requests_total counter"
-    );
-    if let Ok(map) = state.metrics.requests.lock() {
-        for ((method, route, status), n) in map.iter() {
-            let _ = writeln!(
-                out,
-                "http_api_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP http_api_request_duration_seconds Server API latency by route.\n# TYPE http_api_request_duration_seconds histogram"
-    );
-    if let Ok(map) = state.metrics.latency.lock() {
-        for (route, latency) in map.iter() {
-            for (bound, n) in BUCKETS.iter().zip(latency.buckets) {
-                let _ = writeln!(
-                    out,
-                    "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                latency.count
-            );
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                latency.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                latency.count
-            );
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
 }
 
-/// The hub's counters (skipped when `wsc.performance.enable_metrics` is false).
-fn hub_section(out: &mut String, stats: &wsc_hub::HubStats) {
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    metric(
-        "wsc_connections",
-        "gauge",
-        "Live WebSocket connections.",
-        stats.connections,
-    );
-    metric(
-        "wsc_users",
-        "gauge",
-        "Users with at least one live connection.",
-        stats.users,
-    );
-    metric(
-        "wsc_messages_in_total",
-        "counter",
-        "Data frames received from clients.",
-        stats.messages_in,
-    );
-    metric(
-        "wsc_messages_out_total",
-        "counter",
-        "Message frames written to clients.",
-        stats.messages_out,
-    );
-    metric(
-        "wsc_bytes_in_total",
-        "counter",
-        "Bytes of text frames received.",
-        stats.bytes_in,
-    );
-    metric(
-        "wsc_bytes_out_total",
-        "counter",
-        "Bytes of message frames written.",
-        stats.bytes_out,
-    );
-    metric(
-        "wsc_messages_dropped_total",
-        "counter",
-        "Messages not queued for a connection (queue full or closing).",
-        stats.messages_dropped,
-    );
-    metric(
-        "wsc_slow_consumer_disconnects_total",
-        "counter",
-        "Connections closed as slow consumers (1013).",
-        stats.slow_consumer_disconnects,
-    );
-    metric(
-        "wsc_invalid_frames_total",
-        "counter",
-        "Client frames answered with an error frame.",
-        stats.invalid_frames,
-    );
-    metric(
-        "wsc_connections_accepted_total",
-        "counter",
-        "Connections registered.",
-        stats.connections_accepted,
-    );
-    metric(
-        "wsc_connections_rejected_total",
-        "counter",
-        "Registrations refused by the hub.",
-        stats.connections_rejected,
-    );
-    metric(
-        "wsc_connections_closed_total",
-        "counter",
-        "Connections that ended.",
-        stats.connections_closed,
-    );
-    metric(
-        "wsc_acks_confirmed_total",
-        "counter",
-        "Acknowledged deliveries confirmed by a client.",
-        stats.acks_confirmed,
-    );
-    metric(
-        "wsc_ack_failures_total",
-        "counter",
-        "Acknowledged deliveries that finally failed.",
-        stats.ack_failures,
-    );
-    metric(
-        "wsc_ack_resends_total",
-        "counter",
-        "Resends after an ack timeout.",
-        stats.ack_resends,
-    );
-    metric(
-        "wsc_acks_pending",
-        "gauge",
-        "Deliveries waiting for an ack.",
-        stats.acks_pending,
-    );
-    metric(
-        "wsc_offline_stored_total",
-        "counter",
-        "Messages put into the offline store.",
-        stats.offline_stored,
-    );
-    metric(
-        "wsc_offline_replayed_total",
-        "counter",
-        "Offline messages replayed on reconnect.",
-        stats.offline_replayed,
-    );
-    metric(
-        "wsc_offline_dropped_total",
-        "counter",
-        "Offline messages dropped by the store (cap or TTL).",
-        stats.offline_dropped,
-    );
-    metric(
-        "wsc_cluster_errors_total",
-        "counter",
-        "Cluster operations (publish, presence, shared history) that failed: Redis unreachable.",
-        stats.cluster_errors,
-    );
-    metric(
-        "wsc_uptime_seconds",
-        "gauge",
-        "Seconds since the hub started.",
-        stats.uptime_seconds,
-    );
+/// The hub's counters, read from one stats snapshot per scrape.
+#[derive(Debug)]
+struct HubCollector {
+    hub: wsc_hub::Hub,
+}
 
-    let _ = writeln!(
-        out,
-        "# HELP wsc_messages_in_by_type_total Valid client frames by message type.\n# TYPE wsc_messages_in_by_type_total counter"
-    );
-    for (kind, n) in &stats.messages_in_by_type {
-        let _ = writeln!(
-            out,
-            "wsc_messages_in_by_type_total{{type=\"{}\"}} {n}",
-            label(kind)
-        );
+/// One unlabeled value of a hub metric.
+enum Value {
+    Counter(u64),
+    Gauge(u64),
+}
+
+impl Collector for HubCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.hub.stats();
+        let values = [
+            (
+                "wsc_connections",
+                "Live WebSocket connections",
+                Value::Gauge(stats.connections),
+            ),
+            (
+                "wsc_users",
+                "Users with at least one live connection",
+                Value::Gauge(stats.users),
+            ),
+            (
+                "wsc_messages_in",
+                "Data frames received from clients",
+                Value::Counter(stats.messages_in),
+            ),
+            (
+                "wsc_messages_out",
+                "Message frames written to clients",
+                Value::Counter(stats.messages_out),
+            ),
+            (
+                "wsc_bytes_in",
+                "Bytes of text frames received",
+                Value::Counter(stats.bytes_in),
+            ),
+            (
+                "wsc_bytes_out",
+                "Bytes of message frames written",
+                Value::Counter(stats.bytes_out),
+            ),
+            (
+                "wsc_messages_dropped",
+                "Messages not queued for a connection (queue full or closing)",
+                Value::Counter(stats.messages_dropped),
+            ),
+            (
+                "wsc_slow_consumer_disconnects",
+                "Connections closed as slow consumers (1013)",
+                Value::Counter(stats.slow_consumer_disconnects),
+            ),
+            (
+                "wsc_invalid_frames",
+                "Client frames answered with an error frame",
+                Value::Counter(stats.invalid_frames),
+            ),
+            (
+                "wsc_connections_accepted",
+                "Connections registered",
+                Value::Counter(stats.connections_accepted),
+            ),
+            (
+                "wsc_connections_rejected",
+                "Registrations refused by the hub",
+                Value::Counter(stats.connections_rejected),
+            ),
+            (
+                "wsc_connections_closed",
+                "Connections that ended",
+                Value::Counter(stats.connections_closed),
+            ),
+            (
+                "wsc_acks_confirmed",
+                "Acknowledged deliveries confirmed by a client",
+                Value::Counter(stats.acks_confirmed),
+            ),
+            (
+                "wsc_ack_failures",
+                "Acknowledged deliveries that finally failed",
+                Value::Counter(stats.ack_failures),
+            ),
+            (
+                "wsc_ack_resends",
+                "Resends after an ack timeout",
+                Value::Counter(stats.ack_resends),
+            ),
+            (
+                "wsc_acks_pending",
+                "Deliveries waiting for an ack",
+                Value::Gauge(stats.acks_pending),
+            ),
+            (
+                "wsc_offline_stored",
+                "Messages put into the offline store",
+                Value::Counter(stats.offline_stored),
+            ),
+            (
+                "wsc_offline_replayed",
+                "Offline messages replayed on reconnect",
+                Value::Counter(stats.offline_replayed),
+            ),
+            (
+                "wsc_offline_dropped",
+                "Offline messages dropped by the store (cap or TTL)",
+                Value::Counter(stats.offline_dropped),
+            ),
+            (
+                "wsc_cluster_errors",
+                "Cluster operations (publish, presence, shared history) that failed: Redis unreachable",
+                Value::Counter(stats.cluster_errors),
+            ),
+        ];
+        for (name, help, value) in values {
+            match value {
+                Value::Counter(n) => {
+                    let metric =
+                        encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    ConstCounter::new(n).encode(metric)?;
+                }
+                Value::Gauge(n) => {
+                    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    ConstGauge::new(gauge(n)).encode(metric)?;
+                }
+            }
+        }
+        let uptime = encoder.encode_descriptor(
+            "wsc_uptime",
+            "Time since the hub started",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(gauge(stats.uptime_seconds)).encode(uptime)?;
+        by_type(
+            &mut encoder,
+            "wsc_messages_in_by_type",
+            "Valid client frames by message type",
+            &stats.messages_in_by_type,
+        )?;
+        by_type(
+            &mut encoder,
+            "wsc_messages_out_by_type",
+            "Deliveries of sends by message type",
+            &stats.messages_out_by_type,
+        )?;
+        let latency = &stats.delivery_latency;
+        let mut metric = encoder.encode_descriptor(
+            "wsc_delivery_latency_seconds",
+            "Time from queueing a message to writing its batch",
+            None,
+            MetricType::Histogram,
+        )?;
+        // The hub's buckets are cumulative; the encoder takes each bucket's own count.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = latency
+            .buckets
+            .iter()
+            .map(|&(bound_us, cumulative)| {
+                let own = cumulative.saturating_sub(below);
+                below = cumulative;
+                (bound_us as f64 / 1e6, own)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, latency.count.saturating_sub(below)));
+        metric.encode_histogram::<NoLabelSet>(
+            latency.sum_us as f64 / 1e6,
+            latency.count,
+            &buckets,
+            None,
+        )
     }
-    let _ = writeln!(
-        out,
-        "# HELP wsc_messages_out_by_type_total Deliveries of sends by message type.\n# TYPE wsc_messages_out_by_type_total counter"
-    );
-    for (kind, n) in &stats.messages_out_by_type {
-        let _ = writeln!(
-            out,
-            "wsc_messages_out_by_type_total{{type=\"{}\"}} {n}",
-            label(kind)
-        );
+}
+
+/// A counter family labeled by message type.
+fn by_type(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: &std::collections::BTreeMap<String, u64>,
+) -> Result<(), std::fmt::Error> {
+    // Like the registry's own families, an empty family is left out until its first sample.
+    if counts.is_empty() {
+        return Ok(());
     }
-    let latency = &stats.delivery_latency;
-    let _ = writeln!(
-        out,
-        "# HELP wsc_delivery_latency_seconds Time from queueing a message to writing its batch.\n# TYPE wsc_delivery_latency_seconds histogram"
-    );
-    for (bound_us, n) in &latency.buckets {
-        let _ = writeln!(
-            out,
-            "wsc_delivery_latency_seconds_bucket{{le=\"{}\"}} {n}",
-            *bound_us as f64 / 1e6
-        );
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (kind, n) in counts {
+        let labels = [("type", kind.as_str())];
+        ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
     }
-    let _ = writeln!(
-        out,
-        "wsc_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {}",
-        latency.count
-    );
-    let _ = writeln!(
-        out,
-        "wsc_delivery_latency_seconds_sum {}",
-        latency.sum_us as f64 / 1e6
-    );
-    let _ = writeln!(out, "wsc_delivery_latency_seconds_count {}", latency.count);
+    Ok(())
+}
+
+/// A gauge value (gauges are signed; the hub's values always fit).
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -125,6 +125,7 @@ impl Server {
             handshakes: Arc::new(HandshakeLimiter::default()),
             refusals: Arc::new(RefusalLog::default()),
             metrics: Arc::new(ServerMetrics::new(
+                hub.clone(),
                 config.wsc.performance.enable_metrics,
                 config
                     .wsc

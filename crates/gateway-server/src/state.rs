@@ -60,7 +60,6 @@ impl UpgradePolicy {
 impl axum::extract::FromRef<AppState> for MetricsState {
     fn from_ref(state: &AppState) -> Self {
         MetricsState {
-            hub: state.hub.clone(),
             metrics: state.metrics.clone(),
         }
     }

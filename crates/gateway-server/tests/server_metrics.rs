@@ -1,12 +1,15 @@
-//! `/metrics` (Prometheus text) moves with what the server does; `/ready` reports its checks.
+//! `/metrics` (OpenMetrics text, read back with an OpenMetrics parser) moves with what the server does; `/ready` reports its checks.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use gateway_server::{RunningServer, Server};
+use openmetrics_parser::OpenMetricsValue;
+use openmetrics_parser::openmetrics::parse_openmetrics;
 use support::{WAIT, local_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,12 +39,73 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     (status, body)
 }
 
+/// One sample of a scrape, found in what an OpenMetrics parser made of the whole body (a
+/// body that does not parse fails the test). `series` is the sample as the exposition writes
+/// it: `name{label="value",...}`, with the suffix of its kind (`_total`, `_count`, `_sum`,
+/// `_bucket` with `le`).
 fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    let exposition = parse_openmetrics(metrics)
+        .unwrap_or_else(|e| panic!("not valid OpenMetrics ({e:?}):\n{metrics}"));
+    let (name, mut wanted) = selector(series);
+    let le = wanted.remove("le");
+    for family in exposition.families.values() {
+        let family_name = family.family_name.as_str();
+        for sample in family.iter_samples() {
+            let labelset = sample.get_labelset().expect("a sample's labels");
+            let labels: BTreeMap<String, String> = labelset
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if labels != wanted {
+                continue;
+            }
+            let found = match &sample.value {
+                OpenMetricsValue::Counter(c) if name == format!("{family_name}_total") => {
+                    Some(c.value.as_f64())
+                }
+                OpenMetricsValue::Gauge(n) if name == family_name => Some(n.as_f64()),
+                OpenMetricsValue::Histogram(h) => {
+                    let bound = |b: &str| {
+                        if b == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            b.parse().unwrap()
+                        }
+                    };
+                    match name.strip_prefix(family_name) {
+                        Some("_count") => h.count.map(|c| c as f64),
+                        Some("_sum") => h.sum.map(|s| s.as_f64()),
+                        Some("_bucket") => h
+                            .buckets
+                            .iter()
+                            .find(|b| Some(b.upper_bound) == le.as_deref().map(bound))
+                            .map(|b| b.count.as_f64()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
+/// `name{a="1",b="2"}` as the name and its labels.
+fn selector(series: &str) -> (String, BTreeMap<String, String>) {
+    let Some((name, rest)) = series.split_once('{') else {
+        return (series.to_owned(), BTreeMap::new());
+    };
+    let mut labels = BTreeMap::new();
+    let mut rest = rest.strip_suffix('}').expect("a closing brace");
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let (value, after) = after.split_once('"').expect("a closing quote");
+        labels.insert(key.to_owned(), value.to_owned());
+        rest = after.strip_prefix(',').unwrap_or(after);
+    }
+    (name.to_owned(), labels)
 }
 
 #[tokio::test]
@@ -110,6 +174,18 @@ async fn metrics_follow_connections_handshakes_messages_and_api_calls() {
         Some(1.0)
     );
     assert!(metrics.contains("# TYPE http_api_request_duration_seconds histogram"));
+    assert!(
+        metrics.ends_with("# EOF\n"),
+        "an OpenMetrics exposition ends with # EOF"
+    );
+    // Acked sends wait up to 300 s: the API latency buckets reach that far.
+    assert_eq!(
+        value(
+            &metrics,
+            r#"http_api_request_duration_seconds_bucket{route="/api/v1/users/{user_id}/messages",le="300.0"}"#
+        ),
+        Some(1.0)
+    );
     assert_eq!(
         value(&metrics, r#"wsc_messages_out_by_type_total{type="text"}"#),
         Some(1.0)
