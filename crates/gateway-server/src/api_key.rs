@@ -37,11 +37,9 @@ pub(crate) fn check_api_key(keys: &[String], authorization: Option<&str>) -> Res
     }
 }
 
-/// Compares without an early exit, so the time taken does not reveal how much matched.
+/// Compares in constant time (`subtle`), so the time taken does not reveal how much of a
+/// key matched. Only the length may show, and keys are not secret in length.
 pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }

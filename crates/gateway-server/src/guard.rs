@@ -2,6 +2,8 @@
 //! limit of the log of refused handshakes.
 
 use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,47 +14,28 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-/// An IP address or CIDR range.
+/// An IP address or CIDR range of an allow or block list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    network: IpAddr,
-    bits: u8,
-}
+pub(crate) struct Cidr(IpNet);
 
 impl Cidr {
-    /// Parses `10.0.0.0/8`, `::1`, `192.168.1.7` (config validation already checked them).
+    /// Parses `10.0.0.0/8`, `::1`, `192.168.1.7` (config validation already checked them,
+    /// with the same parser).
     pub(crate) fn parse(text: &str) -> Option<Cidr> {
-        let (ip, bits) = match text.split_once('/') {
-            Some((ip, bits)) => (ip.parse().ok()?, bits.parse().ok()?),
-            None => {
-                let ip: IpAddr = text.parse().ok()?;
-                (ip, if ip.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        Some(Cidr {
-            network: canonical(ip),
-            bits: if ip.is_ipv4() {
-                bits.min(32)
-            } else {
-                bits.min(128)
+        let net = wsc_config::ip_net(text)?;
+        // A range written as mapped IPv6 (`::ffff:10.0.0.0/104`) compares as IPv4 too.
+        let net = match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).map(IpNet::V4).ok()?,
+                None => net,
             },
-        })
+            _ => net,
+        };
+        Some(Cidr(net))
     }
 
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.bits))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
 }
 
@@ -273,6 +256,23 @@ mod tests {
         assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(Cidr::parse("nope").is_none());
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:ffff::1")));
+        assert!(!v6.contains(ip("2001:db9::1")));
+        // A range written as mapped IPv6 matches the IPv4 clients it names.
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.9.9.9")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
+    }
+
+    #[test]
+    fn api_keys_compare_whole() {
+        use crate::api_key::same;
+        assert!(same("s3cret", "s3cret"));
+        assert!(!same("s3cret", "s3creT"));
+        assert!(!same("s3cret", "s3cre"));
+        assert!(!same("", "x"));
     }
 
     #[test]

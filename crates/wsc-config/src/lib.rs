@@ -26,3 +26,15 @@ pub mod size;
 pub use load::{ConfigError, ENV_PREFIX, Loaded, Loader, Problem, validate};
 pub use reload::{ConfigWatch, HOT_KEYS, ReloadEvent, WatchError, is_hot, watch_file};
 pub use schema::*;
+
+/// An entry of an IP allow or block list (`wsc.security.*`): an address (`192.168.1.7`,
+/// `::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`). Validation and the server's guard
+/// read the lists with this one parser; `None` for anything else.
+pub fn ip_net(entry: &str) -> Option<ipnet::IpNet> {
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}

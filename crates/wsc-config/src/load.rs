@@ -648,14 +648,7 @@ fn durations(config: &GatewayConfig) -> [(&'static str, std::time::Duration); 12
 }
 
 fn valid_ip_or_cidr(entry: &str) -> bool {
-    match entry.split_once('/') {
-        None => entry.parse::<IpAddr>().is_ok(),
-        Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-            (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
-            (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
-            _ => false,
-        },
-    }
+    crate::ip_net(entry).is_some()
 }
 
 /// Masks the password of a URL (`redis://:secret@host` -> `redis://:***@host`).
