@@ -27,6 +27,10 @@ pub use load::{ConfigError, ENV_PREFIX, Loaded, Loader, Problem, validate};
 pub use reload::{ConfigWatch, HOT_KEYS, ReloadEvent, WatchError, is_hot, watch_file};
 pub use schema::*;
 
+/// A commented configuration file that sets every key to its default (what
+/// `gateway-server genconfig` prints, and section 2 of docs/configuration.md).
+pub const EXAMPLE_YAML: &str = include_str!("example.yaml");
+
 /// An entry of an IP allow or block list (`wsc.security.*`): an address (`192.168.1.7`,
 /// `::1`) or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`). Validation and the server's guard
 /// read the lists with this one parser; `None` for anything else.

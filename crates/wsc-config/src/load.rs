@@ -416,6 +416,15 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             problems.push(Problem::new(key, message));
         }
     };
+    check(
+        valid_log_level(&config.logging.level),
+        "logging.level",
+        format!(
+            "`{}` is not a log level (trace, debug, info, warn, error, off) or a list of \
+             `target=level` directives such as `info,wsc_hub=debug`",
+            config.logging.level
+        ),
+    );
     let wsc = &config.wsc;
     for (key, path) in [
         ("wsc.path", &wsc.path),
@@ -647,6 +656,20 @@ fn durations(config: &GatewayConfig) -> [(&'static str, std::time::Duration); 12
     ]
 }
 
+/// A level, or tracing directives (`info,wsc_hub=debug`) that parse as a filter and whose
+/// bare words are levels: a bare word that is not a level would silently name a target
+/// (`inf` is a typo, not a crate).
+fn valid_log_level(level: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let bare_words_are_levels = level.split(',').map(str::trim).all(|directive| {
+        directive.contains('=') || LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive))
+    });
+    bare_words_are_levels
+        && tracing_subscriber::EnvFilter::builder()
+            .parse(level)
+            .is_ok()
+}
+
 fn valid_ip_or_cidr(entry: &str) -> bool {
     crate::ip_net(entry).is_some()
 }
@@ -732,5 +755,28 @@ mod tests {
         assert!(valid_ip_or_cidr("::1"));
         assert!(!valid_ip_or_cidr("10.0.0.0/33"));
         assert!(!valid_ip_or_cidr("example.com"));
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_directives() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "info,wsc_hub=debug",
+            "warn,tower_http=trace",
+        ] {
+            assert!(valid_log_level(good), "{good}");
+        }
+        for bad in [
+            "",
+            "inf",
+            "verbose",
+            "info,,",
+            "wsc_hub=loud",
+            "info,wsc_hub",
+        ] {
+            assert!(!valid_log_level(bad), "{bad}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use wsc_config::{ENV_PREFIX, GatewayConfig, Loader, is_hot};
+use wsc_config::{ENV_PREFIX, EXAMPLE_YAML, GatewayConfig, Loader, is_hot};
 
 const DOC: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -190,7 +190,7 @@ fn complete_example_loads_to_the_defaults() {
         "wsc-config-docs-example-{}.yaml",
         std::process::id()
     ));
-    std::fs::write(&path, example_yaml()).unwrap();
+    std::fs::write(&path, EXAMPLE_YAML).unwrap();
     let loaded = Loader::new().file(&path).environment(HashMap::new()).load();
     let _ = std::fs::remove_file(&path);
     let loaded = loaded.unwrap_or_else(|e| panic!("the example does not load: {e}"));
@@ -217,4 +217,48 @@ fn complete_example_loads_to_the_defaults() {
         })
         .collect();
     fail_with(&differences, "example value(s) differ from the defaults");
+}
+
+#[test]
+fn the_doc_shows_the_example_the_binary_prints() {
+    assert_eq!(
+        example_yaml(),
+        EXAMPLE_YAML,
+        "section 2 of docs/configuration.md must be crates/wsc-config/src/example.yaml"
+    );
+}
+
+/// The dotted key of every `key: value` line of a block-style YAML file indented by two
+/// spaces (comments and blank lines skipped).
+fn yaml_keys(text: &str) -> Vec<String> {
+    let mut path: Vec<String> = Vec::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let content = line.split(" #").next().unwrap_or_default().trim_end();
+        if content.trim().is_empty() || content.trim_start().starts_with('#') {
+            continue;
+        }
+        let depth = (content.len() - content.trim_start().len()) / 2;
+        let Some((key, value)) = content.trim().split_once(':') else {
+            continue;
+        };
+        path.truncate(depth);
+        path.push(key.to_owned());
+        if !value.trim().is_empty() {
+            keys.push(path.join("."));
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_example_names_every_key() {
+    let named: std::collections::BTreeSet<String> = yaml_keys(EXAMPLE_YAML).into_iter().collect();
+    let missing: Vec<String> = GatewayConfig::default()
+        .flatten()
+        .into_keys()
+        .filter(|key| !named.contains(key))
+        .map(|key| format!("`{key}` is not in the example"))
+        .collect();
+    fail_with(&missing, "key(s) missing from the example");
 }
