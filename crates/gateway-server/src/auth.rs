@@ -22,7 +22,7 @@ use wsc_hub::{DEFAULT_USER_TYPE, Identity};
 pub(crate) const LEEWAY_SECS: u64 = 60;
 
 /// The `jsonwebtoken` algorithm of a configured one.
-fn jwt_algorithm(algorithm: TokenAlgorithm) -> Algorithm {
+pub(crate) fn jwt_algorithm(algorithm: TokenAlgorithm) -> Algorithm {
     match algorithm {
         TokenAlgorithm::Hs256 => Algorithm::HS256,
         TokenAlgorithm::Hs384 => Algorithm::HS384,
@@ -138,7 +138,16 @@ impl TokenVerifier {
                 ),
             )
         })?;
-        let claims = decode::<Claims>(&token, &self.key, &self.validation)
+        self.verify(&token, from_request)
+    }
+
+    /// The identity a token proves; the connection's own fields come from `from_request`.
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        from_request: &Identity,
+    ) -> Result<Identity, TokenError> {
+        let claims = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| {
                 let reason = match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired",

@@ -31,6 +31,7 @@ mod openapi;
 mod ops;
 mod server;
 mod state;
+pub mod tokens;
 mod upgrade;
 
 pub use error::ApiError;

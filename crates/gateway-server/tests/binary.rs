@@ -1,13 +1,13 @@
 //! The `gateway-server` binary on its embedded defaults: environment overrides choose the
 //! ports, a client connects, SIGTERM stops it with close 1001 and exit code 0.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
+use wsc_testkit::WAIT;
+use wsc_testkit::process::{KillOnDrop, wait_exit, wait_for_line};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,22 +20,32 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn env_overrides_ports_and_sigterm_exits_zero() {
     let (ws_port, api_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway-server"))
-        .env("GATEWAY__WSC__NODE_IP", "127.0.0.1")
-        .env("GATEWAY__WSC__NODE_PORT", ws_port.to_string())
-        .env("GATEWAY__HTTP__HOST", "127.0.0.1")
-        .env("GATEWAY__HTTP__PORT", api_port.to_string())
-        .env("GATEWAY__GRPC__HOST", "127.0.0.1")
-        .env("GATEWAY__GRPC__PORT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert!(line.contains(&format!("127.0.0.1:{ws_port}")), "{line}");
-    assert!(line.contains(&format!("127.0.0.1:{api_port}")), "{line}");
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_gateway-server"))
+            .env("GATEWAY__WSC__NODE_IP", "127.0.0.1")
+            .env("GATEWAY__WSC__NODE_PORT", ws_port.to_string())
+            .env("GATEWAY__HTTP__HOST", "127.0.0.1")
+            .env("GATEWAY__HTTP__PORT", api_port.to_string())
+            .env("GATEWAY__GRPC__HOST", "127.0.0.1")
+            .env("GATEWAY__GRPC__PORT", "0")
+            .env("RUST_LOG", "warn,gateway_server=info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The ready line is a log event (the logs stay one format) naming every listener.
+    let stdout = child.stdout.take().unwrap();
+    let line = wait_for_line(stdout, "gateway-server listening", WAIT);
+    assert!(
+        line.contains(&format!("websocket=ws://127.0.0.1:{ws_port}/ws")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("api=http://127.0.0.1:{api_port}")),
+        "{line}"
+    );
+    assert!(line.contains("grpc=http://127.0.0.1:"), "{line}");
+    assert!(line.contains("(commit "), "{line}");
 
     let (mut ws, _) = connect_async(format!("ws://127.0.0.1:{ws_port}/ws?user_id=z"))
         .await
@@ -45,7 +55,7 @@ async fn env_overrides_ports_and_sigterm_exits_zero() {
         .status()
         .unwrap();
     assert!(status.success());
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
+    let close = tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
@@ -58,8 +68,37 @@ async fn env_overrides_ports_and_sigterm_exits_zero() {
     .unwrap();
     assert_eq!(close, 1001);
     drop(ws);
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut child, WAIT))
         .await
         .unwrap();
     assert_eq!(exit.code(), Some(0));
+}
+
+#[tokio::test]
+async fn json_logs_stay_json_lines_with_the_ready_event() {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_gateway-server"))
+            .env("GATEWAY__WSC__NODE_IP", "127.0.0.1")
+            .env("GATEWAY__WSC__NODE_PORT", "0")
+            .env("GATEWAY__HTTP__HOST", "127.0.0.1")
+            .env("GATEWAY__HTTP__PORT", "0")
+            .env("GATEWAY__GRPC__ENABLED", "false")
+            .env("GATEWAY__LOGGING__FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = wait_for_line(child.stdout.take().unwrap(), "listening", WAIT);
+    let event: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the ready line is not JSON ({e}): {line}"));
+    assert_eq!(event["fields"]["message"], "gateway-server listening");
+    assert!(
+        event["fields"]["websocket"]
+            .as_str()
+            .is_some_and(|ws| ws.starts_with("ws://127.0.0.1:") && ws.ends_with("/ws")),
+        "{line}"
+    );
+    assert_eq!(event["fields"]["grpc"], "off");
+    drop(child);
 }

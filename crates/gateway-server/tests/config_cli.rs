@@ -1,6 +1,7 @@
-//! The `gateway-server` binary's configuration flags: `--check-config` (exit 0, or 2 with
-//! every problem on stderr), `--print-config` (the effective configuration as JSON, secrets
-//! masked) and argument errors (exit 2).
+//! The `gateway-server` command line: `checkconfig` (exit 0, or 2 with every problem on
+//! stderr; `--check-config` is the old spelling the first tests use), `printconfig` (the
+//! effective configuration as JSON, secrets masked), `genconfig`, `gentoken`/`checktoken`,
+//! `--version`, and argument errors (exit 2).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -104,7 +105,7 @@ fn check_config_without_a_file_argument_exits_two() {
     let output = run(&["--check-config"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("needs a file"),
+        stderr(&output).contains("a value is required for '--check-config <FILE>'"),
         "{}",
         stderr(&output)
     );
@@ -158,7 +159,7 @@ fn unknown_flag_exits_two() {
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(err.contains("--no-such-flag"), "{err}");
-    assert!(err.contains("usage"), "{err}");
+    assert!(err.contains("Usage"), "{err}");
 }
 
 #[test]
@@ -166,6 +167,153 @@ fn help_exits_zero() {
     let output = run(&["--help"], &[]);
     assert_eq!(output.status.code(), Some(0));
     let out = stdout(&output);
-    assert!(out.contains("--check-config"), "{out}");
-    assert!(out.contains("--print-config"), "{out}");
+    for command in [
+        "run",
+        "checkconfig",
+        "printconfig",
+        "genconfig",
+        "gentoken",
+        "checktoken",
+        "--config",
+        "--version",
+    ] {
+        assert!(
+            out.contains(command),
+            "{command} is not in the help:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_package_version_and_the_commit() {
+    let output = run(&["--version"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = stdout(&output);
+    assert!(
+        out.starts_with(&format!(
+            "gateway-server {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn subcommands_and_the_config_flag_check_the_same_file() {
+    let path = config_file(
+        "bad-sub.yaml",
+        "wsc:\n  node_port: 0\n  heartbeat_interval: 0s\n",
+    );
+    let file = path.to_str().unwrap();
+    for args in [
+        vec!["checkconfig", file],
+        vec!["--config", file, "checkconfig"],
+        vec![&*format!("--config={file}"), "checkconfig"],
+    ] {
+        let output = run(&args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("wsc.heartbeat_interval"),
+            "{args:?}"
+        );
+    }
+    // The file may also come from GATEWAY_CONFIG.
+    let output = run(&["checkconfig"], &[("GATEWAY_CONFIG", file)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("wsc.heartbeat_interval"));
+}
+
+#[test]
+fn genconfig_prints_a_file_that_checks_and_loads_to_the_defaults() {
+    let output = run(&["genconfig"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.starts_with("# gateway-server configuration"), "{text}");
+    assert!(text.contains("max_handshakes_per_ip_per_second: 20"));
+    let path = config_file("generated.yaml", &text);
+    let checked = run(&["checkconfig", path.to_str().unwrap()], &[]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    assert!(
+        stderr(&checked).is_empty(),
+        "no warnings: {}",
+        stderr(&checked)
+    );
+    let printed: Value =
+        serde_json::from_str(&stdout(&run(&["printconfig", path.to_str().unwrap()], &[]))).unwrap();
+    let defaults: Value = serde_json::from_str(&stdout(&run(&["printconfig"], &[]))).unwrap();
+    assert_eq!(printed["wsc"], defaults["wsc"]);
+    assert_eq!(printed["http"], defaults["http"]);
+}
+
+#[test]
+fn gentoken_makes_a_token_that_checktoken_accepts_and_another_secret_refuses() {
+    let secret = [("GATEWAY__WSC__SECURITY__TOKEN__SECRET", "s3cret")];
+    let output = run(
+        &[
+            "gentoken",
+            "--user",
+            "alice",
+            "--ttl",
+            "10m",
+            "--user-type",
+            "agent",
+            "--claim",
+            "gid=[\"g1\",\"g2\"]",
+            "--claim",
+            "aid=shop",
+        ],
+        &secret,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let token = stdout(&output).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let checked = run(&["checktoken", &token], &secret);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    let identity: Value = serde_json::from_str(&stdout(&checked)).unwrap();
+    assert_eq!(identity["user_id"], "alice");
+    assert_eq!(identity["user_type"], "agent");
+    assert_eq!(identity["app_id"], "shop");
+    assert_eq!(identity["group_ids"], serde_json::json!(["g1", "g2"]));
+
+    let refused = run(
+        &["checktoken", &token],
+        &[("GATEWAY__WSC__SECURITY__TOKEN__SECRET", "other")],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("signature"),
+        "{}",
+        stderr(&refused)
+    );
+    let garbage = run(&["checktoken", "not-a-token"], &secret);
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(
+        stderr(&garbage).contains("invalid_token"),
+        "{}",
+        stderr(&garbage)
+    );
+}
+
+#[test]
+fn gentoken_without_a_usable_key_or_user_exits_two() {
+    let output = run(&["gentoken", "--user", "alice"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("wsc.security.token.secret"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(
+        &["gentoken", "--user", "alice"],
+        &[("GATEWAY__WSC__SECURITY__TOKEN__ALGORITHM", "RS256")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--key"), "{}", stderr(&output));
+    let output = run(
+        &["gentoken"],
+        &[("GATEWAY__WSC__SECURITY__TOKEN__SECRET", "s")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--user"), "{}", stderr(&output));
 }

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 use support::{Client, WAIT, ack, assert_nothing_pending, get, next_json, post};
 use tokio_tungstenite::tungstenite::Message;
 use wsc_testkit::free_port;
+use wsc_testkit::process::wait_for_line;
 use wsc_testkit::redis_server::RedisServer;
 
 /// Presence and node entries live this long without renewal (renewed every third of it).
@@ -50,24 +50,24 @@ impl Node {
             .env("GATEWAY__WSC__DISTRIBUTED__PRESENCE_TTL", TTL)
             .env("GATEWAY__WSC__DISTRIBUTED__NODE_TTL", TTL)
             .env("GATEWAY__WSC__OFFLINE__STORE", "redis")
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", "error,gateway_server=info")
             .stdout(Stdio::piped())
             .spawn()
             .expect("the gateway-server binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the ready line");
-        assert!(
-            line.contains(&ws.to_string()),
-            "{name} did not start: {line:?}"
-        );
-        Node {
+        let stdout = child.stdout.take().expect("stdout");
+        // Built first, so that a node that does not start is killed with it.
+        let node = Node {
             name: name.to_owned(),
             child: Some(child),
             ws,
             api,
-        }
+        };
+        let line = wait_for_line(stdout, "gateway-server listening", WAIT);
+        assert!(
+            line.contains(&format!("websocket=ws://127.0.0.1:{ws}/ws")),
+            "{name} did not start: {line:?}"
+        );
+        node
     }
 
     fn api(&self) -> SocketAddr {
