@@ -25,33 +25,43 @@ use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
 use crate::api_key::check_api_key;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{metrics, openapi, ops};
+use crate::{layers, metrics, openapi, ops};
 
 /// Largest accepted API request body.
 const MAX_BODY: usize = 1024 * 1024;
 
 pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppState> {
-    let api = Router::new()
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/users", get(online_users))
-        .route("/api/v1/users/{user_id}/presence", get(presence))
-        .route("/api/v1/users/{user_id}/messages", post(send_to_user))
-        .route(
-            "/api/v1/users/{user_id}/connections",
-            axum::routing::delete(kick_user),
-        )
-        .route("/api/v1/tickets/{ticket_id}/messages", post(send_to_ticket))
-        .route("/api/v1/groups/{group_id}/messages", post(send_to_group))
-        .route(
-            "/api/v1/connections/{client_id}/messages",
-            post(send_to_connection),
-        )
-        .route("/api/v1/broadcast", post(broadcast))
-        .route("/api/v1/groups/{group_id}/members", get(group_members))
-        .route(
-            "/api/v1/groups/{group_id}/members/{user_id}",
-            put(join_group).delete(leave_group),
-        )
+    // Sends may wait for acks; their bound is the longest ack wait the API accepts.
+    let sends = layers::timeout(
+        Router::new()
+            .route("/api/v1/users/{user_id}/messages", post(send_to_user))
+            .route("/api/v1/tickets/{ticket_id}/messages", post(send_to_ticket))
+            .route("/api/v1/groups/{group_id}/messages", post(send_to_group))
+            .route(
+                "/api/v1/connections/{client_id}/messages",
+                post(send_to_connection),
+            )
+            .route("/api/v1/broadcast", post(broadcast)),
+        layers::SEND_TIMEOUT,
+    );
+    let rest = layers::timeout(
+        Router::new()
+            .route("/api/v1/stats", get(stats))
+            .route("/api/v1/users", get(online_users))
+            .route("/api/v1/users/{user_id}/presence", get(presence))
+            .route(
+                "/api/v1/users/{user_id}/connections",
+                axum::routing::delete(kick_user),
+            )
+            .route("/api/v1/groups/{group_id}/members", get(group_members))
+            .route(
+                "/api/v1/groups/{group_id}/members/{user_id}",
+                put(join_group).delete(leave_group),
+            ),
+        layers::REQUEST_TIMEOUT,
+    );
+    let api = sends
+        .merge(rest)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
@@ -66,7 +76,7 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
     if config.metrics.enabled {
         router = router.route(&config.metrics.path, get(metrics::render));
     }
-    router
+    let router = router
         .route("/api/v1/openapi.json", get(openapi_document))
         .merge(api)
         .fallback(not_found)
@@ -74,7 +84,8 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
+        ));
+    layers::around(router)
 }
 
 pub(crate) async fn health() -> Json<Value> {

@@ -25,6 +25,7 @@ mod cluster;
 mod error;
 pub mod grpc;
 mod guard;
+mod layers;
 mod metrics;
 mod middleware;
 mod openapi;

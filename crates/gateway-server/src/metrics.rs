@@ -151,8 +151,8 @@ pub(crate) async fn track(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(request.method().as_str());
     let started = Instant::now();
-    let span = tracing::info_span!("api", %method, %route);
-    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    // The request's span (method, path, request id) is the trace layer's (`layers.rs`).
+    let response = next.run(request).await;
     let elapsed = started.elapsed();
     if let Some(threshold) = state.metrics.slow_log
         && elapsed > threshold

@@ -9,6 +9,9 @@ use wsc_hub::HubConfig;
 /// Longest ack timeout a caller may ask for.
 pub(crate) const MAX_ACK_TIMEOUT_MS: u64 = 300_000;
 
+/// Longest a caller may wait for acks in all: `timeout_ms` × (`retries` + 1).
+pub(crate) const MAX_ACK_WAIT_MS: u64 = 300_000;
+
 /// Most users returned by one page.
 pub(crate) const MAX_PAGE: usize = 1000;
 
@@ -21,7 +24,8 @@ pub(crate) const DEFAULT_PAGE: usize = 100;
 pub(crate) struct ArgError(pub(crate) String);
 
 /// The timeout and resends of an acknowledged send: each defaults to the configuration when
-/// absent; a timeout must be between 1 ms and [`MAX_ACK_TIMEOUT_MS`].
+/// absent; a timeout must be between 1 ms and [`MAX_ACK_TIMEOUT_MS`], and the whole wait
+/// (timeout × attempts) at most [`MAX_ACK_WAIT_MS`].
 pub(crate) fn ack_settings(
     config: &HubConfig,
     timeout_ms: Option<u64>,
@@ -36,7 +40,16 @@ pub(crate) fn ack_settings(
         }
         Some(ms) => Duration::from_millis(ms),
     };
-    Ok((timeout, retries.unwrap_or(config.ack_retries)))
+    let retries = retries.unwrap_or(config.ack_retries);
+    let wait = timeout.saturating_mul(retries.saturating_add(1));
+    if wait > Duration::from_millis(MAX_ACK_WAIT_MS) {
+        return Err(ArgError(format!(
+            "the ack wait (timeout {} ms x {} attempts) must be at most {MAX_ACK_WAIT_MS} ms",
+            timeout.as_millis(),
+            u64::from(retries) + 1
+        )));
+    }
+    Ok((timeout, retries))
 }
 
 /// The size of a page of online users: [`DEFAULT_PAGE`] when the caller names none,
@@ -68,6 +81,10 @@ mod tests {
         );
         assert!(ack_settings(&config, Some(0), None).is_err());
         assert!(ack_settings(&config, Some(MAX_ACK_TIMEOUT_MS + 1), None).is_err());
+        // The whole wait is bounded too, so a send always ends within the route's timeout.
+        assert!(ack_settings(&config, Some(100_000), Some(2)).is_ok());
+        assert!(ack_settings(&config, Some(100_000), Some(3)).is_err());
+        assert!(ack_settings(&config, Some(1), Some(u32::MAX)).is_err());
     }
 
     #[test]

@@ -216,3 +216,36 @@ async fn undecodable_paths_are_json_400_invalid_path() {
     }
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn every_api_answer_carries_a_request_id_and_keeps_the_callers() {
+    let server = start(local_config()).await;
+    let api = server.api_addr();
+    let (status, head, _) = wsc_testkit::http::raw(api, "GET", "/api/v1/stats", &[], None).await;
+    assert_eq!(status, 200);
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {head}"));
+    assert_eq!(id.trim().len(), 36, "a generated UUID: {id}");
+    let given = [("x-request-id", "trace-42")];
+    let (status, head, body) = wsc_testkit::http::raw(api, "GET", "/nope", &given, None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(head.contains("x-request-id: trace-42"), "{head}");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn an_ack_wait_longer_than_the_send_bound_is_refused() {
+    let server = start(local_config()).await;
+    let body = r#"{"content":"x","ack":{"timeout_ms":100000,"retries":3}}"#;
+    let (status, error) = post(server.api_addr(), "/api/v1/users/u/messages", body).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 300000 ms")),
+        "{error}"
+    );
+    server.stop(WAIT).await;
+}
