@@ -157,13 +157,17 @@ fn codegen() -> Result<(), String> {
     let root = "crates/gateway-server/proto";
     let out = "crates/gateway-server/src/grpc";
     let files = protox::compile(["wsc/v1/gateway.proto"], [root]).map_err(|e| e.to_string())?;
+    // The descriptors themselves, for gRPC server reflection (`grpcurl` without the .proto).
+    let descriptors = format!("{out}/wsc.v1.bin");
+    std::fs::write(&descriptors, prost::Message::encode_to_vec(&files))
+        .map_err(|e| format!("cannot write {descriptors}: {e}"))?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .out_dir(out)
         .compile_fds(files)
         .map_err(|e| e.to_string())?;
-    println!("xtask codegen: wrote {out}/wsc.v1.rs");
+    println!("xtask codegen: wrote {out}/wsc.v1.rs and {descriptors}");
     Ok(())
 }
 

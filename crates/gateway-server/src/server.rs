@@ -300,10 +300,28 @@ async fn serve_grpc(
         }
     };
     let gateway = GatewayServer::with_interceptor(service, check);
+    // Server reflection (both versions: grpcurl and other tools use either), so clients
+    // need no .proto file. Its descriptors describe the API, never data: no key needed.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1();
+    let reflection_v1alpha = reflection().build_v1alpha();
     tracker.spawn(async move {
+        let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
+            (Ok(v1), Ok(v1alpha)) => (v1, v1alpha),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "gRPC reflection descriptors are invalid");
+                return;
+            }
+        };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
             .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(gateway)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await;

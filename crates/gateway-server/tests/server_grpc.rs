@@ -298,3 +298,74 @@ async fn health_service_and_api_keys() {
     );
     server.stop(WAIT).await;
 }
+
+/// What a reflection client (as grpcurl is) learns from the server, without any .proto.
+#[tokio::test]
+async fn reflection_lists_the_services_and_describes_the_api() {
+    use prost::Message as _;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let mut config = local_config();
+    // Reflection describes the API, not data: it needs no key.
+    config.api.keys = vec!["k1".to_owned()];
+    let (server, _grpc) = start(config).await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr().unwrap()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let ask = |request: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let requests = tokio_stream::iter([
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "wsc.v1.Gateway".to_owned(),
+        )),
+    ]);
+    let mut answers = reflection
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner();
+
+    let listed = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("not a service list: {listed:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    for expected in [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "wsc.v1.Gateway",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+
+    let described = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("not a file descriptor: {described:?}");
+    };
+    let file =
+        prost_types::FileDescriptorProto::decode(&files.file_descriptor_proto[0][..]).unwrap();
+    assert_eq!(file.package(), "wsc.v1");
+    let gateway = file
+        .service
+        .iter()
+        .find(|s| s.name() == "Gateway")
+        .expect("the Gateway service");
+    let methods: Vec<&str> = gateway.method.iter().map(|m| m.name()).collect();
+    for method in ["SendToUser", "Broadcast", "OnlineUsers", "Events"] {
+        assert!(methods.contains(&method), "{method} in {methods:?}");
+    }
+    server.stop(WAIT).await;
+}
