@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -82,8 +82,28 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
             .into_response();
     }
+    if request.method() != Method::GET {
+        let message = format!(
+            "a WebSocket upgrade is a GET request, not {}",
+            request.method()
+        );
+        let mut response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
     let key = match check_handshake(request.headers()) {
         Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let subprotocol = match choose_subprotocol(request.headers()) {
+        Ok(subprotocol) => subprotocol,
         Err(e) => return e.into_response(),
     };
     if let Err(e) = check_origin(request.headers(), &policy.origins) {
@@ -189,6 +209,9 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    if let Some(subprotocol) = subprotocol {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, subprotocol);
+    }
     if let Some(Ok(id)) = client_id.map(|id| HeaderValue::from_str(&id)) {
         headers.insert("x-wsc-client-id", id);
     }
@@ -285,4 +308,37 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
             format!("origin `{origin}` is not allowed"),
         ))
     }
+}
+
+/// The subprotocol this server speaks: the JSON frames of docs/protocol.md.
+pub(crate) const SUBPROTOCOL: &str = "wsc.v1";
+
+/// The answer to a client's `Sec-WebSocket-Protocol` offer. A browser that offers
+/// subprotocols fails the connection when the server picks none, so one is always picked:
+/// [`SUBPROTOCOL`] when offered, else the client's first (the frames are this server's JSON
+/// protocol either way). No offer, no header. An offer that is not a list of tokens is a 400.
+fn choose_subprotocol(headers: &HeaderMap) -> Result<Option<HeaderValue>, ApiError> {
+    let mut offered = Vec::new();
+    for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let text = value.to_str().unwrap_or("\u{0}");
+        for token in text.split(',').map(str::trim) {
+            let valid = !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !valid {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_subprotocol",
+                    "Sec-WebSocket-Protocol must be a comma-separated list of tokens",
+                ));
+            }
+            offered.push(token);
+        }
+    }
+    let chosen = offered
+        .iter()
+        .find(|p| **p == SUBPROTOCOL)
+        .or(offered.first());
+    Ok(chosen.and_then(|p| HeaderValue::from_str(p).ok()))
 }

@@ -293,3 +293,95 @@ async fn reloaded_origins_and_user_types_apply_to_new_upgrades() {
     );
     server.stop(WAIT).await;
 }
+
+/// The upgrade request head for `path` with `extra` headers (a valid key and version).
+fn upgrade_head(method: &str, addr: SocketAddr, path: &str, extra: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// Sends a raw request head and returns the response head, lower-cased.
+async fn response_head(addr: SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the head ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("a response head in time");
+    String::from_utf8_lossy(&got).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn an_upgrade_is_a_get_and_anything_else_is_405() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    for method in ["POST", "PUT", "DELETE"] {
+        let head = response_head(addr, &upgrade_head(method, addr, "/ws?user_id=m", "")).await;
+        assert!(head.starts_with("http/1.1 405"), "{method}: {head}");
+        assert!(head.contains("allow: get"), "{method}: {head}");
+        assert!(head.contains("application/json"), "{method}: {head}");
+    }
+    let head = response_head(addr, &upgrade_head("GET", addr, "/ws?user_id=m", "")).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn an_offered_subprotocol_is_always_answered() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    for (offer, answer) in [
+        ("chat, wsc.v1", Some("wsc.v1")),
+        ("graphql-ws", Some("graphql-ws")),
+        ("a, b", Some("a")),
+        ("", None),
+    ] {
+        let extra = if offer.is_empty() {
+            String::new()
+        } else {
+            format!("sec-websocket-protocol: {offer}\r\n")
+        };
+        let path = format!("/ws?user_id=p{}", offer.len());
+        let head = response_head(addr, &upgrade_head("GET", addr, &path, &extra)).await;
+        assert!(head.starts_with("http/1.1 101"), "{offer}: {head}");
+        let chosen = head
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
+            .map(str::trim);
+        assert_eq!(chosen, answer, "{offer}: {head}");
+    }
+    let bad = upgrade_head(
+        "GET",
+        addr,
+        "/ws?user_id=q",
+        "sec-websocket-protocol: a b\r\n",
+    );
+    let head = response_head(addr, &bad).await;
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+
+    // A real client that asks for the protocol gets it and talks JSON over it.
+    let mut request = format!("ws://{addr}/ws?user_id=sub")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "wsc.v1".parse().unwrap());
+    let (mut ws, response) = connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "wsc.v1");
+    ws.send(Message::text(r#"{"message_type":"ping"}"#))
+        .await
+        .unwrap();
+    let pong = next_json(&mut ws).await;
+    assert_eq!(pong["message_type"], "pong");
+    server.stop(WAIT).await;
+}
