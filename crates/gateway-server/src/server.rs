@@ -113,6 +113,9 @@ impl Server {
             None
         };
         let redis = cluster::link(&config, &hub).map_err(StartError::Redis)?;
+        for warning in insecure_settings(&config) {
+            tracing::warn!("{warning}");
+        }
         hub.start();
 
         let state = AppState {
@@ -414,5 +417,69 @@ impl RunningServer {
         .is_ok();
         tracing::info!(drained, remaining, "gateway stopped");
         drained && remaining == 0
+    }
+}
+
+/// What is open by configuration and should not be in production: the server starts anyway
+/// (the defaults serve a first local try) and says so at `warn`.
+pub(crate) fn insecure_settings(config: &GatewayConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let loopback = |host: &str| {
+        host.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    };
+    let api_open = config.api.keys.is_empty() && !loopback(&config.http.host);
+    if api_open {
+        warnings.push(format!(
+            "the API listener ({}:{}) is reachable beyond this machine without API keys: \
+             anyone who reaches it can send to, kick and list users; set api.keys or bind \
+             http.host to 127.0.0.1",
+            config.http.host, config.http.port
+        ));
+    }
+    if api_open && config.grpc.enabled && !loopback(&config.grpc.host) {
+        warnings.push(format!(
+            "the gRPC listener ({}:{}) is reachable beyond this machine without API keys; \
+             set api.keys or bind grpc.host to 127.0.0.1",
+            config.grpc.host, config.grpc.port
+        ));
+    }
+    if !config.wsc.security.enable_auth {
+        warnings.push(
+            "wsc.security.enable_auth is off: WebSocket clients name their own user \
+             (user_id from the query, a header or a cookie); turn it on with a token key \
+             outside development"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_listeners_and_self_chosen_identities_are_named() {
+        let defaults = GatewayConfig::default();
+        let warnings = insecure_settings(&defaults);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("API listener (0.0.0.0:8080)"));
+        assert!(warnings[1].contains("gRPC listener (0.0.0.0:9090)"));
+        assert!(warnings[2].contains("enable_auth is off"));
+
+        let mut local = GatewayConfig::default();
+        local.http.host = "127.0.0.1".to_owned();
+        local.grpc.host = "::1".to_owned();
+        assert_eq!(
+            insecure_settings(&local).len(),
+            1,
+            "only the identity warning"
+        );
+
+        let mut keyed = GatewayConfig::default();
+        keyed.api.keys = vec!["k".to_owned()];
+        keyed.wsc.security.enable_auth = true;
+        assert!(insecure_settings(&keyed).is_empty());
     }
 }
