@@ -8,20 +8,16 @@ use std::time::{Duration, Instant};
 
 use support::{eventually, require_redis};
 use tokio::sync::mpsc;
-use wsc_hub::{Backplane, UserPage};
-use wsc_redis::RedisBackplane;
+use wsc_hub::{Backplane, Envelope, UserPage};
+use wsc_redis::{RedisBackplane, RedisOptions};
 
 #[tokio::test]
 async fn a_node_killed_without_detach_leaves_presence_within_one_node_ttl() {
     require_redis().await;
     let ttl = Duration::from_secs(1);
     let options = support::options().with_node_ttl(ttl).with_presence_ttl(ttl);
-    let survivor = RedisBackplane::connect(options.clone()).await.unwrap();
-    let crashed = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox_s, _envelopes_s) = mpsc::channel(16);
-    let (inbox_c, _envelopes_c) = mpsc::channel(16);
-    survivor.attach("survivor", inbox_s).await.unwrap();
-    crashed.attach("crashed", inbox_c).await.unwrap();
+    let (survivor, _envelopes_s) = attached(&options, "survivor").await;
+    let (crashed, _envelopes_c) = attached(&options, "crashed").await;
     survivor
         .set_user_online("survivor", "ann", true)
         .await
@@ -82,12 +78,8 @@ async fn a_node_killed_without_detach_leaves_presence_within_one_node_ttl() {
 async fn detach_removes_a_node_and_its_users_at_once() {
     require_redis().await;
     let options = support::options();
-    let staying = RedisBackplane::connect(options.clone()).await.unwrap();
-    let leaving = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox_s, _envelopes_s) = mpsc::channel(16);
-    let (inbox_l, _envelopes_l) = mpsc::channel(16);
-    staying.attach("staying", inbox_s).await.unwrap();
-    leaving.attach("leaving", inbox_l).await.unwrap();
+    let (staying, _envelopes_s) = attached(&options, "staying").await;
+    let (leaving, _envelopes_l) = attached(&options, "leaving").await;
     leaving
         .set_user_online("leaving", "bob", true)
         .await
@@ -114,9 +106,7 @@ async fn detach_removes_a_node_and_its_users_at_once() {
 async fn a_user_who_went_offline_is_no_longer_listed() {
     require_redis().await;
     let options = support::options();
-    let node = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox, _envelopes) = mpsc::channel(16);
-    node.attach("n1", inbox).await.unwrap();
+    let (node, _envelopes) = attached(&options, "n1").await;
     node.set_user_online("n1", "bob", true).await.unwrap();
     node.set_user_online("n1", "amy", true).await.unwrap();
     assert_eq!(users(&node).await, ["amy", "bob"]);
@@ -126,6 +116,17 @@ async fn a_user_who_went_offline_is_no_longer_listed() {
     assert!(node.health().await.is_ok());
     node.detach("n1").await.unwrap();
     support::cleanup(&options.key_prefix).await;
+}
+
+/// A backplane attached as `node`, with the receiving end of its inbox.
+async fn attached(
+    options: &RedisOptions,
+    node: &str,
+) -> (RedisBackplane, mpsc::Receiver<Envelope>) {
+    let backplane = RedisBackplane::connect(options.clone()).await.unwrap();
+    let (inbox, envelopes) = mpsc::channel(16);
+    backplane.attach(node, inbox).await.unwrap();
+    (backplane, envelopes)
 }
 
 /// Every online user (one page big enough for the test).
@@ -139,12 +140,8 @@ async fn users(backplane: &RedisBackplane) -> Vec<String> {
 async fn the_online_list_pages_in_name_order_and_counts_each_user_once() {
     require_redis().await;
     let options = support::options();
-    let a = RedisBackplane::connect(options.clone()).await.unwrap();
-    let b = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox_a, _envelopes_a) = mpsc::channel(16);
-    let (inbox_b, _envelopes_b) = mpsc::channel(16);
-    a.attach("a", inbox_a).await.unwrap();
-    b.attach("b", inbox_b).await.unwrap();
+    let (a, _envelopes_a) = attached(&options, "a").await;
+    let (b, _envelopes_b) = attached(&options, "b").await;
     for user in ["u3", "u1", "u5", "u2"] {
         a.set_user_online("a", user, true).await.unwrap();
     }
@@ -182,9 +179,7 @@ async fn the_online_list_pages_in_name_order_and_counts_each_user_once() {
 async fn presence_written_out_of_order_ends_in_the_latest_report() {
     require_redis().await;
     let options = support::options();
-    let node = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox, _envelopes) = mpsc::channel(16);
-    node.attach("n1", inbox).await.unwrap();
+    let (node, _envelopes) = attached(&options, "n1").await;
     node.set_user_online("n1", "bob", true).await.unwrap();
     // bob's last connection closes and a new one opens at once; the two writes then run
     // in the opposite order, as two tasks may.
@@ -203,9 +198,7 @@ async fn presence_lost_with_redis_data_is_written_again_by_the_next_renewal() {
     require_redis().await;
     let ttl = Duration::from_millis(600);
     let options = support::options().with_node_ttl(ttl).with_presence_ttl(ttl);
-    let node = RedisBackplane::connect(options.clone()).await.unwrap();
-    let (inbox, _envelopes) = mpsc::channel(16);
-    node.attach("n1", inbox).await.unwrap();
+    let (node, _envelopes) = attached(&options, "n1").await;
     node.set_user_online("n1", "amy", true).await.unwrap();
     node.set_user_online("n1", "bob", true).await.unwrap();
     // Redis loses every key of the cluster (a restart without persistence).
