@@ -30,6 +30,8 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod ops;
+#[cfg(target_os = "linux")]
+mod process_metrics;
 mod server;
 mod state;
 pub mod tokens;

@@ -99,6 +99,8 @@ impl ServerMetrics {
         if hub_metrics {
             registry.register_collector(Box::new(HubCollector { hub }));
         }
+        #[cfg(target_os = "linux")]
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         ServerMetrics {
             registry,
             slow_log,

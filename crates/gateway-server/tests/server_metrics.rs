@@ -321,3 +321,25 @@ async fn invented_methods_share_one_method_label() {
     }
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn process_metrics_describe_this_process() {
+    let server = start().await;
+    let (status, body) = http(server.api_addr(), "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    let open = value(&body, "process_open_fds").expect("process_open_fds");
+    let max = value(&body, "process_max_fds").expect("process_max_fds");
+    // This test holds at least its listeners open, and the limit is above what is open.
+    assert!(open >= 3.0 && open < max, "open {open}, max {max}");
+    let rss = value(&body, "process_resident_memory_bytes").expect("rss");
+    assert!(rss > 1_000_000.0, "{rss}");
+    assert!(value(&body, "process_cpu_seconds_total").is_some_and(|cpu| cpu > 0.0));
+    assert!(value(&body, "process_threads").is_some_and(|n| n >= 1.0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value(&body, "process_start_time_seconds").expect("start time");
+    assert!(started <= now + 1.0 && started > now - 86_400.0, "{started} vs {now}");
+    server.stop(WAIT).await;
+}
