@@ -5,6 +5,8 @@
 //! that does not decode), which the [`Body`] and [`ApiPath`] extractors turn into JSON. When
 //! `api.keys` is set, every `/api/v1` route requires `Authorization: Bearer <key>`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -14,16 +16,21 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::openapi::path::HttpMethod;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wsc_config::GatewayConfig;
-use wsc_hub::{BroadcastOptions, HubMessage, HubStats};
+use wsc_hub::{BroadcastOptions, DeliveryReport, HubMessage, HubStats, KickReport, UserPresence};
 
 use crate::api_key::check_api_key;
 use crate::error::ApiError;
+use crate::openapi::{BroadcastRequest, ErrorBody, SendReply, SendRequest};
 use crate::state::AppState;
 use crate::{layers, metrics, openapi, ops};
 
@@ -31,53 +38,52 @@ use crate::{layers, metrics, openapi, ops};
 const MAX_BODY: usize = 1024 * 1024;
 
 pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppState> {
+    // Each route is added with its documentation (`routes!`), so the OpenAPI document and
+    // the router cannot disagree.
     // Sends may wait for acks; their bound is the longest ack wait the API accepts.
-    let sends = layers::timeout(
-        Router::new()
-            .route("/api/v1/users/{user_id}/messages", post(send_to_user))
-            .route("/api/v1/tickets/{ticket_id}/messages", post(send_to_ticket))
-            .route("/api/v1/groups/{group_id}/messages", post(send_to_group))
-            .route(
-                "/api/v1/connections/{client_id}/messages",
-                post(send_to_connection),
-            )
-            .route("/api/v1/broadcast", post(broadcast)),
-        layers::SEND_TIMEOUT,
-    );
-    let rest = layers::timeout(
-        Router::new()
-            .route("/api/v1/stats", get(stats))
-            .route("/api/v1/users", get(online_users))
-            .route("/api/v1/users/{user_id}/presence", get(presence))
-            .route(
-                "/api/v1/users/{user_id}/connections",
-                axum::routing::delete(kick_user),
-            )
-            .route("/api/v1/groups/{group_id}/members", get(group_members))
-            .route(
-                "/api/v1/groups/{group_id}/members/{user_id}",
-                put(join_group).delete(leave_group),
-            ),
-        layers::REQUEST_TIMEOUT,
-    );
-    let api = sends
-        .merge(rest)
+    let (sends, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(send_to_user))
+        .routes(routes!(send_to_ticket))
+        .routes(routes!(send_to_group))
+        .routes(routes!(send_to_connection))
+        .routes(routes!(broadcast))
+        .split_for_parts();
+    let (rest, rest_doc) = OpenApiRouter::default()
+        .routes(routes!(stats))
+        .routes(routes!(online_users))
+        .routes(routes!(presence))
+        .routes(routes!(kick_user))
+        .routes(routes!(group_members))
+        .routes(routes!(join_group, leave_group))
+        .split_for_parts();
+    doc.merge(rest_doc);
+    let api = layers::timeout(sends, layers::SEND_TIMEOUT)
+        .merge(layers::timeout(rest, layers::REQUEST_TIMEOUT))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY));
     let mut router = Router::new();
+    // Health and readiness live at configurable paths: documented where they are served.
     if config.health.enabled {
         router = router
             .route(&config.health.path, get(health))
             .route(&config.health.ready_path, get(ready));
+        document::<__path_health>(&mut doc, &config.health.path);
+        document::<__path_ready>(&mut doc, &config.health.ready_path);
     }
     if config.metrics.enabled {
         router = router.route(&config.metrics.path, get(metrics::render));
     }
+    document::<__path_openapi_document>(&mut doc, OPENAPI_PATH);
+    let doc = OpenApiDocument(Arc::new(doc.to_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not serialize");
+        "{}".to_owned()
+    })));
     let router = router
-        .route("/api/v1/openapi.json", get(openapi_document))
+        .route(OPENAPI_PATH, get(openapi_document))
+        .layer(Extension(doc))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -88,16 +94,107 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
     layers::around(router)
 }
 
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Where the document is served.
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The serialized document, built once with the router.
+#[derive(Clone)]
+struct OpenApiDocument(Arc<String>);
+
+/// Adds the documented GET operation `P` at `path` (for routes whose path is configured).
+fn document<P: utoipa::Path>(doc: &mut utoipa::openapi::OpenApi, path: &str) {
+    doc.paths
+        .add_path_operation(path, vec![HttpMethod::Get], P::operation());
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// `/health`: the process is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `/ready`: whether this node can serve, with each component's check.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// `ok`, or why a component is not ready, by component (`hub`, and `redis` when
+    /// enabled).
+    checks: BTreeMap<String, String>,
+}
+
+/// A page of the users online on every node.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UsersPage {
+    /// Online users in all.
+    total: usize,
+    /// Users skipped.
+    offset: usize,
+    /// Page size.
+    limit: usize,
+    /// The page, in name order.
+    users: Vec<String>,
+}
+
+/// The members of a group.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GroupMembers {
+    /// The group.
+    group_id: String,
+    /// Members in all.
+    total: usize,
+    /// Their user ids, sorted.
+    members: Vec<String>,
+}
+
+/// A user added to a group.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MemberAdded {
+    /// The group.
+    group_id: String,
+    /// The user.
+    user_id: String,
+    /// Always true.
+    member: bool,
+    /// False when the user was a member already.
+    added: bool,
+}
+
+/// A user removed from a group.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MemberRemoved {
+    /// The group.
+    group_id: String,
+    /// The user.
+    user_id: String,
+    /// Always false.
+    member: bool,
+    /// False when the user was not a member.
+    removed: bool,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", security(()), responses(
+    (status = 200, description = "alive", body = Health),
+))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness with component checks.
+#[utoipa::path(get, path = "/ready", security(()), responses(
+    (status = 200, description = "ready", body = Ready),
+    (status = 503, description = "not ready", body = Ready),
+))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let hub_ok = state.hub.is_running();
-    let mut checks = Map::new();
+    let mut checks = BTreeMap::new();
     checks.insert(
         "hub".to_owned(),
-        json!(if hub_ok { "ok" } else { "stopped" }),
+        if hub_ok { "ok" } else { "stopped" }.to_owned(),
     );
     let mut ready = hub_ok;
     if let Some(backplane) = &state.redis {
@@ -105,7 +202,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         ready &= redis.is_ok();
         checks.insert(
             "redis".to_owned(),
-            json!(redis.map(|()| "ok".to_owned()).unwrap_or_else(|e| e)),
+            redis.map(|()| "ok".to_owned()).unwrap_or_else(|e| e),
         );
     }
     let status = if ready {
@@ -113,15 +210,23 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": checks,
-    });
+    let body = Ready {
+        status: if ready { "ready" } else { "not_ready" },
+        checks,
+    };
     (status, Json(body))
 }
 
-async fn openapi_document() -> Json<Value> {
-    Json(openapi::document())
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", security(()), responses(
+    (status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object),
+))]
+async fn openapi_document(Extension(doc): Extension<OpenApiDocument>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -300,46 +405,88 @@ impl SendBody {
     }
 }
 
-/// A send handler: the message to `$plain`, or with `ack` to `$with_ack`.
+/// A send handler at `$path` (target in the path parameter `$param`): the message to
+/// `$plain`, or with `ack` to `$with_ack`.
 macro_rules! send_handler {
-    ($name:ident, $plain:ident, $with_ack:ident) => {
+    ($name:ident, $plain:ident, $with_ack:ident, $path:literal, $param:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post,
+            path = $path,
+            params(($param = String, Path, description = "the target")),
+            request_body = SendRequest,
+            responses(
+                (status = 200, description = "the delivery report, or with `ack` the acknowledgement report", body = SendReply),
+                (status = "default", description = "an error", body = ErrorBody),
+            )
+        )]
         async fn $name(
             State(state): State<AppState>,
             ApiPath(target): ApiPath<String>,
             headers: axum::http::HeaderMap,
             Body(body): Body,
-        ) -> Result<Response, ApiError> {
+        ) -> Result<Json<SendReply>, ApiError> {
             let mut body = send_body(&body)?;
             body.trace(&headers);
             let ack = body.ack_settings(&state)?;
             Ok(match ack {
-                Some((timeout, retries)) => Json(
+                Some((timeout, retries)) => Json(SendReply::Acknowledged(
                     state
                         .hub
                         .$with_ack(&target, body.message, timeout, retries)
                         .await?,
-                )
-                .into_response(),
-                None => Json(state.hub.$plain(&target, body.message).await?).into_response(),
+                )),
+                None => Json(SendReply::Delivered(
+                    state.hub.$plain(&target, body.message).await?,
+                )),
             })
         }
     };
 }
 
-send_handler!(send_to_user, send_to_user, send_to_user_with_ack);
-send_handler!(send_to_ticket, send_to_ticket, send_to_ticket_with_ack);
-send_handler!(send_to_group, send_to_group, send_to_group_with_ack);
+send_handler!(
+    send_to_user,
+    send_to_user,
+    send_to_user_with_ack,
+    "/api/v1/users/{user_id}/messages",
+    "user_id",
+    "Send to every connection of a user (optionally acknowledged); an offline user gets it on reconnect."
+);
+send_handler!(
+    send_to_ticket,
+    send_to_ticket,
+    send_to_ticket_with_ack,
+    "/api/v1/tickets/{ticket_id}/messages",
+    "ticket_id",
+    "Send to every connection on a ticket except the sender's (optionally acknowledged)."
+);
+send_handler!(
+    send_to_group,
+    send_to_group,
+    send_to_group_with_ack,
+    "/api/v1/groups/{group_id}/messages",
+    "group_id",
+    "Send to every connection of a group (optionally acknowledged)."
+);
 send_handler!(
     send_to_connection,
     send_to_connection,
-    send_to_connection_with_ack
+    send_to_connection_with_ack,
+    "/api/v1/connections/{client_id}/messages",
+    "client_id",
+    "Send to one connection (optionally acknowledged)."
 );
 
+/// Send to every connection (optionally scoped to an app or namespace, excluding a user).
+#[utoipa::path(post, path = "/api/v1/broadcast", request_body = BroadcastRequest, responses(
+    (status = 200, description = "the delivery report", body = DeliveryReport),
+    (status = "default", description = "an error", body = ErrorBody),
+))]
 async fn broadcast(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     Body(body): Body,
-) -> Result<Response, ApiError> {
+) -> Result<Json<DeliveryReport>, ApiError> {
     let mut body = send_body(&body)?;
     body.trace(&headers);
     if body.ack.is_some() {
@@ -354,7 +501,7 @@ async fn broadcast(
         Some(user) => BroadcastOptions::excluding(user),
         None => BroadcastOptions::default(),
     };
-    Ok(Json(state.hub.broadcast(body.message, options).await?).into_response())
+    Ok(Json(state.hub.broadcast(body.message, options).await?))
 }
 
 fn bad_query(e: QueryRejection) -> ApiError {
@@ -367,6 +514,18 @@ struct KickQuery {
     notify: Option<bool>,
 }
 
+/// Kick a user: every connection gets `kick_out` (unless `notify=false`), then close 1008.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/connections",
+    params(
+        ("user_id" = String, Path, description = "the user"),
+        ("reason" = Option<String>, Query, description = "the reason the client is told"),
+        ("notify" = Option<bool>, Query, description = "send a kick_out frame first (default true)"),
+    ),
+    responses(
+        (status = 200, description = "how many connections were closed", body = KickReport),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn kick_user(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
@@ -389,60 +548,122 @@ struct Page {
     limit: Option<usize>,
 }
 
+/// Online users on every node, paged in name order.
+#[utoipa::path(get, path = "/api/v1/users",
+    params(
+        ("offset" = Option<usize>, Query, description = "skip this many (default 0)"),
+        ("limit" = Option<usize>, Query, description = "page size, 1..1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "a page of user ids with the total", body = UsersPage),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn online_users(
     State(state): State<AppState>,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsersPage>, ApiError> {
     let Query(page) = page.map_err(bad_query)?;
     let offset = page.offset.unwrap_or(0);
     let limit = ops::page_limit(page.limit)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()))?;
     let page = state.hub.cluster_online_users(offset, limit).await;
-    Ok(Json(json!({
-        "total": page.total,
-        "offset": offset,
-        "limit": limit,
-        "users": page.users,
-    })))
+    Ok(Json(UsersPage {
+        total: page.total,
+        offset,
+        limit,
+        users: page.users,
+    }))
 }
 
+/// Whether a user is online, its nodes and its connections on this node.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/presence",
+    params(("user_id" = String, Path, description = "the user")),
+    responses(
+        (status = 200, description = "presence", body = UserPresence),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn presence(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.hub.presence(&user_id).await?)))
+) -> Result<Json<UserPresence>, ApiError> {
+    Ok(Json(state.hub.presence(&user_id).await?))
 }
 
+/// This node's hub statistics.
+#[utoipa::path(get, path = "/api/v1/stats", responses(
+    (status = 200, description = "the stats snapshot", body = HubStats),
+    (status = "default", description = "an error", body = ErrorBody),
+))]
 async fn stats(State(state): State<AppState>) -> Json<HubStats> {
     Json(state.hub.stats())
 }
 
+/// The members of a group.
+#[utoipa::path(get, path = "/api/v1/groups/{group_id}/members",
+    params(("group_id" = String, Path, description = "the group")),
+    responses(
+        (status = 200, description = "the members", body = GroupMembers),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn group_members(
     State(state): State<AppState>,
     ApiPath(group_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GroupMembers>, ApiError> {
     let members = state.hub.group_members(&group_id)?;
-    Ok(Json(
-        json!({"group_id": group_id, "total": members.len(), "members": members}),
-    ))
+    Ok(Json(GroupMembers {
+        group_id,
+        total: members.len(),
+        members,
+    }))
 }
 
+/// Add a user to a group (kept across reconnects, on every node).
+#[utoipa::path(put, path = "/api/v1/groups/{group_id}/members/{user_id}",
+    params(
+        ("group_id" = String, Path, description = "the group"),
+        ("user_id" = String, Path, description = "the user"),
+    ),
+    responses(
+        (status = 200, description = "membership", body = MemberAdded),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn join_group(
     State(state): State<AppState>,
     ApiPath((group_id, user_id)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberAdded>, ApiError> {
     let added = state.hub.join_group(&group_id, &user_id)?;
-    Ok(Json(
-        json!({"group_id": group_id, "user_id": user_id, "member": true, "added": added}),
-    ))
+    Ok(Json(MemberAdded {
+        group_id,
+        user_id,
+        member: true,
+        added,
+    }))
 }
 
+/// Remove a user from a group.
+#[utoipa::path(delete, path = "/api/v1/groups/{group_id}/members/{user_id}",
+    params(
+        ("group_id" = String, Path, description = "the group"),
+        ("user_id" = String, Path, description = "the user"),
+    ),
+    responses(
+        (status = 200, description = "membership", body = MemberRemoved),
+        (status = "default", description = "an error", body = ErrorBody),
+    )
+)]
 async fn leave_group(
     State(state): State<AppState>,
     ApiPath((group_id, user_id)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberRemoved>, ApiError> {
     let removed = state.hub.leave_group(&group_id, &user_id)?;
-    Ok(Json(
-        json!({"group_id": group_id, "user_id": user_id, "member": false, "removed": removed}),
-    ))
+    Ok(Json(MemberRemoved {
+        group_id,
+        user_id,
+        member: false,
+        removed,
+    }))
 }

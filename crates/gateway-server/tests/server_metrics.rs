@@ -340,6 +340,9 @@ async fn process_metrics_describe_this_process() {
         .unwrap()
         .as_secs_f64();
     let started = value(&body, "process_start_time_seconds").expect("start time");
-    assert!(started <= now + 1.0 && started > now - 86_400.0, "{started} vs {now}");
+    assert!(
+        started <= now + 1.0 && started > now - 86_400.0,
+        "{started} vs {now}"
+    );
     server.stop(WAIT).await;
 }

@@ -1,4 +1,4 @@
-//! The OpenAPI document: it lists exactly the routes of the spec, is valid OpenAPI 3.0, and
+//! The OpenAPI document: it lists exactly the routes of the spec, is valid OpenAPI 3.1, and
 //! describes every field the handlers return.
 
 mod support;
@@ -103,34 +103,78 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
-/// Every problem of `value` against `schema`: keys the schema does not list, required keys
-/// that are missing, and values of another type. Stricter than JSON Schema on purpose: a key
-/// is documented only if it is a listed property or the schema describes its map values.
-fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+/// The alternatives a schema allows, each an object schema with its `allOf` parts merged:
+/// `oneOf` gives one alternative per choice, `allOf` the merge of each combination of its
+/// parts' alternatives (a flattened tagged enum inside a struct is such a combination).
+fn alternatives(doc: &Value, schema: &Value) -> Vec<Value> {
     let schema = resolve(doc, schema);
     if let Some(choices) = schema["oneOf"].as_array() {
+        return choices
+            .iter()
+            .flat_map(|choice| alternatives(doc, choice))
+            .collect();
+    }
+    let Some(parts) = schema["allOf"].as_array() else {
+        return vec![schema.clone()];
+    };
+    let mut merged = vec![json!({"type": "object", "properties": {}, "required": []})];
+    for part in parts {
+        let mut next = Vec::new();
+        for choice in alternatives(doc, part) {
+            for base in &merged {
+                let mut combined = base.clone();
+                for (name, property) in choice["properties"].as_object().into_iter().flatten() {
+                    combined["properties"][name] = property.clone();
+                }
+                for required in choice["required"].as_array().into_iter().flatten() {
+                    combined["required"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(required.clone());
+                }
+                next.push(combined);
+            }
+        }
+        merged = next;
+    }
+    merged
+}
+
+/// Every problem of `value` against `schema`: keys the schema does not list, required keys
+/// that are missing, and values of another type. Stricter than JSON Schema on purpose: a key
+/// of an object with listed properties is documented only if it is one of them or the schema
+/// describes its map values; an object schema with neither is free-form.
+fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    let choices = alternatives(doc, schema);
+    if choices.len() > 1 {
         let fits: Vec<Vec<String>> = choices
             .iter()
             .map(|choice| undocumented(doc, choice, value, at))
             .collect();
         return match fits.iter().filter(|problems| problems.is_empty()).count() {
             1 => Vec::new(),
-            0 => vec![format!("{at}: matches no `oneOf` choice: {fits:?}")],
-            _ => vec![format!("{at}: matches several `oneOf` choices")],
+            0 => vec![format!("{at}: matches no alternative: {fits:?}")],
+            _ => vec![format!("{at}: matches several alternatives")],
         };
     }
+    let schema = &choices[0];
     let mut problems = Vec::new();
-    let kind = schema["type"].as_str();
-    let fits = match (kind, value) {
-        (None, _) => true,
-        (Some("object"), Value::Object(_)) | (Some("array"), Value::Array(_)) => true,
-        (Some("string"), Value::String(_)) | (Some("boolean"), Value::Bool(_)) => true,
-        (Some("integer"), Value::Number(n)) => n.is_u64() || n.is_i64(),
-        (Some("number"), Value::Number(_)) => true,
+    // OpenAPI 3.1 (JSON Schema 2020-12): `type` is a name or a list of names.
+    let kinds: Vec<&str> = match &schema["type"] {
+        Value::String(kind) => vec![kind.as_str()],
+        Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = |kind: &str| match (kind, value) {
+        ("object", Value::Object(_)) | ("array", Value::Array(_)) => true,
+        ("string", Value::String(_)) | ("boolean", Value::Bool(_)) => true,
+        ("integer", Value::Number(n)) => n.is_u64() || n.is_i64(),
+        ("number", Value::Number(_)) => true,
+        ("null", Value::Null) => true,
         _ => false,
     };
-    if !fits {
-        problems.push(format!("{at}: {value} is not of type {kind:?}"));
+    if !kinds.is_empty() && !kinds.iter().any(|kind| fits(kind)) {
+        problems.push(format!("{at}: {value} is not of type {kinds:?}"));
         return problems;
     }
     if let Some(allowed) = schema["enum"].as_array()
@@ -147,10 +191,12 @@ fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<Str
                     problems.push(format!("{at}: required `{name}` is missing"));
                 }
             }
+            let free_form = properties.is_none() && schema["additionalProperties"].is_null();
             for (key, field) in fields {
                 let path = format!("{at}.{key}");
                 match properties.and_then(|p| p.get(key)) {
                     Some(property) => problems.extend(undocumented(doc, property, field, &path)),
+                    None if free_form => {}
                     None => match &schema["additionalProperties"] {
                         Value::Bool(true) => {}
                         additional @ Value::Object(_) => {
@@ -197,55 +243,45 @@ fn check_documented(doc: &Value, method: &str, path: &str, status: u16, body: &V
 }
 
 #[tokio::test]
-async fn the_openapi_document_is_valid_openapi_3_0() {
+async fn the_openapi_document_is_valid_openapi_3_1() {
     let server = start(local_config()).await;
     let (status, doc) = get(server.api_addr(), "/api/v1/openapi.json").await;
     assert_eq!(status, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
-    // The 3.0 object model: a `"type": [..]` list (JSON Schema 2020-12 / OpenAPI 3.1) or a
-    // malformed schema fails here.
-    let parsed: openapiv3::OpenAPI = serde_json::from_value(doc.clone())
-        .unwrap_or_else(|e| panic!("not an OpenAPI 3.0 document: {e}"));
-    assert_eq!(parsed.openapi, "3.0.3");
-    // And every `type` anywhere is one of the 3.0 names.
-    fn types(value: &Value, at: &str, bad: &mut Vec<String>) {
+    assert_eq!(doc["openapi"], "3.1.0");
+    if let Ok(path) = std::env::var("WSC_DUMP_OPENAPI") {
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
+    // The 3.1 object model, read by an OpenAPI 3.1 parser: a malformed document fails here.
+    let parsed = oas3::from_json(doc.to_string())
+        .unwrap_or_else(|e| panic!("not an OpenAPI 3.1 document: {e}"));
+    assert_eq!(parsed.openapi, "3.1.0");
+    // Every `$ref` points into the document.
+    fn refs(doc: &Value, value: &Value, dangling: &mut Vec<String>) {
         match value {
             Value::Object(map) => {
-                for (key, child) in map {
-                    let path = format!("{at}/{key}");
-                    if key == "type"
-                        && !matches!(
-                            child.as_str(),
-                            Some(
-                                "object"
-                                    | "array"
-                                    | "string"
-                                    | "integer"
-                                    | "number"
-                                    | "boolean"
-                                    | "http"
-                                    | "apiKey"
-                                    | "oauth2"
-                                    | "openIdConnect"
-                            )
-                        )
-                    {
-                        bad.push(format!("{path}: {child}"));
-                    }
-                    types(child, &path, bad);
+                if let Some(Value::String(target)) = map.get("$ref")
+                    && doc.pointer(target.trim_start_matches('#')).is_none()
+                {
+                    dangling.push(target.clone());
                 }
+                map.values().for_each(|child| refs(doc, child, dangling));
             }
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    types(item, &format!("{at}/{i}"), bad);
-                }
-            }
+            Value::Array(items) => items.iter().for_each(|item| refs(doc, item, dangling)),
             _ => {}
         }
     }
-    let mut bad = Vec::new();
-    types(&doc, "", &mut bad);
-    assert!(bad.is_empty(), "invalid types: {bad:?}");
+    let mut dangling = Vec::new();
+    refs(&doc, &doc, &mut dangling);
+    assert!(dangling.is_empty(), "dangling $refs: {dangling:?}");
+    // The API routes need the key; health, readiness and the document do not.
+    assert_eq!(doc["security"], json!([{"apiKey": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["apiKey"]["scheme"],
+        "bearer"
+    );
+    for open in ["/health", "/ready", "/api/v1/openapi.json"] {
+        assert_eq!(doc["paths"][open]["get"]["security"], json!([{}]), "{open}");
+    }
     server.stop(WAIT).await;
 }
 
@@ -388,5 +424,38 @@ async fn every_response_field_is_in_the_openapi_document() {
     for operation in &documented {
         assert!(checked.contains(operation), "{operation:?} was not checked");
     }
+    server.stop(WAIT).await;
+}
+
+/// The checker itself can fail on the 3.1 shapes the document uses (refs, nullable type
+/// lists, a tagged enum flattened into a struct): a field too many, a wrong tag or a wrong
+/// type is found.
+#[tokio::test]
+async fn the_schema_checker_finds_what_the_document_does_not_allow() {
+    let server = start(local_config()).await;
+    let (_, doc) = get(server.api_addr(), "/api/v1/openapi.json").await;
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let report = json!({"message_id": "m", "delivered": 1, "nodes": 1, "stored_offline": false, "failures": []});
+    assert!(undocumented(&doc, &schema("DeliveryReport"), &report, "$").is_empty());
+    let mut extra = report.clone();
+    extra["surprise"] = json!(1);
+    assert!(!undocumented(&doc, &schema("DeliveryReport"), &extra, "$").is_empty());
+    let mut wrong = report.clone();
+    wrong["delivered"] = json!("one");
+    assert!(!undocumented(&doc, &schema("DeliveryReport"), &wrong, "$").is_empty());
+
+    let acked = json!({"target": "u", "status": "acked", "client_id": "c", "attempts": 1});
+    assert!(undocumented(&doc, &schema("AckOutcome"), &acked, "$").is_empty());
+    let timed_out = json!({"target": "u", "status": "timed_out", "attempts": 2});
+    assert!(undocumented(&doc, &schema("AckOutcome"), &timed_out, "$").is_empty());
+    let bad_tag = json!({"target": "u", "status": "exploded", "attempts": 2});
+    assert!(!undocumented(&doc, &schema("AckOutcome"), &bad_tag, "$").is_empty());
+    let stray = json!({"target": "u", "status": "timed_out", "client_id": "c", "attempts": 2});
+    assert!(!undocumented(&doc, &schema("AckOutcome"), &stray, "$").is_empty());
+    // A nullable field takes null and its type, nothing else.
+    let message = json!({"content": "x", "data": null});
+    assert!(undocumented(&doc, &schema("HubMessage"), &message, "$").is_empty());
+    let message = json!({"content": "x", "data": 5});
+    assert!(!undocumented(&doc, &schema("HubMessage"), &message, "$").is_empty());
     server.stop(WAIT).await;
 }

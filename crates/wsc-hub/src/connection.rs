@@ -220,8 +220,10 @@ impl Connection {
 /// A snapshot of one connection, for presence queries and the server API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionInfo {
     /// Process-local id.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub connection_id: ConnectionId,
     /// Client id (unique per connection).
     pub client_id: String,

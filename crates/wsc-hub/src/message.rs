@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 /// omitted when empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HubMessage {
     /// Hub-level id of this frame. Generated (UUIDv7) by the hub when empty.
     #[serde(deserialize_with = "nullable")]
@@ -27,6 +28,7 @@ pub struct HubMessage {
     /// What kind of message this is (an open enum: unknown names are preserved).
     #[serde(alias = "type")]
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "text"))]
     pub message_type: MessageType,
     /// User id of the sender; `system` for messages produced by the server. Always stamped
     /// from the authenticated connection for client frames.
@@ -65,6 +67,7 @@ pub struct HubMessage {
     pub content: String,
     /// Structured payload. Error frames put their machine code in `data.code`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub data: Option<Map<String, Value>>,
     /// Creation time in RFC 3339. Filled by the hub when empty.
     #[serde(deserialize_with = "nullable")]
@@ -83,9 +86,11 @@ pub struct HubMessage {
     pub seq_no: i64,
     /// Priority; metadata only, ordered `low < normal < high < urgent < critical`.
     #[serde(deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "normal"))]
     pub priority: Priority,
     /// Whether the message was delivered live or replayed from the offline store.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub source: Option<Source>,
     /// Application scope; a message with an app id only reaches connections of that app.
     #[serde(skip_serializing_if = "String::is_empty")]

@@ -7,6 +7,7 @@ use crate::identity::IdentityError;
 /// The outcome of one send.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryReport {
     /// The message's `message_id` (generated when the caller left it empty).
     pub message_id: String,
@@ -23,6 +24,7 @@ pub struct DeliveryReport {
 /// One connection that did not receive a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryFailure {
     /// Its client id.
     pub client_id: String,
@@ -36,6 +38,7 @@ pub struct DeliveryFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FailureReason {
     /// Its queue was full and the message was dropped (policy `drop_message`).
     QueueFull,
@@ -169,6 +172,7 @@ impl RegisterError {
 /// The outcome of a kick.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KickReport {
     /// Connections closed on this node (other nodes close theirs when the backplane
     /// delivers the kick).
@@ -179,6 +183,7 @@ pub struct KickReport {
 /// (ticket, group and connection sends).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckReport {
     /// The message id every attempt carried.
     pub message_id: String,
@@ -200,6 +205,7 @@ impl AckReport {
 /// The outcome for one target of an acknowledged send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckOutcome {
     /// The user id (user sends) or client id (per-connection sends).
     pub target: String,
@@ -214,6 +220,7 @@ pub struct AckOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AckStatus {
     /// A connection acknowledged it.
     Acked {

@@ -61,8 +61,10 @@ impl Latency {
 /// Delivery latency: cumulative bucket counts (`le` in microseconds), count and sum.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencyHistogram {
     /// `(upper bound in microseconds, batches at or under it)`, cumulative.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<u64>>))]
     pub buckets: Vec<(u64, u64)>,
     /// Batches measured.
     pub count: u64,
@@ -92,6 +94,7 @@ impl Counters {
 /// A point-in-time snapshot of the hub. Every field is exact; units are in the names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HubStats {
     /// This node's id.
     pub node_id: String,

@@ -11,6 +11,7 @@ const INBOX_CAPACITY: usize = 4096;
 /// Where a user is connected, across the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPresence {
     /// The user.
     pub user_id: String,
