@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
-//! - `ci`: formatting check, clippy (`-D warnings`, all targets), every test and doc test.
+//! - `ci`: formatting check, clippy (`-D warnings`, all targets), every test and doc test,
+//!   then clippy and the test of `gateway-server`'s optional `otlp` feature.
 //!   Makes sure a Redis server answers first (starting a throwaway `redis-server` on a free
 //!   port when none does) and exports its URL as `WSC_TEST_REDIS_URL`.
 //! - `demo`: runs the gateway on its embedded defaults (release build). `demo --nodes N`
@@ -8,7 +9,8 @@
 //!   own ports, and prints their URLs.
 //! - `bench`: runs the criterion benchmarks.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
-//!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs`, which is committed.
+//!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
+//!   descriptors `wsc.v1.bin`, both committed.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -82,6 +84,33 @@ fn ci() -> Result<(), String> {
         ],
     )?;
     run("cargo", &["test", "--workspace", "--doc"])?;
+    // The optional OTLP tracing feature: linted and its test run, so it cannot rot.
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "gateway-server",
+            "--all-targets",
+            "--features",
+            "otlp",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "gateway-server",
+            "--features",
+            "otlp",
+            "--test",
+            "otlp",
+        ],
+    )?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
 }

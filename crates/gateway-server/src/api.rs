@@ -351,13 +351,57 @@ struct SendBody {
     exclude_user: Option<String>,
 }
 
-/// The trace id of an API request: `x-trace-id`, else the trace id of a W3C `traceparent`.
+/// The trace id of an API request: `x-trace-id`, else the trace id of a valid W3C
+/// `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, trace id not all zeros); anything else
+/// is ignored. With the `otlp` feature the request's span also continues that context.
 fn trace_id(headers: &axum::http::HeaderMap) -> Option<String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     header("x-trace-id")
         .map(str::to_owned)
-        .or_else(|| header("traceparent")?.split('-').nth(1).map(str::to_owned))
         .filter(|t| !t.is_empty() && t.len() <= 128)
+        .or_else(|| w3c_trace_id(header("traceparent")?))
+}
+
+fn w3c_trace_id(traceparent: &str) -> Option<String> {
+    let parts: Vec<&str> = traceparent.trim().split('-').collect();
+    let hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let [version, trace, span, flags] = parts[..] else {
+        return None;
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(span, 16)
+        && hex(flags, 2);
+    valid.then(|| trace.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::w3c_trace_id;
+
+    #[test]
+    fn only_a_valid_traceparent_gives_a_trace_id() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            w3c_trace_id(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Some(id)
+        );
+        for bad in [
+            "",
+            "garbage",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert_eq!(w3c_trace_id(bad), None, "{bad}");
+        }
+    }
 }
 
 fn send_body(body: &[u8]) -> Result<SendBody, ApiError> {

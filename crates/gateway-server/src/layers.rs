@@ -59,12 +59,15 @@ fn span(request: &Request<Body>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "api",
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %request_id,
-    )
+    );
+    #[cfg(feature = "otlp")]
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 /// A handler panicked: the client gets a JSON 500, the panic is logged, and the server

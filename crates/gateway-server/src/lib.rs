@@ -34,6 +34,8 @@ mod ops;
 mod process_metrics;
 mod server;
 mod state;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
 pub mod tokens;
 mod upgrade;
 

@@ -244,6 +244,19 @@ fn checktoken(config: &GatewayConfig, token: &str) -> ExitCode {
 
 async fn run(config: GatewayConfig, loader: Option<Loader>) -> ExitCode {
     let (filter, log_level) = reload::Layer::new(level_filter(&config.logging.level));
+    #[cfg(feature = "otlp")]
+    let telemetry = match gateway_server::telemetry::Telemetry::from_env() {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    #[cfg(feature = "otlp")]
+    let registry = tracing_subscriber::registry()
+        .with(telemetry.as_ref().map(|t| t.layer()))
+        .with(filter);
+    #[cfg(not(feature = "otlp"))]
     let registry = tracing_subscriber::registry().with(filter);
     // Colours only on a terminal: a file, a pipe or journald gets plain text.
     let ansi = std::io::stdout().is_terminal();
@@ -305,6 +318,10 @@ async fn run(config: GatewayConfig, loader: Option<Loader>) -> ExitCode {
     tracing::info!("gateway-server shutting down");
     if !running.stop(Duration::from_secs(10)).await {
         tracing::warn!("shutdown deadline passed with connections still open");
+    }
+    #[cfg(feature = "otlp")]
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
     }
     ExitCode::SUCCESS
 }
