@@ -160,24 +160,28 @@ async fn main() -> ExitCode {
             Ok((loaded, _)) => checktoken(&loaded.config, &token),
             Err(code) => code,
         },
-        Command::Run => match load(file(None)) {
-            Ok((loaded, loader)) => run(loaded.config, loader).await,
+        Command::Run => match load_quietly(file(None)) {
+            Ok((loaded, loader)) => run(loaded, loader).await,
             Err(code) => code,
         },
     }
 }
 
-/// Loads the configuration (the file, if any, and the environment), printing its warnings;
-/// the exit code to return when it is invalid.
+/// Loads the configuration (the file, if any, and the environment), printing its warnings
+/// to stderr; the exit code to return when it is invalid.
 fn load(file: Option<PathBuf>) -> Result<(Loaded, Option<Loader>), ExitCode> {
+    let (loaded, loader) = load_quietly(file)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok((loaded, loader))
+}
+
+/// [`load`] without printing the warnings (the server logs them once logging is set up).
+fn load_quietly(file: Option<PathBuf>) -> Result<(Loaded, Option<Loader>), ExitCode> {
     let loader = file.map(|path| Loader::new().file(path));
     match loader.clone().unwrap_or_default().load() {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
-            }
-            Ok((loaded, loader))
-        }
+        Ok(loaded) => Ok((loaded, loader)),
         Err(e) => {
             eprintln!("{e}");
             Err(ExitCode::from(BAD_INPUT))
@@ -242,7 +246,8 @@ fn checktoken(config: &GatewayConfig, token: &str) -> ExitCode {
     }
 }
 
-async fn run(config: GatewayConfig, loader: Option<Loader>) -> ExitCode {
+async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
+    let config = loaded.config;
     let (filter, log_level) = reload::Layer::new(level_filter(&config.logging.level));
     #[cfg(feature = "otlp")]
     let telemetry = match gateway_server::telemetry::Telemetry::from_env() {
@@ -269,6 +274,10 @@ async fn run(config: GatewayConfig, loader: Option<Loader>) -> ExitCode {
             .init(),
     }
 
+    // Logged, not printed: with `logging.format: json` every line stays a JSON object.
+    for warning in &loaded.warnings {
+        tracing::warn!(%warning, "configuration");
+    }
     let running = match Server::new(config.clone()).start().await {
         Ok(running) => running,
         Err(e) => {

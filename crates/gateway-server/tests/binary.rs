@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use wsc_testkit::WAIT;
-use wsc_testkit::process::{KillOnDrop, wait_exit, wait_for_line};
+use wsc_testkit::process::{KillOnDrop, Lines, wait_exit, wait_for_line};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -76,8 +76,14 @@ async fn env_overrides_ports_and_sigterm_exits_zero() {
 
 #[tokio::test]
 async fn json_logs_stay_json_lines_with_the_ready_event() {
+    // A file with an unknown key: its warning is a log event too, not a plain stderr line.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join(format!("json-logs-{}.yaml", std::process::id()));
+    std::fs::write(&file, "wsc:\n  no_such_key: 1\n").unwrap();
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_gateway-server"))
+            .arg("--config")
+            .arg(&file)
             .env("GATEWAY__WSC__NODE_IP", "127.0.0.1")
             .env("GATEWAY__WSC__NODE_PORT", "0")
             .env("GATEWAY__HTTP__HOST", "127.0.0.1")
@@ -89,7 +95,12 @@ async fn json_logs_stay_json_lines_with_the_ready_event() {
             .spawn()
             .unwrap(),
     );
-    let line = wait_for_line(child.stdout.take().unwrap(), "listening", WAIT);
+    let stdout = Lines::new(child.stdout.take().unwrap());
+    let warning = stdout.wait_for("no_such_key", WAIT);
+    let event: serde_json::Value = serde_json::from_str(&warning)
+        .unwrap_or_else(|e| panic!("the warning is not JSON ({e}): {warning}"));
+    assert_eq!(event["level"], "WARN", "{warning}");
+    let line = stdout.wait_for("listening", WAIT);
     let event: serde_json::Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("the ready line is not JSON ({e}): {line}"));
     assert_eq!(event["fields"]["message"], "gateway-server listening");

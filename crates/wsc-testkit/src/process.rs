@@ -11,32 +11,48 @@ use std::time::{Duration, Instant};
 /// `needle`, and returns that line; panics with the lines read so far after `within`. The
 /// thread goes on draining the output afterwards, so the child never blocks on a full pipe.
 pub fn wait_for_line(output: impl Read + Send + 'static, needle: &str, within: Duration) -> String {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(output).lines() {
-            let Ok(line) = line else { break };
-            // The receiver is gone once the line was found: keep draining.
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(line) => seen.push(line),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                panic!(
+    Lines::new(output).wait_for(needle, within)
+}
+
+/// The lines of a child's output, read on a thread of its own (which drains the output to
+/// its end, so the child never blocks on a full pipe).
+#[derive(Debug)]
+pub struct Lines {
+    lines: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    /// Starts reading `output`.
+    pub fn new(output: impl Read + Send + 'static) -> Self {
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines() {
+                let Ok(line) = line else { break };
+                // Nobody listens any more: keep draining.
+                let _ = tx.send(line);
+            }
+        });
+        Lines { lines }
+    }
+
+    /// The next line that contains `needle` (the lines before it are skipped); panics with
+    /// what was read after `within`, or when the output ends first.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
                     "no line with `{needle}` within {within:?}; output so far:\n{}",
                     seen.join("\n")
-                )
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!(
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
                     "the output ended without a line with `{needle}`:\n{}",
                     seen.join("\n")
-                )
+                ),
             }
         }
     }
