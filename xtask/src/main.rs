@@ -61,17 +61,7 @@ fn ci() -> Result<(), String> {
     let _redis = ensure_redis()?;
     let started = Instant::now();
     run("cargo", &["fmt", "--all", "--", "--check"])?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    clippy(&["--workspace"])?;
     run(
         "cargo",
         &[
@@ -85,31 +75,11 @@ fn ci() -> Result<(), String> {
     )?;
     run("cargo", &["test", "--workspace", "--doc"])?;
     // The optional OTLP tracing feature: linted and its test run, so it cannot rot.
+    let otlp = ["-p", "gateway-server", "--features", "otlp"];
+    clippy(&otlp)?;
     run(
         "cargo",
-        &[
-            "clippy",
-            "-p",
-            "gateway-server",
-            "--all-targets",
-            "--features",
-            "otlp",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    run(
-        "cargo",
-        &[
-            "test",
-            "-p",
-            "gateway-server",
-            "--features",
-            "otlp",
-            "--test",
-            "otlp",
-        ],
+        &[&["test"], &otlp[..], &["--test", "otlp"]].concat(),
     )?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
@@ -198,6 +168,17 @@ fn codegen() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("xtask codegen: wrote {out}/wsc.v1.rs and {descriptors}");
     Ok(())
+}
+
+/// `cargo clippy` on all targets of `scope`, every warning an error.
+fn clippy(scope: &[&str]) -> Result<(), String> {
+    let args = [
+        &["clippy"],
+        scope,
+        &["--all-targets", "--", "-D", "warnings"],
+    ]
+    .concat();
+    run("cargo", &args)
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
