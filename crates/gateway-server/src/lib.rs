@@ -36,12 +36,14 @@ mod server;
 mod state;
 #[cfg(feature = "otlp")]
 pub mod telemetry;
+mod tls;
 pub mod tokens;
 mod upgrade;
 
 pub use error::ApiError;
 pub use middleware::{UpgradeMiddleware, UpgradeRejection, UpgradeRequest};
 pub use server::{ConfigApplier, RunningServer, Server, StartError};
+pub use tls::TlsError;
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the signals that stop a gateway.
 pub async fn shutdown_signal() {

@@ -35,6 +35,9 @@ pub enum StartError {
     /// Redis is not an error: the node starts, reports not ready, and joins once it answers.
     #[error("the Redis settings cannot be used: {0}")]
     Redis(String),
+    /// A TLS certificate, key or CA file cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener could not be bound (port in use, bad address, ...).
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
@@ -97,6 +100,17 @@ impl Server {
         } else {
             None
         };
+        // TLS files are read before anything is bound: a bad certificate fails the start.
+        let public_tls = tls_for("wsc.tls", &config.wsc.tls)?;
+        let api_tls = tls_for("http.tls", &config.http.tls)?;
+        if config.grpc.enabled && config.grpc.tls.enabled {
+            return Err(StartError::Tls(crate::tls::TlsError::Setup {
+                key: "grpc.tls".to_owned(),
+                reason: "gRPC over TLS is not available yet: terminate it at a proxy, or \
+                         disable grpc.tls"
+                    .to_owned(),
+            }));
+        }
         let public_addr = host_port(&config.wsc.node_ip, config.wsc.node_port);
         let public = bind("public", &public_addr).await?;
         let shared = config.http.port == config.wsc.node_port && config.http.port != 0;
@@ -148,30 +162,30 @@ impl Server {
         let servers = TaskTracker::new();
         sweep_handshake_limiter(&servers, state.handshakes.clone(), shutdown.clone());
         let public_addr = local_addr(&public);
+        let mut certificates = Vec::new();
+        let mut serve_with = |listener: TcpListener, app: Router, tls: Option<TlsSetup>| match tls {
+            Some((acceptor, certs)) => {
+                certificates.push(certs);
+                crate::tls::serve(&servers, listener, acceptor, app, shutdown.clone());
+            }
+            None => serve(&servers, listener, app, shutdown.clone()),
+        };
         let api_addr = match api_listener {
             None => {
+                // One listener serves everything, with the public listener's TLS.
                 let app = public_router.merge(api_router).with_state(state.clone());
-                serve(&servers, public, app, shutdown.clone());
+                serve_with(public, app, public_tls);
                 public_addr
             }
             Some(listener) => {
                 let addr = local_addr(&listener);
                 let public_router = public_router.route("/health", get(api::health));
-                serve(
-                    &servers,
-                    public,
-                    public_router.with_state(state.clone()),
-                    shutdown.clone(),
-                );
-                serve(
-                    &servers,
-                    listener,
-                    api_router.with_state(state.clone()),
-                    shutdown.clone(),
-                );
+                serve_with(public, public_router.with_state(state.clone()), public_tls);
+                serve_with(listener, api_router.with_state(state.clone()), api_tls);
                 addr
             }
         };
+        crate::tls::watch(&servers, certificates.clone(), shutdown.clone());
         let grpc_addr = match grpc_listener {
             Some(listener) => {
                 let addr = local_addr(&listener);
@@ -201,6 +215,7 @@ impl Server {
             shutdown,
             servers,
             connections: state.connections,
+            certificates,
         })
     }
 }
@@ -265,6 +280,17 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
     listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// A listener's TLS acceptor and its reloadable certificates.
+type TlsSetup = (tokio_rustls::TlsAcceptor, Arc<crate::tls::Certificates>);
+
+/// The TLS setup of a listener when its section enables TLS.
+fn tls_for(section: &str, config: &wsc_config::TlsConfig) -> Result<Option<TlsSetup>, StartError> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    Ok(Some(crate::tls::acceptor(section, config)?))
 }
 
 fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: CancellationToken) {
@@ -362,9 +388,22 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     servers: TaskTracker,
     connections: TaskTracker,
+    certificates: Vec<Arc<crate::tls::Certificates>>,
 }
 
 impl RunningServer {
+    /// Reads the TLS certificate files again now, for each TLS listener whose files changed
+    /// (the server also does this by itself every two seconds). Returns how many listeners
+    /// took a new certificate; a pair that cannot be used is an error and the listener keeps
+    /// the certificate it had.
+    pub fn reload_certificates(&self) -> Result<usize, crate::tls::TlsError> {
+        let mut reloaded = 0;
+        for certs in &self.certificates {
+            reloaded += usize::from(certs.reload_if_changed()?);
+        }
+        Ok(reloaded)
+    }
+
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.hub

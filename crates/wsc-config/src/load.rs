@@ -425,6 +425,31 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             config.logging.level
         ),
     );
+    for (prefix, tls) in [
+        ("http.tls", &config.http.tls),
+        ("wsc.tls", &config.wsc.tls),
+        ("grpc.tls", &config.grpc.tls),
+    ] {
+        check(
+            matches!(tls.min_version.as_str(), "1.2" | "1.3"),
+            &format!("{prefix}.min_version"),
+            format!("`{}` must be \"1.2\" or \"1.3\"", tls.min_version),
+        );
+        for (name, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            check(
+                !tls.enabled || !file.trim().is_empty(),
+                &format!("{prefix}.{name}"),
+                format!("{prefix}.enabled needs a PEM file in {prefix}.{name}"),
+            );
+        }
+    }
+    check(
+        config.wsc.tls.client_ca_file.is_empty(),
+        "wsc.tls.client_ca_file",
+        "client certificates are for the API and gRPC listeners (http.tls, grpc.tls); \
+         browsers connect to the public listener"
+            .to_owned(),
+    );
     let wsc = &config.wsc;
     for (key, path) in [
         ("wsc.path", &wsc.path),

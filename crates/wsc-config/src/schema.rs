@@ -52,6 +52,37 @@ impl Default for GatewayConfig {
     }
 }
 
+/// TLS on one listener (`http.tls`, `wsc.tls`, `grpc.tls`). Certificates and keys are PEM
+/// files; the server reads them again when they change, without dropping connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// Whether the listener speaks TLS (`https://`, `wss://`).
+    pub enabled: bool,
+    /// The certificate chain (PEM), leaf first.
+    pub cert_file: String,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// The lowest protocol version accepted: `"1.2"` or `"1.3"`.
+    pub min_version: String,
+    /// CA certificates (PEM) that client certificates must chain to (mutual TLS); empty
+    /// means no client certificate is asked for. API and gRPC listeners only.
+    pub client_ca_file: String,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: false,
+            cert_file: String::new(),
+            key_file: String::new(),
+            min_version: "1.2".to_owned(),
+            client_ca_file: String::new(),
+        }
+    }
+}
+
 /// The API listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -61,6 +92,8 @@ pub struct HttpConfig {
     pub host: String,
     /// Port (0 picks a free one). Equal to `wsc.node_port`: one listener serves everything.
     pub port: u16,
+    /// TLS (`https://`).
+    pub tls: TlsConfig,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +101,7 @@ impl Default for HttpConfig {
         HttpConfig {
             host: "0.0.0.0".to_owned(),
             port: 8080,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -83,6 +117,8 @@ pub struct GrpcConfig {
     pub host: String,
     /// Port (0 picks a free one).
     pub port: u16,
+    /// TLS (gRPC over TLS).
+    pub tls: TlsConfig,
 }
 
 impl Default for GrpcConfig {
@@ -91,6 +127,7 @@ impl Default for GrpcConfig {
             enabled: true,
             host: "0.0.0.0".to_owned(),
             port: 9090,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -191,6 +228,8 @@ pub struct WscConfig {
     pub node_port: u16,
     /// WebSocket path.
     pub path: String,
+    /// TLS on the public listener (`wss://`).
+    pub tls: TlsConfig,
     /// How often the server pings each connection.
     #[serde(with = "duration")]
     pub heartbeat_interval: Duration,
@@ -235,6 +274,7 @@ impl Default for WscConfig {
             node_ip: "0.0.0.0".to_owned(),
             node_port: 8081,
             path: "/ws".to_owned(),
+            tls: TlsConfig::default(),
             heartbeat_interval: hub.heartbeat_interval,
             client_timeout: hub.client_timeout,
             message_buffer_size: hub.queue_capacity,

@@ -558,3 +558,41 @@ fn redis_cluster_urls_must_be_redis_urls_and_come_from_a_comma_list() {
         serde_json::json!(["redis://:***@a:7000", "redis://b:7000"])
     );
 }
+
+#[test]
+fn tls_needs_its_files_a_known_version_and_no_client_ca_on_the_public_listener() {
+    let found = problems(load_yaml(
+        r#"
+http:
+  tls:
+    enabled: true
+    min_version: "1.1"
+wsc:
+  tls:
+    client_ca_file: /etc/ca.pem
+grpc:
+  tls:
+    enabled: true
+    cert_file: a.pem
+    key_file: b.pem
+"#,
+    ));
+    assert_eq!(
+        sorted(&found),
+        [
+            "http.tls.cert_file",
+            "http.tls.key_file",
+            "http.tls.min_version",
+            "wsc.tls.client_ca_file",
+        ]
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.message.contains("\"1.2\" or \"1.3\""))
+    );
+    // A complete section is valid (the files themselves are read at start).
+    load_yaml_ok(
+        "wsc:\n  tls:\n    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n    min_version: \"1.3\"\n",
+    );
+}

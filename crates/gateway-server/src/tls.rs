@@ -1,0 +1,327 @@
+//! TLS on the HTTP listeners (`wss://` on the public one, `https://` on the API one) with
+//! rustls on aws-lc-rs: the server configuration built from `*.tls`, certificates that reload
+//! when their files change (connections that are open keep going; new handshakes get the new
+//! certificate; a bad new pair keeps the old one and says why), and the accept loop that
+//! serves the router over TLS.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use wsc_config::TlsConfig;
+
+/// How often the certificate files are checked for a change (two `stat` calls).
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Why TLS could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read or holds no usable PEM item.
+    #[error("{key}: cannot use {path}: {reason}")]
+    File {
+        /// The configuration key naming the file.
+        key: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The certificate and key do not belong together, or rustls refused the setup.
+    #[error("{key}: {reason}")]
+    Setup {
+        /// The configuration section.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The crypto provider of every TLS listener.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// When a file last changed, as far as polling can tell.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// A listener's certificate and key, swapped in place when the files change.
+#[derive(Debug)]
+pub(crate) struct Certificates {
+    section: String,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    look: Mutex<Look>,
+}
+
+/// The files as last looked at, and why they were refused if they were.
+#[derive(Debug)]
+struct Look {
+    stamps: (Stamp, Stamp),
+    refused: Option<TlsError>,
+}
+
+impl Certificates {
+    fn load(&self) -> Result<CertifiedKey, TlsError> {
+        read_pair(&self.section, &self.cert_file, &self.key_file)
+    }
+
+    /// Loads the files again when they changed since the last look. `Ok(true)` when a new
+    /// certificate is in use, `Ok(false)` when nothing changed; an error (also for files
+    /// that did not change since they were refused) keeps the current certificate.
+    pub(crate) fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now = (stamp(&self.cert_file), stamp(&self.key_file));
+        let mut look = self.look.lock().unwrap_or_else(|e| e.into_inner());
+        if look.stamps == now {
+            return look.refused.clone().map_or(Ok(false), Err);
+        }
+        look.stamps = now;
+        match self.load() {
+            Ok(fresh) => {
+                look.refused = None;
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+                Ok(true)
+            }
+            Err(e) => {
+                look.refused = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Certificates {
+    fn is_refused(&self) -> bool {
+        self.look
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refused
+            .is_some()
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Reads a certificate chain and its private key, and checks that they belong together.
+fn read_pair(section: &str, cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsError> {
+    let file_error = |name: &str, path: &Path, reason: String| TlsError::File {
+        key: format!("{section}.{name}"),
+        path: path.display().to_string(),
+        reason,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| file_error("cert_file", cert_file, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(file_error(
+            "cert_file",
+            cert_file,
+            "no CERTIFICATE in the file".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| file_error("key_file", key_file, e.to_string()))?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Setup {
+        key: section.to_owned(),
+        reason: format!("the certificate and the key do not go together: {e}"),
+    })
+}
+
+/// The TLS acceptor of a listener configured by `section` (`wsc.tls`, `http.tls`), and its
+/// reloadable certificates.
+pub(crate) fn acceptor(
+    section: &str,
+    config: &TlsConfig,
+) -> Result<(TlsAcceptor, Arc<Certificates>), TlsError> {
+    let (cert_file, key_file) = (
+        PathBuf::from(&config.cert_file),
+        PathBuf::from(&config.key_file),
+    );
+    let first = read_pair(section, &cert_file, &key_file)?;
+    let certificates = Arc::new(Certificates {
+        section: section.to_owned(),
+        look: Mutex::new(Look {
+            stamps: (stamp(&cert_file), stamp(&key_file)),
+            refused: None,
+        }),
+        cert_file,
+        key_file,
+        current: RwLock::new(Arc::new(first)),
+    });
+    let setup = |reason: String| TlsError::Setup {
+        key: section.to_owned(),
+        reason,
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match config.min_version.as_str() {
+        "1.3" => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| setup(e.to_string()))?;
+    let builder = if config.client_ca_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let ca_file = Path::new(&config.client_ca_file);
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(ca_file).map_err(|e| TlsError::File {
+            key: format!("{section}.client_ca_file"),
+            path: config.client_ca_file.clone(),
+            reason: e.to_string(),
+        })? {
+            let ca = ca.map_err(|e| setup(e.to_string()))?;
+            roots.add(ca).map_err(|e| setup(e.to_string()))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut server = builder.with_cert_resolver(certificates.clone());
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(server)), certificates))
+}
+
+/// Checks the certificate files every [`RELOAD_CHECK`] until `shutdown`, and swaps in a
+/// changed pair (a bad one is logged and the current pair stays).
+pub(crate) fn watch(
+    tracker: &TaskTracker,
+    certificates: Vec<Arc<Certificates>>,
+    shutdown: CancellationToken,
+) {
+    if certificates.is_empty() {
+        return;
+    }
+    tracker.spawn(async move {
+        let mut ticker = tokio::time::interval(RELOAD_CHECK);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            for certs in &certificates {
+                let refused_before = certs.is_refused();
+                match certs.reload_if_changed() {
+                    Ok(true) => tracing::info!(section = %certs.section, "TLS certificate reloaded"),
+                    Ok(false) => {}
+                    // Said once per refused pair, not at every check.
+                    Err(_) if refused_before => {}
+                    Err(e) => tracing::warn!(error = %e, "new TLS certificate refused; the current one stays"),
+                }
+            }
+        }
+    });
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown`: each accepted connection does its
+/// handshake (within [`HANDSHAKE`]) and is then served as HTTP/1.1 with upgrades, so the
+/// WebSocket upgrade works as on a plain listener. A client that does not speak TLS (or
+/// fails the handshake) is dropped; nobody else notices.
+pub(crate) fn serve(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: CancellationToken,
+) {
+    let connections = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let (acceptor, app, shutdown) = (acceptor.clone(), app.clone(), shutdown.clone());
+            connections.spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                serve_connection(tls, peer, app, shutdown).await;
+            });
+        }
+    });
+}
+
+async fn serve_connection(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // What `into_make_service_with_connect_info` gives a plain listener's handlers.
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move {
+            Ok::<_, Infallible>(
+                app.oneshot(request.map(axum::body::Body::new))
+                    .await
+                    .unwrap_or_else(|never| match never {}),
+            )
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}

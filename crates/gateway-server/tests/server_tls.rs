@@ -1,0 +1,378 @@
+//! TLS on the public (`wss://`) and API (`https://`) listeners, with a throwaway CA made in
+//! the test (rcgen; no key files are checked in): round trips, a plain-text client refused
+//! without harm, certificate rotation while a connection stays open, a bad new pair that
+//! leaves the old one in place, and start-up refusals.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use gateway_server::{RunningServer, Server, StartError};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::Message;
+use wsc_config::GatewayConfig;
+
+/// A CA of the test, and the directory its files go to.
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "wsc test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Pki { ca, dir }
+    }
+
+    /// A server certificate for 127.0.0.1 and localhost, written as `cert.pem`/`key.pem`;
+    /// returns its DER.
+    fn issue(&self, common_name: &str) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        // The key first: the server looks at both files and must never see a new
+        // certificate with the old key for longer than one check.
+        std::fs::write(self.key(), key.serialize_pem()).unwrap();
+        std::fs::write(self.cert(), cert.pem()).unwrap();
+        cert.der().clone()
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.join("key.pem")
+    }
+
+    /// A client that trusts only this CA.
+    fn connector(&self) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let config = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// `wsc.tls` and `http.tls` on, with this CA's files.
+    fn config(&self) -> GatewayConfig {
+        let mut config = local_config();
+        for tls in [&mut config.wsc.tls, &mut config.http.tls] {
+            tls.enabled = true;
+            tls.cert_file = path(&self.cert());
+            tls.key_file = path(&self.key());
+        }
+        config
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+async fn tls(connector: &TlsConnector, addr: std::net::SocketAddr) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    tokio::time::timeout(WAIT, connector.connect(name, tcp))
+        .await
+        .expect("a handshake in time")
+        .expect("the handshake succeeds")
+}
+
+/// One HTTP/1.1 exchange over TLS: status and body.
+async fn https(
+    connector: &TlsConnector,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = tls(connector, addr).await;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("an answer in time")
+        .ok();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text[9..12].parse().unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+type Wss = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
+
+async fn wss(connector: &TlsConnector, server: &RunningServer, query: &str) -> Wss {
+    let stream = tls(connector, server.public_addr()).await;
+    let url = format!("wss://127.0.0.1:{}/ws?{query}", server.public_addr().port());
+    let (ws, response) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("the upgrade over TLS succeeds");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+async fn ping(ws: &mut Wss) {
+    ws.send(Message::text(r#"{"message_type":"ping"}"#))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if json["message_type"] == "pong" {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn wss_and_https_carry_messages_with_a_custom_ca() {
+    let pki = Pki::new("round-trip");
+    pki.issue("v1");
+    let server = Server::new(pki.config()).start().await.expect("starts");
+    let connector = pki.connector();
+    let mut ws = wss(&connector, &server, "user_id=alice").await;
+    ping(&mut ws).await;
+
+    let (status, body) = https(
+        &connector,
+        server.api_addr(),
+        "POST",
+        "/api/v1/users/alice/messages",
+        r#"{"content":"over tls"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let message = loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if json["content"] == "over tls" {
+                break json;
+            }
+        }
+    };
+    assert_eq!(message["receiver"], "alice");
+    let (status, _) = https(&connector, server.api_addr(), "GET", "/health", "").await;
+    assert_eq!(status, 200);
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_plain_text_client_is_refused_and_tls_clients_go_on() {
+    let pki = Pki::new("plain");
+    pki.issue("v1");
+    let server = Server::new(pki.config()).start().await.expect("starts");
+    for addr in [server.api_addr(), server.public_addr()] {
+        let mut plain = TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        // The server drops the connection after a failed handshake (at most a TLS alert):
+        // never an HTTP answer.
+        tokio::time::timeout(WAIT, plain.read_to_end(&mut answer))
+            .await
+            .expect("the connection ends in time")
+            .ok();
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+            "plain HTTP got an answer: {answer:?}"
+        );
+    }
+    let (status, _) = https(&pki.connector(), server.api_addr(), "GET", "/health", "").await;
+    assert_eq!(status, 200, "TLS clients are served after the refusal");
+    server.stop(WAIT).await;
+}
+
+/// The certificate a new TLS connection is served.
+async fn served(connector: &TlsConnector, addr: std::net::SocketAddr) -> CertificateDer<'static> {
+    let stream = tls(connector, addr).await;
+    let (_, session) = stream.get_ref();
+    session.peer_certificates().unwrap()[0].clone()
+}
+
+#[tokio::test]
+async fn certificates_rotate_while_a_connection_stays_open() {
+    let pki = Pki::new("rotate");
+    let first = pki.issue("v1");
+    let server = Server::new(pki.config()).start().await.expect("starts");
+    let connector = pki.connector();
+    assert_eq!(served(&connector, server.public_addr()).await, first);
+    let mut open = wss(&connector, &server, "user_id=bob").await;
+
+    let second = pki.issue("v2");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while served(&connector, server.public_addr()).await != second {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v2 was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(served(&connector, server.api_addr()).await, second);
+    // The connection made with v1 goes on.
+    ping(&mut open).await;
+
+    // A broken pair (a certificate with another key) is refused; v2 stays in use.
+    let other_key = KeyPair::generate().unwrap();
+    std::fs::write(pki.key(), other_key.serialize_pem()).unwrap();
+    // Looked at now rather than at the next check: the refusal is the answer.
+    let refused = server.reload_certificates().unwrap_err();
+    assert!(
+        refused.to_string().contains("do not go together"),
+        "{refused}"
+    );
+    assert_eq!(served(&connector, server.public_addr()).await, second);
+    ping(&mut open).await;
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn unusable_tls_settings_fail_the_start_with_the_reason() {
+    let pki = Pki::new("bad");
+    pki.issue("v1");
+    let mut config = pki.config();
+    config.http.tls.cert_file = path(&pki.dir.join("missing.pem"));
+    match Server::new(config).start().await {
+        Err(e @ StartError::Tls(_)) => {
+            let text = e.to_string();
+            assert!(text.contains("http.tls.cert_file"), "{text}");
+            assert!(text.contains("missing.pem"), "{text}");
+        }
+        other => panic!("expected a TLS error, got {:?}", other.map(|_| ())),
+    }
+
+    std::fs::write(pki.key(), KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    match Server::new(pki.config()).start().await {
+        Err(e @ StartError::Tls(_)) => {
+            assert!(e.to_string().contains("do not go together"), "{e}");
+        }
+        other => panic!("expected a TLS error, got {:?}", other.map(|_| ())),
+    }
+
+    let mut config = local_config();
+    config.grpc.tls.enabled = true;
+    config.grpc.tls.cert_file = "x".to_owned();
+    config.grpc.tls.key_file = "y".to_owned();
+    match Server::new(config).start().await {
+        Err(e) => assert!(e.to_string().contains("grpc.tls"), "{e}"),
+        Ok(_) => panic!("gRPC over TLS must be refused until it exists"),
+    }
+}
+
+impl Pki {
+    /// The CA certificate as a PEM file (for `client_ca_file`).
+    fn ca_file(&self) -> PathBuf {
+        let path = self.dir.join("ca.pem");
+        std::fs::write(&path, self.ca.pem()).unwrap();
+        path
+    }
+
+    /// A client that trusts this CA and shows a client certificate it issued.
+    fn connector_with_client_cert(&self) -> TlsConnector {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "billing-service");
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert.der().clone()], key)
+        .unwrap();
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_admits_a_client_certificate_and_refuses_its_absence() {
+    let pki = Pki::new("mtls");
+    pki.issue("v1");
+    let mut config = pki.config();
+    config.http.tls.client_ca_file = path(&pki.ca_file());
+    let server = Server::new(config).start().await.expect("starts");
+
+    let (status, _) = https(
+        &pki.connector_with_client_cert(),
+        server.api_addr(),
+        "GET",
+        "/api/v1/stats",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "a client certificate from the CA is admitted");
+
+    // Without one: the server refuses it during the handshake (TLS 1.3 tells the client
+    // on its first read), and no HTTP answer ever comes.
+    let tcp = TcpStream::connect(server.api_addr()).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let answer = match pki.connector().connect(name, tcp).await {
+        Err(_) => String::new(),
+        Ok(mut stream) => {
+            let _ = stream
+                .write_all(b"GET /api/v1/stats HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await;
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+                .await
+                .expect("the connection ends in time");
+            assert!(read.is_err() || answer.is_empty(), "{answer:?}");
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    assert!(!answer.contains("HTTP/1.1"), "{answer}");
+    // The public listener asks for no client certificate.
+    let mut ws = wss(&pki.connector(), &server, "user_id=m").await;
+    ping(&mut ws).await;
+    server.stop(WAIT).await;
+}
