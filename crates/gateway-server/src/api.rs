@@ -121,9 +121,21 @@ pub(crate) struct Ready {
     /// `ready` or `not_ready`.
     #[schema(example = "ready")]
     status: &'static str,
-    /// `ok`, or why a component is not ready, by component (`hub`, and `redis` when
-    /// enabled).
+    /// `ok`, or why a component is not ready, by component (`hub`, `redis` when enabled,
+    /// and the certificate of each TLS listener, as `wsc.tls` or `http.tls`).
     checks: BTreeMap<String, String>,
+    /// When the certificate of each TLS listener expires (absent without TLS).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    certificates: BTreeMap<String, CertificateExpiry>,
+}
+
+/// When a TLS listener's certificate expires.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CertificateExpiry {
+    /// The end of its validity, RFC 3339.
+    not_after: String,
+    /// Seconds from now until then (negative once it has expired).
+    expires_in_seconds: i64,
 }
 
 /// A page of the users online on every node.
@@ -205,6 +217,35 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
             redis.map(|()| "ok".to_owned()).unwrap_or_else(|e| e),
         );
     }
+    let mut certificates = BTreeMap::new();
+    let now = crate::tls::unix_now();
+    for certs in state.certificates.iter() {
+        let Some(not_after) = certs.not_after() else {
+            continue;
+        };
+        let when = time::OffsetDateTime::from_unix_timestamp(not_after)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        // An expired certificate fails every new handshake: the node cannot serve.
+        let check = if not_after > now {
+            "ok".to_owned()
+        } else {
+            ready = false;
+            format!("the certificate expired at {when}")
+        };
+        checks.insert(certs.section().to_owned(), check);
+        certificates.insert(
+            certs.section().to_owned(),
+            CertificateExpiry {
+                not_after: when,
+                expires_in_seconds: not_after - now,
+            },
+        );
+    }
     let status = if ready {
         StatusCode::OK
     } else {
@@ -213,6 +254,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let body = Ready {
         status: if ready { "ready" } else { "not_ready" },
         checks,
+        certificates,
     };
     (status, Json(body))
 }

@@ -73,7 +73,12 @@ pub(crate) struct ServerMetrics {
 impl ServerMetrics {
     /// A registry with the server's metrics and, when `hub_metrics`
     /// (`wsc.performance.enable_metrics`), the hub's.
-    pub(crate) fn new(hub: wsc_hub::Hub, hub_metrics: bool, slow_log: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        hub: wsc_hub::Hub,
+        hub_metrics: bool,
+        slow_log: Option<Duration>,
+        certificates: Vec<Arc<crate::tls::Certificates>>,
+    ) -> Self {
         let mut registry = Registry::default();
         let handshakes = Family::<HandshakeLabels, Counter>::default();
         registry.register(
@@ -101,6 +106,7 @@ impl ServerMetrics {
         }
         #[cfg(target_os = "linux")]
         registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+        registry.register_collector(Box::new(crate::tls::ExpiryCollector(certificates)));
         ServerMetrics {
             registry,
             slow_log,

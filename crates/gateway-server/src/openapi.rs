@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use wsc_hub::{AckReport, DeliveryReport, HubMessage};
 
-use crate::api::{Health, Ready};
+use crate::api::{CertificateExpiry, Health, Ready};
 
 /// The frame every generated path is added to.
 #[derive(OpenApi)]
@@ -27,7 +27,7 @@ use crate::api::{Health, Ready};
     security(("apiKey" = [])),
     // The schemas of the routes added at their configured paths (health, readiness); the
     // routes added through `routes!` bring their own.
-    components(schemas(ErrorBody, Health, Ready))
+    components(schemas(ErrorBody, Health, Ready, CertificateExpiry))
 )]
 pub(crate) struct ApiDoc;
 

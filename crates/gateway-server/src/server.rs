@@ -132,6 +132,11 @@ impl Server {
         }
         hub.start();
 
+        let tls_certificates: Vec<Arc<crate::tls::Certificates>> = [&public_tls, &api_tls]
+            .into_iter()
+            .flatten()
+            .map(|(_, certs)| certs.clone())
+            .collect();
         let state = AppState {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
@@ -149,9 +154,11 @@ impl Server {
                     .performance
                     .enable_slow_log
                     .then_some(config.wsc.performance.slow_log_threshold),
+                tls_certificates.clone(),
             )),
             redis,
             connections: TaskTracker::new(),
+            certificates: Arc::new(tls_certificates),
         };
         let mut public_router = Router::new();
         if config.wsc.enabled {

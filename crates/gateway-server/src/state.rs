@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     /// The Redis link (`wsc.redis.enabled`), checked by `/ready`.
     pub(crate) redis: Option<wsc_redis::RedisBackplane>,
     pub(crate) connections: TaskTracker,
+    /// The certificates of the TLS listeners, whose expiry `/ready` reports.
+    pub(crate) certificates: Arc<Vec<Arc<crate::tls::Certificates>>>,
 }
 
 /// The current upgrade policy: swapped whole on reload, shared (not copied) per handshake.

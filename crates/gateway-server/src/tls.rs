@@ -117,6 +117,23 @@ impl Certificates {
 }
 
 impl Certificates {
+    /// The configuration section (`wsc.tls`, `http.tls`).
+    pub(crate) fn section(&self) -> &str {
+        &self.section
+    }
+
+    /// When the certificate in use expires, in seconds since the Unix epoch.
+    pub(crate) fn not_after(&self) -> Option<i64> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let leaf = current.cert.first()?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+        Some(parsed.validity().not_after.timestamp())
+    }
+
     fn is_refused(&self) -> bool {
         self.look
             .lock()
@@ -323,5 +340,44 @@ async fn serve_connection(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The `wsc_tls_certificate_expiry_seconds{listener}` gauge: seconds until each listener's
+/// certificate expires (negative once it has), read at each scrape.
+#[derive(Debug)]
+pub(crate) struct ExpiryCollector(pub(crate) Vec<Arc<Certificates>>);
+
+impl prometheus_client::collector::Collector for ExpiryCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "wsc_tls_certificate_expiry_seconds",
+            "Seconds until the certificate of a TLS listener expires",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        let now = unix_now();
+        for certs in &self.0 {
+            if let Some(not_after) = certs.not_after() {
+                let labels = [("listener", certs.section())];
+                prometheus_client::metrics::gauge::ConstGauge::new(not_after - now)
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }

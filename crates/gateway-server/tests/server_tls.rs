@@ -44,12 +44,23 @@ impl Pki {
     /// A server certificate for 127.0.0.1 and localhost, written as `cert.pem`/`key.pem`;
     /// returns its DER.
     fn issue(&self, common_name: &str) -> CertificateDer<'static> {
+        self.issue_until(common_name, rcgen::date_time_ymd(2031, 1, 1))
+    }
+
+    /// [`issue`](Self::issue) with the end of its validity.
+    fn issue_until(
+        &self,
+        common_name: &str,
+        not_after: time::OffsetDateTime,
+    ) -> CertificateDer<'static> {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = not_after;
         let cert = params.signed_by(&key, &self.ca).unwrap();
         // The key first: the server looks at both files and must never see a new
         // certificate with the old key for longer than one check.
@@ -196,6 +207,56 @@ async fn wss_and_https_carry_messages_with_a_custom_ca() {
     assert_eq!(message["receiver"], "alice");
     let (status, _) = https(&connector, server.api_addr(), "GET", "/health", "").await;
     assert_eq!(status, 200);
+
+    // Readiness and the metrics tell when each listener's certificate expires.
+    let (status, body) = https(&connector, server.api_addr(), "GET", "/ready", "").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let until_2031 = 1_924_992_000 - now();
+    for listener in ["wsc.tls", "http.tls"] {
+        assert_eq!(ready["checks"][listener], "ok", "{body}");
+        let expiry = &ready["certificates"][listener];
+        assert_eq!(expiry["not_after"], "2031-01-01T00:00:00Z", "{body}");
+        let left = expiry["expires_in_seconds"].as_i64().unwrap();
+        assert!((left - until_2031).abs() < 60, "{left} vs {until_2031}");
+    }
+    let (_, metrics) = https(&connector, server.api_addr(), "GET", "/metrics", "").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("wsc_tls_certificate_expiry_seconds{listener=\"wsc.tls\"}"))
+        .unwrap_or_else(|| panic!("no expiry metric:\n{metrics}"));
+    let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((left - until_2031).abs() < 60, "{line}");
+    server.stop(WAIT).await;
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn an_expired_certificate_makes_the_node_not_ready() {
+    let pki = Pki::new("expired");
+    pki.issue_until("old", rcgen::date_time_ymd(2021, 1, 1));
+    let mut config = pki.config();
+    config.http.tls.enabled = false;
+    let server = Server::new(config).start().await.expect("starts");
+    let (status, body) = get(server.api_addr(), "/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(
+        body["checks"]["wsc.tls"],
+        "the certificate expired at 2021-01-01T00:00:00Z"
+    );
+    assert!(
+        body["certificates"]["wsc.tls"]["expires_in_seconds"]
+            .as_i64()
+            .unwrap()
+            < 0
+    );
     server.stop(WAIT).await;
 }
 
