@@ -101,16 +101,13 @@ impl Server {
             None
         };
         // TLS files are read before anything is bound: a bad certificate fails the start.
-        let public_tls = tls_for("wsc.tls", &config.wsc.tls)?;
-        let api_tls = tls_for("http.tls", &config.http.tls)?;
-        if config.grpc.enabled && config.grpc.tls.enabled {
-            return Err(StartError::Tls(crate::tls::TlsError::Setup {
-                key: "grpc.tls".to_owned(),
-                reason: "gRPC over TLS is not available yet: terminate it at a proxy, or \
-                         disable grpc.tls"
-                    .to_owned(),
-            }));
-        }
+        let public_tls = tls_for("wsc.tls", &config.wsc.tls, HTTP1)?;
+        let api_tls = tls_for("http.tls", &config.http.tls, HTTP1)?;
+        let grpc_tls = if config.grpc.enabled {
+            tls_for("grpc.tls", &config.grpc.tls, &[b"h2"])?
+        } else {
+            None
+        };
         let public_addr = host_port(&config.wsc.node_ip, config.wsc.node_port);
         let public = bind("public", &public_addr).await?;
         let shared = config.http.port == config.wsc.node_port && config.http.port != 0;
@@ -132,11 +129,12 @@ impl Server {
         }
         hub.start();
 
-        let tls_certificates: Vec<Arc<crate::tls::Certificates>> = [&public_tls, &api_tls]
-            .into_iter()
-            .flatten()
-            .map(|(_, certs)| certs.clone())
-            .collect();
+        let tls_certificates: Vec<Arc<crate::tls::Certificates>> =
+            [&public_tls, &api_tls, &grpc_tls]
+                .into_iter()
+                .flatten()
+                .map(|(_, certs)| certs.clone())
+                .collect();
         let state = AppState {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
@@ -169,10 +167,8 @@ impl Server {
         let servers = TaskTracker::new();
         sweep_handshake_limiter(&servers, state.handshakes.clone(), shutdown.clone());
         let public_addr = local_addr(&public);
-        let mut certificates = Vec::new();
-        let mut serve_with = |listener: TcpListener, app: Router, tls: Option<TlsSetup>| match tls {
-            Some((acceptor, certs)) => {
-                certificates.push(certs);
+        let serve_with = |listener: TcpListener, app: Router, tls: Option<TlsSetup>| match tls {
+            Some((acceptor, _)) => {
                 crate::tls::serve(&servers, listener, acceptor, app, shutdown.clone());
             }
             None => serve(&servers, listener, app, shutdown.clone()),
@@ -192,6 +188,7 @@ impl Server {
                 addr
             }
         };
+        let certificates: Vec<_> = state.certificates.as_ref().clone();
         crate::tls::watch(&servers, certificates.clone(), shutdown.clone());
         let grpc_addr = match grpc_listener {
             Some(listener) => {
@@ -203,6 +200,7 @@ impl Server {
                 serve_grpc(
                     &servers,
                     listener,
+                    grpc_tls.map(|(acceptor, _)| acceptor),
                     service,
                     state.api_keys.clone(),
                     shutdown.clone(),
@@ -292,12 +290,19 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
 /// A listener's TLS acceptor and its reloadable certificates.
 type TlsSetup = (tokio_rustls::TlsAcceptor, Arc<crate::tls::Certificates>);
 
-/// The TLS setup of a listener when its section enables TLS.
-fn tls_for(section: &str, config: &wsc_config::TlsConfig) -> Result<Option<TlsSetup>, StartError> {
+/// The protocol of the HTTP listeners (WebSocket upgrades need HTTP/1.1).
+const HTTP1: &[&[u8]] = &[b"http/1.1"];
+
+/// The TLS setup of a listener when its section enables TLS, offering `alpn`.
+fn tls_for(
+    section: &str,
+    config: &wsc_config::TlsConfig,
+    alpn: &[&[u8]],
+) -> Result<Option<TlsSetup>, StartError> {
     if !config.enabled {
         return Ok(None);
     }
-    Ok(Some(crate::tls::acceptor(section, config)?))
+    Ok(Some(crate::tls::acceptor(section, config, alpn)?))
 }
 
 fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: CancellationToken) {
@@ -315,6 +320,7 @@ fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: Ca
 async fn serve_grpc(
     tracker: &TaskTracker,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: grpc::GatewayService,
     api_keys: Arc<Vec<String>>,
     shutdown: CancellationToken,
@@ -345,23 +351,34 @@ async fn serve_grpc(
     };
     let reflection_v1 = reflection().build_v1();
     let reflection_v1alpha = reflection().build_v1alpha();
+    let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
+        (Ok(v1), Ok(v1alpha)) => (v1, v1alpha),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "gRPC reflection descriptors are invalid");
+            return;
+        }
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(gateway);
+    let done = shutdown.clone().cancelled_owned();
+    // With TLS, the handshakes happen on tasks of their own (`tls::incoming`) and tonic
+    // serves the connections that completed one; the certificates reload as on the HTTP
+    // listeners.
+    let result = match tls {
+        Some(acceptor) => {
+            let incoming = crate::tls::incoming(tracker, listener, acceptor, shutdown);
+            tracker.spawn(router.serve_with_incoming_shutdown(incoming, done))
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tracker.spawn(router.serve_with_incoming_shutdown(incoming, done))
+        }
+    };
     tracker.spawn(async move {
-        let (reflection_v1, reflection_v1alpha) = match (reflection_v1, reflection_v1alpha) {
-            (Ok(v1), Ok(v1alpha)) => (v1, v1alpha),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "gRPC reflection descriptors are invalid");
-                return;
-            }
-        };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let result = tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(gateway)
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
+        if let Ok(Err(e)) = result.await {
             tracing::error!(error = %e, "gRPC listener failed");
         }
     });

@@ -179,11 +179,12 @@ fn read_pair(section: &str, cert_file: &Path, key_file: &Path) -> Result<Certifi
     })
 }
 
-/// The TLS acceptor of a listener configured by `section` (`wsc.tls`, `http.tls`), and its
-/// reloadable certificates.
+/// The TLS acceptor of a listener configured by `section` (`wsc.tls`, `http.tls`,
+/// `grpc.tls`) offering the `alpn` protocols, and its reloadable certificates.
 pub(crate) fn acceptor(
     section: &str,
     config: &TlsConfig,
+    alpn: &[&[u8]],
 ) -> Result<(TlsAcceptor, Arc<Certificates>), TlsError> {
     let (cert_file, key_file) = (
         PathBuf::from(&config.cert_file),
@@ -230,7 +231,7 @@ pub(crate) fn acceptor(
         builder.with_client_cert_verifier(verifier)
     };
     let mut server = builder.with_cert_resolver(certificates.clone());
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok((TlsAcceptor::from(Arc::new(server)), certificates))
 }
 
@@ -265,17 +266,25 @@ pub(crate) fn watch(
     });
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown`: each accepted connection does its
-/// handshake (within [`HANDSHAKE`]) and is then served as HTTP/1.1 with upgrades, so the
-/// WebSocket upgrade works as on a plain listener. A client that does not speak TLS (or
-/// fails the handshake) is dropped; nobody else notices.
-pub(crate) fn serve(
+/// What a TLS listener hands on: a connection whose handshake succeeded, and its peer.
+type Handshaken = (
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    SocketAddr,
+);
+
+/// Accepts on `listener` until `shutdown`; each connection does its handshake (within
+/// [`HANDSHAKE`]) on a task of its own and, when it succeeds, goes to `then`. A client that
+/// does not speak TLS (or fails the handshake) is dropped; nobody else notices.
+fn accept_loop<F, Fut>(
     tracker: &TaskTracker,
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    app: Router,
     shutdown: CancellationToken,
-) {
+    then: F,
+) where
+    F: Fn(Handshaken) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let connections = tracker.clone();
     tracker.spawn(async move {
         loop {
@@ -289,23 +298,52 @@ pub(crate) fn serve(
                     }
                 },
             };
-            let (acceptor, app, shutdown) = (acceptor.clone(), app.clone(), shutdown.clone());
+            let (acceptor, then) = (acceptor.clone(), then.clone());
             connections.spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                serve_connection(tls, peer, app, shutdown).await;
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => then((tls, peer)).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
             });
         }
     });
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown`: each connection is served as
+/// HTTP/1.1 with upgrades, so the WebSocket upgrade works as on a plain listener.
+pub(crate) fn serve(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    shutdown: CancellationToken,
+) {
+    let cancel = shutdown.clone();
+    accept_loop(tracker, listener, acceptor, shutdown, move |(tls, peer)| {
+        serve_connection(tls, peer, app.clone(), cancel.clone())
+    });
+}
+
+/// The TLS connections of `listener`, as a stream for a server that serves them itself
+/// (tonic's `serve_with_incoming`).
+pub(crate) fn incoming(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shutdown: CancellationToken,
+) -> tokio_stream::wrappers::ReceiverStream<
+    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    accept_loop(tracker, listener, acceptor, shutdown, move |(tls, _)| {
+        let tx = tx.clone();
+        async move {
+            // The server is gone when nobody receives: the connection just closes.
+            let _ = tx.send(Ok(tls)).await;
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 async fn serve_connection(

@@ -356,11 +356,11 @@ async fn unusable_tls_settings_fail_the_start_with_the_reason() {
 
     let mut config = local_config();
     config.grpc.tls.enabled = true;
-    config.grpc.tls.cert_file = "x".to_owned();
-    config.grpc.tls.key_file = "y".to_owned();
+    config.grpc.tls.cert_file = path(&pki.dir.join("nope.pem"));
+    config.grpc.tls.key_file = path(&pki.key());
     match Server::new(config).start().await {
-        Err(e) => assert!(e.to_string().contains("grpc.tls"), "{e}"),
-        Ok(_) => panic!("gRPC over TLS must be refused until it exists"),
+        Err(e) => assert!(e.to_string().contains("grpc.tls.cert_file"), "{e}"),
+        Ok(_) => panic!("a missing gRPC certificate must fail the start"),
     }
 }
 
@@ -435,5 +435,72 @@ async fn mutual_tls_admits_a_client_certificate_and_refuses_its_absence() {
     // The public listener asks for no client certificate.
     let mut ws = wss(&pki.connector(), &server, "user_id=m").await;
     ping(&mut ws).await;
+    server.stop(WAIT).await;
+}
+
+/// A gRPC channel over TLS that trusts the test CA, with a client certificate or without.
+async fn grpc_tls(
+    pki: &Pki,
+    server: &RunningServer,
+    client: Option<(String, String)>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.ca.pem()))
+        .domain_name("localhost");
+    if let Some((cert, key)) = client {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let addr = server.grpc_addr().unwrap();
+    tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{}", addr.port()))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn grpc_runs_over_tls_with_mutual_tls() {
+    use gateway_server::grpc::proto::StatsRequest;
+    use gateway_server::grpc::proto::gateway_client::GatewayClient;
+
+    let pki = Pki::new("grpc");
+    pki.issue("v1");
+    let mut config = local_config();
+    config.grpc.tls.enabled = true;
+    config.grpc.tls.cert_file = path(&pki.cert());
+    config.grpc.tls.key_file = path(&pki.key());
+    config.grpc.tls.client_ca_file = path(&pki.ca_file());
+    let server = Server::new(config).start().await.expect("starts");
+
+    // A client certificate from the CA: served.
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "svc");
+    let cert = params.signed_by(&key, &pki.ca).unwrap();
+    let channel = grpc_tls(&pki, &server, Some((cert.pem(), key.serialize_pem())))
+        .await
+        .expect("a TLS channel with a client certificate");
+    let stats = GatewayClient::new(channel)
+        .stats(StatsRequest {})
+        .await
+        .expect("a call over TLS")
+        .into_inner();
+    assert!(!stats.stats_json.is_empty());
+
+    // Without one: no call gets through.
+    let refused = match grpc_tls(&pki, &server, None).await {
+        Err(_) => true,
+        Ok(channel) => GatewayClient::new(channel)
+            .stats(StatsRequest {})
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate must be refused");
+
+    // Readiness names the gRPC certificate too.
+    let (status, body) = get(server.api_addr(), "/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["grpc.tls"], "ok");
     server.stop(WAIT).await;
 }
