@@ -26,6 +26,9 @@
 //!    `_max_us`. Point `--api` at one node and `--url` at another to measure across nodes.
 //! 4. Prints one summary line of `key=value` pairs on stdout (progress goes to stderr).
 //!
+//! Against TLS listeners use `--url wss://...` and `--api https://...` with `--ca <pem>`, the
+//! CA that signed the server's certificates (a private or test CA; nothing else is trusted).
+//!
 //! One connection is one file descriptor here and one in the server: keep `--connections` at
 //! 8,000 or fewer per loadgen process. See docs/benchmarks.md for measured numbers.
 
@@ -36,15 +39,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:8081/ws] [--api http://127.0.0.1:8080] \
 [--connections N] [--messages M] [--size BYTES] [--server-pid PID] [--concurrency 200] \
-[--api-conns 1] [--threads 2] [--settle SECS] [--timeout SECS] [--prefix load] [--rate PER_SEC]";
+[--api-conns 1] [--threads 2] [--settle SECS] [--timeout SECS] [--prefix load] [--rate PER_SEC] \
+[--ca CA.pem]";
 
 /// Most connections one loadgen process opens (one fd each; the machine allows 20,000 per
 /// process, and a few are needed for everything else).
@@ -65,6 +77,8 @@ struct Args {
     prefix: String,
     /// Broadcasts per second (0 = back to back).
     rate: f64,
+    /// A CA certificate (PEM) to trust for `wss://` and `https://` (a test or private CA).
+    ca: Option<String>,
 }
 
 impl Args {
@@ -83,6 +97,7 @@ impl Args {
             timeout: Duration::from_secs(120),
             prefix: "load".to_owned(),
             rate: 0.0,
+            ca: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -122,6 +137,7 @@ impl Args {
                 "--settle" => args.settle = seconds(&value)?,
                 "--timeout" => args.timeout = seconds(&value)?,
                 "--prefix" => args.prefix = value,
+                "--ca" => args.ca = Some(value),
                 "--rate" => {
                     args.rate = value
                         .parse::<f64>()
@@ -223,8 +239,9 @@ impl Shared {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
-    let endpoint = WsEndpoint::parse(&args.url)?;
-    let api = api_authority(&args.api)?;
+    let tls = tls_connector(args.ca.as_deref())?;
+    let endpoint = WsEndpoint::parse(&args.url, &tls)?;
+    let api = Arc::new(api_endpoint(&args.api, &tls)?);
     let clk_tck = clock_ticks_per_second();
     let pid = args.server_pid;
     if pid.is_none() {
@@ -258,7 +275,7 @@ async fn run(args: Args) -> Result<bool, String> {
         .write_buffer_size(0);
     for i in 0..args.connections {
         let url = endpoint.url_for(&format!("{}-{i}", args.prefix));
-        let addr = endpoint.authority.clone();
+        let addr = endpoint.transport.clone();
         tokio::spawn(client(
             i,
             url,
@@ -509,7 +526,7 @@ async fn run(args: Args) -> Result<bool, String> {
 async fn client(
     i: usize,
     url: String,
-    addr: String,
+    addr: Arc<Endpoint>,
     config: WebSocketConfig,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
@@ -581,14 +598,11 @@ async fn client(
 
 async fn connect(
     url: &str,
-    addr: &str,
+    addr: &Endpoint,
     config: WebSocketConfig,
-) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, String> {
+) -> Result<tokio_tungstenite::WebSocketStream<Io>, String> {
     let attempt = async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let stream = addr.open().await?;
         let (ws, _response) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
@@ -612,7 +626,7 @@ struct SendReport {
 /// Claims broadcast numbers from `next` until `total` were sent, one request at a time over
 /// one keep-alive connection; with a rate, broadcast `k` leaves at `start + k / rate`.
 async fn send_broadcasts(
-    api: String,
+    api: Arc<Endpoint>,
     content: Arc<str>,
     next: Arc<AtomicUsize>,
     total: usize,
@@ -680,20 +694,16 @@ async fn send_broadcasts(
 
 /// A minimal HTTP/1.1 keep-alive client: one request at a time, `Content-Length` bodies only.
 struct HttpConn {
-    stream: TcpStream,
+    stream: Io,
     host: String,
     buf: Vec<u8>,
 }
 
 impl HttpConn {
-    async fn open(authority: &str) -> Result<HttpConn, String> {
-        let stream = TcpStream::connect(authority)
-            .await
-            .map_err(|e| format!("connect {authority}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+    async fn open(endpoint: &Endpoint) -> Result<HttpConn, String> {
         Ok(HttpConn {
-            stream,
-            host: authority.to_owned(),
+            stream: endpoint.open().await?,
+            host: endpoint.authority.clone(),
             buf: Vec::with_capacity(4096),
         })
     }
@@ -764,7 +774,7 @@ impl HttpConn {
 
 /// One request on a fresh connection.
 async fn http(
-    authority: &str,
+    authority: &Endpoint,
     method: &str,
     path: &str,
     body: &[u8],
@@ -806,29 +816,26 @@ fn json_u64(body: &[u8], key: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// `ws://host:port/path?query`, split into what the TCP connect and the handshake need.
+/// `ws://` or `wss://host:port/path?query`: the URL of the handshake and where to connect.
 struct WsEndpoint {
     url: String,
-    authority: String,
+    transport: Arc<Endpoint>,
 }
 
 impl WsEndpoint {
-    fn parse(url: &str) -> Result<WsEndpoint, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("--url must start with ws:// (got `{url}`)"))?;
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        if authority.is_empty() {
-            return Err(format!("--url has no host: `{url}`"));
-        }
-        let authority = if authority.contains(':') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
+    fn parse(url: &str, tls: &Option<TlsConnector>) -> Result<WsEndpoint, String> {
+        let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => {
+                return Err(format!(
+                    "--url must start with ws:// or wss:// (got `{url}`)"
+                ));
+            }
         };
         Ok(WsEndpoint {
             url: url.to_owned(),
-            authority,
+            transport: Arc::new(Endpoint::new("--url", url, rest, secure, tls)?),
         })
     }
 
@@ -838,19 +845,138 @@ impl WsEndpoint {
     }
 }
 
-fn api_authority(api: &str) -> Result<String, String> {
-    let rest = api
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("--api must start with http:// (got `{api}`)"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("--api has no host: `{api}`"));
+fn api_endpoint(api: &str, tls: &Option<TlsConnector>) -> Result<Endpoint, String> {
+    let (rest, secure) = match (api.strip_prefix("http://"), api.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => {
+            return Err(format!(
+                "--api must start with http:// or https:// (got `{api}`)"
+            ));
+        }
+    };
+    Endpoint::new("--api", api, rest, secure, tls)
+}
+
+/// Where to connect, and the TLS to speak there (`wss://`, `https://`).
+struct Endpoint {
+    authority: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Endpoint {
+    fn new(
+        flag: &str,
+        url: &str,
+        rest: &str,
+        secure: bool,
+        tls: &Option<TlsConnector>,
+    ) -> Result<Endpoint, String> {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(format!("{flag} has no host: `{url}`"));
+        }
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => authority,
+        };
+        let authority = if authority.len() > host.len() {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{}", if secure { 443 } else { 80 })
+        };
+        let tls = if secure {
+            let connector = tls
+                .clone()
+                .ok_or_else(|| format!("{flag} is TLS: give the CA with --ca"))?;
+            let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                .map_err(|e| format!("{flag}: `{host}` is not a server name: {e}"))?;
+            Some((connector, name))
+        } else {
+            None
+        };
+        Ok(Endpoint { authority, tls })
     }
-    Ok(if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    })
+
+    /// A TCP connection, with the TLS handshake done when the endpoint is TLS.
+    async fn open(&self) -> Result<Io, String> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.authority))?;
+        let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Io::Plain(stream)),
+            Some((connector, name)) => connector
+                .connect(name.clone(), stream)
+                .await
+                .map(|tls| Io::Tls(Box::new(tls)))
+                .map_err(|e| format!("TLS with {}: {e}", self.authority)),
+        }
+    }
+}
+
+/// A TLS client that trusts the CA in `ca` (PEM), when one is given.
+fn tls_connector(ca: Option<&str>) -> Result<Option<TlsConnector>, String> {
+    let Some(ca) = ca else { return Ok(None) };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("--ca {ca}: {e}"))? {
+        let cert = cert.map_err(|e| format!("--ca {ca}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("--ca {ca}: {e}"))?;
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(TlsConnector::from(Arc::new(config))))
+}
+
+/// A connection of the generator: plain TCP, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 fn opt<T: ToString>(value: Option<T>) -> String {
@@ -928,4 +1054,107 @@ fn soft_fd_limit() -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::SinkExt;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    #[tokio::test]
+    async fn wss_and_https_work_with_a_custom_ca() {
+        // A throwaway CA and a server certificate for 127.0.0.1, as files.
+        let dir = std::env::temp_dir().join(format!("loadgen-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "loadgen CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let (ca_file, cert_file, key_file) = (
+            dir.join("ca.pem"),
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+        );
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+        let mut config = wsc_testkit::local_config();
+        for tls in [&mut config.wsc.tls, &mut config.http.tls] {
+            tls.enabled = true;
+            tls.cert_file = cert_file.to_str().unwrap().to_owned();
+            tls.key_file = key_file.to_str().unwrap().to_owned();
+        }
+        let server = gateway_server::Server::new(config).start().await.unwrap();
+
+        let tls = tls_connector(Some(ca_file.to_str().unwrap())).unwrap();
+        let url = format!("wss://127.0.0.1:{}/ws", server.public_addr().port());
+        let ws = WsEndpoint::parse(&url, &tls).unwrap();
+        let mut stream = connect(
+            &ws.url_for("lg-1"),
+            &ws.transport,
+            WebSocketConfig::default(),
+        )
+        .await
+        .expect("wss:// with the CA");
+        stream
+            .send(Message::text(r#"{"message_type":"ping"}"#))
+            .await
+            .unwrap();
+        let pong = loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(text) = frame
+                && text.contains("pong")
+            {
+                break text;
+            }
+        };
+        assert!(pong.contains("\"message_type\":\"pong\""), "{pong}");
+
+        let api = format!("https://127.0.0.1:{}", server.api_addr().port());
+        let (status, body) = http(
+            &api_endpoint(&api, &tls).unwrap(),
+            "GET",
+            "/api/v1/stats",
+            b"",
+        )
+        .await
+        .expect("https:// with the CA");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+        // Without --ca a TLS URL is refused up front; with another CA the handshake fails.
+        let missing = WsEndpoint::parse(&url, &None).err().unwrap();
+        assert!(missing.contains("--ca"), "{missing}");
+        let other = CertifiedIssuer::self_signed(
+            CertificateParams::new(Vec::<String>::new()).unwrap(),
+            KeyPair::generate().unwrap(),
+        )
+        .unwrap();
+        let other_file = dir.join("other.pem");
+        std::fs::write(&other_file, other.pem()).unwrap();
+        let untrusted = tls_connector(Some(other_file.to_str().unwrap())).unwrap();
+        let ws = WsEndpoint::parse(&url, &untrusted).unwrap();
+        let refused = connect(
+            &ws.url_for("lg-2"),
+            &ws.transport,
+            WebSocketConfig::default(),
+        )
+        .await
+        .err()
+        .expect("an unknown CA is refused");
+        assert!(refused.contains("TLS"), "{refused}");
+        server.stop(Duration::from_secs(5)).await;
+    }
 }
