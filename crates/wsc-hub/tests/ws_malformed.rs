@@ -68,15 +68,28 @@ async fn truncated_object_is_invalid_json() {
     assert_text_refused(r#"{"message_type":"ping""#, "invalid_json").await;
 }
 
+/// A frame whose nesting is `levels` deep: the frame itself, `data`, and objects inside.
+fn nested(levels: usize) -> String {
+    let inner = levels - 2;
+    format!(
+        r#"{{"message_type":"ping","data":{{{}"x":1{}}}}}"#,
+        r#""a":{"#.repeat(inner),
+        "}".repeat(inner)
+    )
+}
+
 #[tokio::test]
-async fn deeply_nested_data_is_too_deep() {
-    let depth = 100;
-    let text = format!(
-        r#"{{"message_type":"text","data":{}1{}}}"#,
-        r#"{"a":"#.repeat(depth),
-        "}".repeat(depth)
-    );
-    assert_text_refused(&text, "too_deep").await;
+async fn nesting_past_32_levels_is_too_deep() {
+    assert_text_refused(&nested(33), "too_deep").await;
+}
+
+#[tokio::test]
+async fn nesting_of_exactly_32_levels_is_accepted() {
+    let (server, mut client) = client().await;
+    client.send(Message::text(nested(32))).await;
+    let answer = client.recv_json().await;
+    assert_eq!(answer["message_type"], "pong", "{answer}");
+    assert_eq!(server.hub.stats().invalid_frames, 0);
 }
 
 #[tokio::test]
