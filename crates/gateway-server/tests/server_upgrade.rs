@@ -385,3 +385,90 @@ async fn an_offered_subprotocol_is_always_answered() {
     assert_eq!(pong["message_type"], "pong");
     server.stop(WAIT).await;
 }
+
+/// A raw upgrade request with these extra header lines: status and JSON body.
+async fn raw_upgrade(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let (status, _, body) =
+        wsc_testkit::http::raw(addr, "GET", &format!("/ws?{query}"), headers, None).await;
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn a_bad_websocket_version_or_a_missing_key_is_a_400() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket")];
+    let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    let (status, body) = raw_upgrade(
+        addr,
+        "user_id=v",
+        &[upgrade[0], upgrade[1], key, ("sec-websocket-version", "8")],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "unsupported_websocket_version");
+    assert_eq!(body["message"], "Sec-WebSocket-Version must be 13");
+    let (status, body) = raw_upgrade(
+        addr,
+        "user_id=v",
+        &[upgrade[0], upgrade[1], ("sec-websocket-version", "13")],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "missing_websocket_key");
+    assert_eq!(body["message"], "Sec-WebSocket-Key is required");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn origins_match_without_regard_to_case() {
+    let mut config = local_config();
+    config.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let url = format!("ws://{addr}/ws?user_id=o");
+    let upper = wsc_testkit::ws::try_connect(&url, &[("origin", "HTTPS://APP.EXAMPLE")]).await;
+    assert!(upper.is_ok(), "the same origin in capitals is allowed");
+    let (status, body) = refused(addr, "user_id=o2", Some("https://evil.example")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("origin_not_allowed"))
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn control_characters_and_a_non_integer_last_seq_are_invalid_identities() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    for query in [
+        "user_id=a%01b",
+        "user_id=ok&device_id=x%0Ay",
+        "user_id=ok&last_seq=abc",
+        "user_id=ok&last_seq=1.5",
+    ] {
+        let (status, body) = refused(addr, query, None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"], "invalid_identity", "{query}: {body}");
+    }
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_repeated_query_parameter_counts_once_the_first_non_empty() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    let _ws = connect(addr, "user_id=rep&group_id=&group_id=a&group_id=b")
+        .await
+        .unwrap();
+    let presence: Value = wsc_testkit::http::get(server.api_addr(), "/api/v1/users/rep/presence")
+        .await
+        .1;
+    assert_eq!(
+        presence["connections"][0]["group_ids"],
+        serde_json::json!(["a"]),
+        "{presence}"
+    );
+    server.stop(WAIT).await;
+}
