@@ -285,3 +285,63 @@ async fn welcome_from_connect_callback_is_the_first_frame() {
     assert_eq!(frame["content"], "hi alice", "{frame}");
     client.assert_nothing_received().await;
 }
+
+#[tokio::test]
+async fn the_clients_close_code_is_echoed() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = TestServer::start(HubConfig::default()).await;
+    let mut client = server.connect_ready("user_id=echo").await;
+    let frame = CloseFrame {
+        code: CloseCode::from(4001),
+        reason: "leaving".into(),
+    };
+    futures_util::SinkExt::send(&mut client.ws, Message::Close(Some(frame)))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match futures_util::StreamExt::next(&mut client.ws).await {
+                Some(Ok(Message::Close(reply))) => return reply,
+                Some(Ok(_)) => continue,
+                other => panic!("expected the server's close, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server answers the close");
+    assert_eq!(reply.map(|f| u16::from(f.code)), Some(4001));
+}
+
+#[tokio::test]
+async fn a_close_reason_is_cut_to_120_bytes_on_a_character_boundary() {
+    let server = TestServer::start(HubConfig::default()).await;
+    let mut client = server.connect_ready("user_id=long").await;
+    // 3-byte characters: 120 bytes fall inside one, so the cut must step back.
+    let reason = "é€".repeat(100);
+    assert_eq!(
+        server
+            .hub
+            .kick_user("long", &reason, false)
+            .await
+            .unwrap()
+            .kicked,
+        1
+    );
+    let (code, text) = client.expect_close().await;
+    assert_eq!(code, 1008);
+    assert!(text.len() <= 120, "{} bytes: {text}", text.len());
+    assert!(
+        text.len() > 110,
+        "cut no shorter than needed: {} bytes",
+        text.len()
+    );
+    assert!(text.starts_with("kicked: é€"), "{text}");
+    let full = format!("kicked: {reason}");
+    assert!(
+        full.starts_with(&text),
+        "a prefix of the full reason: {text}"
+    );
+}
