@@ -22,6 +22,7 @@ mod mapping;
 mod reload;
 mod schema;
 pub mod size;
+mod validate;
 
 pub use load::{ConfigError, ENV_PREFIX, Loaded, Loader, Problem, validate};
 pub use reload::{ConfigWatch, HOT_KEYS, ReloadEvent, WatchError, is_hot, watch_file};
