@@ -250,7 +250,11 @@ async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
     let config = loaded.config;
     let (filter, log_level) = reload::Layer::new(level_filter(&config.logging.level));
     #[cfg(feature = "otlp")]
-    let telemetry = match gateway_server::telemetry::Telemetry::from_env() {
+    let telemetry = match gateway_server::telemetry::Telemetry::from_env(
+        &config.name,
+        &config.version,
+        &config.environment,
+    ) {
         Ok(telemetry) => telemetry,
         Err(e) => {
             eprintln!("{e}");
@@ -317,6 +321,9 @@ async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
         .map(|addr| format!("http://{addr}"))
         .unwrap_or_else(|| "off".to_owned());
     tracing::info!(
+        service = %config.name,
+        service_version = %config.version,
+        environment = %config.environment,
         version = VERSION,
         websocket = %format!("ws://{}{}", running.public_addr(), config.wsc.path),
         api = %format!("http://{}", running.api_addr()),

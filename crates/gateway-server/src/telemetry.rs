@@ -4,9 +4,10 @@
 //!
 //! Export starts only when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` variable is set (the
 //! exporter also reads the other `OTEL_EXPORTER_OTLP_*` variables); `OTEL_SERVICE_NAME`
-//! names the service (`gateway-server` otherwise).
+//! names the service (the configuration's `name` otherwise).
 
 use axum::http::HeaderMap;
+use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -33,8 +34,15 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// An OTLP (gRPC) exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else `None`.
-    pub fn from_env() -> Result<Option<Self>, TelemetryError> {
+    /// An OTLP (gRPC) exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else `None`. The
+    /// spans' resource names the service (`OTEL_SERVICE_NAME`, else `service`), its
+    /// `version` and its deployment `environment` (the configuration's `name`, `version`
+    /// and `environment`).
+    pub fn from_env(
+        service: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<Option<Self>, TelemetryError> {
         if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
             return Ok(None);
         }
@@ -42,11 +50,18 @@ impl Telemetry {
             .with_tonic()
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        let service =
-            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "gateway-server".to_owned());
+        let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_owned());
+        let resource = Resource::builder()
+            .with_service_name(service)
+            .with_attribute(KeyValue::new("service.version", version.to_owned()))
+            .with_attribute(KeyValue::new(
+                "deployment.environment.name",
+                environment.to_owned(),
+            ))
+            .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(service).build())
+            .with_resource(resource)
             .build();
         Ok(Some(Telemetry { provider }))
     }

@@ -90,6 +90,8 @@ async fn json_logs_stay_json_lines_with_the_ready_event() {
             .env("GATEWAY__HTTP__PORT", "0")
             .env("GATEWAY__GRPC__ENABLED", "false")
             .env("GATEWAY__LOGGING__FORMAT", "json")
+            .env("GATEWAY__NAME", "chat-gateway")
+            .env("GATEWAY__ENVIRONMENT", "staging")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .spawn()
@@ -111,5 +113,12 @@ async fn json_logs_stay_json_lines_with_the_ready_event() {
         "{line}"
     );
     assert_eq!(event["fields"]["grpc"], "off");
+    // The service's name, version and environment name it in the logs (and in traces).
+    assert_eq!(event["fields"]["service"], "chat-gateway");
+    assert_eq!(event["fields"]["environment"], "staging");
+    assert_eq!(
+        event["fields"]["service_version"],
+        env!("CARGO_PKG_VERSION")
+    );
     drop(child);
 }
