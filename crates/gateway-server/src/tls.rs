@@ -381,7 +381,7 @@ async fn serve_connection(
     }
 }
 
-/// Seconds since the Unix epoch, now.
+/// Seconds since the Unix epoch, now (certificate expiry, token times).
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -2,7 +2,7 @@
 //! gentoken` and `checktoken` do, with the same configuration (`wsc.security.token`) and the
 //! same verifier as the WebSocket upgrade.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Map, Value};
@@ -80,10 +80,7 @@ pub fn sign(
         (_, Some(pem)) => EncodingKey::from_ed_pem(pem.as_bytes())
             .map_err(|e| TokenToolError::Key(format!("not an Ed25519 private key in PEM: {e}")))?,
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = u64::try_from(crate::tls::unix_now()).unwrap_or_default();
     let mut claims = request.claims.clone();
     claims.insert("sub".to_owned(), Value::from(request.user_id.clone()));
     claims.insert("iat".to_owned(), Value::from(now));
