@@ -25,6 +25,7 @@ mod cluster;
 mod error;
 pub mod grpc;
 mod guard;
+mod handshake;
 mod layers;
 mod metrics;
 mod middleware;
@@ -33,6 +34,7 @@ mod ops;
 #[cfg(target_os = "linux")]
 mod process_metrics;
 mod server;
+mod sse;
 mod state;
 #[cfg(feature = "otlp")]
 pub mod telemetry;

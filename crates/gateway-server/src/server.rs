@@ -157,10 +157,18 @@ impl Server {
             redis,
             connections: TaskTracker::new(),
             certificates: Arc::new(tls_certificates),
+            sse_sessions: Arc::default(),
         };
         let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
+        }
+        if config.wsc.sse.enabled {
+            public_router = public_router.merge(crate::sse::router(
+                &config.wsc.sse.path,
+                config.wsc.sse.heartbeat,
+                state.policy.clone(),
+            ));
         }
         let api_router = api::router(&state, &config);
         let shutdown = CancellationToken::new();

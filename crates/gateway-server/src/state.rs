@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub(crate) connections: TaskTracker,
     /// The certificates of the TLS listeners, whose expiry `/ready` reports.
     pub(crate) certificates: Arc<Vec<Arc<crate::tls::Certificates>>>,
+    /// The open SSE streams of this node, where their POSTed frames go.
+    pub(crate) sse_sessions: Arc<crate::sse::SseSessions>,
 }
 
 /// The current upgrade policy: swapped whole on reload, shared (not copied) per handshake.

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use wsc_hub::{RegisterError, tungstenite};
 
 use crate::error::{ApiError, ErrorCode, ErrorMessage};
-use crate::middleware::UpgradeRequest;
+use crate::handshake::{self, Transport};
 use crate::state::AppState;
 
 pub(crate) async fn websocket(
@@ -26,62 +26,19 @@ pub(crate) async fn websocket(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let metrics = state.metrics.clone();
-    let refusals = state.refusals.clone();
     let path = request.uri().path().to_owned();
+    let observer = handshake::Observer::new(&state, Transport::WebSocket);
     let response = upgrade(state, peer, request).await;
-    let outcome = match response.extensions().get::<ErrorCode>() {
-        Some(ErrorCode(code)) => code,
-        None if response.status() == StatusCode::SWITCHING_PROTOCOLS => "accepted",
-        None => "other",
-    };
-    metrics.handshake(outcome);
-    // Browsers do not show a refused handshake's body, so the log is where an operator
-    // learns why a client could not connect; the rate limit keeps a flood out of it.
-    if outcome != "accepted"
-        && let Some(suppressed) = refusals.admit()
-    {
-        let reason = response
-            .extensions()
-            .get::<ErrorMessage>()
-            .map_or("", |m| m.0.as_str());
-        tracing::info!(
-            code = outcome,
-            status = response.status().as_u16(),
-            %peer,
-            path = %path,
-            reason,
-            suppressed,
-            "WebSocket handshake refused"
-        );
-    }
+    observer.record(&response, peer, &path);
     response
 }
 
 async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Response {
-    let policy = match state.policy.read() {
-        Ok(policy) => policy.clone(),
-        Err(_) => {
-            let e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "policy lock");
-            return e.into_response();
-        }
-    };
     // Cheapest checks first: who is calling, how often, then what they ask for.
-    if let Err((code, message)) = policy.ip_rules.check(peer.ip()) {
-        return ApiError::new(StatusCode::FORBIDDEN, code, message).into_response();
-    }
-    if !state
-        .handshakes
-        .allow(peer.ip(), policy.handshakes_per_ip_per_second)
-    {
-        let message = format!(
-            "more than {} connection attempts per second from {}",
-            policy.handshakes_per_ip_per_second,
-            peer.ip()
-        );
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-            .into_response();
-    }
+    let policy = match handshake::precheck(&state, peer) {
+        Ok(policy) => policy,
+        Err(e) => return e.into_response(),
+    };
     if request.method() != Method::GET {
         let message = format!(
             "a WebSocket upgrade is a GET request, not {}",
@@ -106,52 +63,18 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         Ok(subprotocol) => subprotocol,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = check_origin(request.headers(), &policy.origins) {
-        return e.into_response();
-    }
-    let params = state.identity_params.clone();
-    let (uri, headers) = (request.uri(), request.headers());
-    let identity = match &state.tokens {
-        // With authentication on, the token is the identity; the request adds only what
-        // describes the connection (client id, device id, last_seq).
-        Some(tokens) => params
-            .extract_unchecked(uri, headers)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
-            .and_then(|from_request| {
-                tokens
-                    .identity(uri, headers, &from_request)
-                    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code, e.message))
-            }),
-        // Middlewares may still supply the user (from a session cookie, say), so the
-        // identity is checked after them.
-        None => params
-            .extract_unchecked(uri, headers)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())),
-    };
-    let mut identity = match identity {
+    let identity = handshake::identify(
+        &state,
+        &policy,
+        peer,
+        request.uri(),
+        request.headers(),
+        Transport::WebSocket,
+    );
+    let identity = match identity {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
-    let seen = UpgradeRequest { uri, headers, peer };
-    for middleware in state.middlewares.iter() {
-        if let Err(rejection) = middleware(&seen, &mut identity) {
-            return ApiError::new(rejection.status, rejection.code, rejection.message)
-                .into_response();
-        }
-    }
-    if let Err(e) = identity.validate() {
-        return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()).into_response();
-    }
-    if !policy.allowed_user_types.is_empty()
-        && !policy.allowed_user_types.contains(&identity.user_type)
-    {
-        let message = format!("user type `{}` may not connect", identity.user_type);
-        return ApiError::new(StatusCode::FORBIDDEN, "user_type_not_allowed", message)
-            .into_response();
-    }
-    identity
-        .metadata
-        .insert("peer_addr".to_owned(), peer.to_string());
     let identity_user = identity.user_id.clone();
     let on_upgrade = hyper::upgrade::on(&mut request);
     let hub = state.hub.clone();
@@ -160,7 +83,7 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     let (registration, refusal) = match hub.register(identity).await {
         Ok(registration) => (Some(registration), String::new()),
         Err(e @ RegisterError::Rejected(_)) => (None, e.to_string()),
-        Err(e) => return register_error(e).into_response(),
+        Err(e) => return handshake::register_error(e).into_response(),
     };
     // The callback's reason, for the refusal log (the socket task takes `refusal`).
     let rejected = registration.is_none().then(|| refusal.clone());
@@ -226,20 +149,6 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     response
 }
 
-fn register_error(e: RegisterError) -> ApiError {
-    let status = match &e {
-        RegisterError::Identity(_) => StatusCode::BAD_REQUEST,
-        RegisterError::NotRunning | RegisterError::NodeFull { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        RegisterError::UserConnectionLimit { .. } | RegisterError::ClientIdInUse => {
-            StatusCode::CONFLICT
-        }
-        _ => StatusCode::FORBIDDEN,
-    };
-    ApiError::new(status, e.code(), e.to_string())
-}
-
 fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -279,35 +188,6 @@ fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {
                 "Sec-WebSocket-Key is required",
             )
         })
-}
-
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
-    if allowed.is_empty() || allowed.iter().any(|o| o == "*") {
-        return Ok(());
-    }
-    // Non-browser clients send no Origin; the allowlist protects browsers from
-    // cross-site WebSocket hijacking, which always carries one.
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    // An Origin that is present but not readable text cannot match the list; letting it
-    // pass as if absent would open the check to anyone who sends one.
-    let Ok(origin) = origin.to_str() else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "the Origin header is not readable (it must be visible ASCII)",
-        ));
-    };
-    if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            format!("origin `{origin}` is not allowed"),
-        ))
-    }
 }
 
 /// The subprotocol this server speaks: the JSON frames of docs/protocol.md.

@@ -62,6 +62,9 @@ pub fn validate(config: &GatewayConfig) -> Vec<Problem> {
             format!("`{path}` must start with `/`"),
         );
     }
+    for (key, message) in clashing_paths(config) {
+        check(false, key, message);
+    }
     for (key, ip) in [
         ("wsc.node_ip", &wsc.node_ip),
         ("http.host", &config.http.host),
@@ -297,6 +300,37 @@ fn valid_ip_or_cidr(entry: &str) -> bool {
     crate::ip_net(entry).is_some()
 }
 
+/// Paths that two routes would share (a server cannot serve both): the WebSocket path,
+/// the SSE path and its `/ack` and `/send`, the public `/health`, the health, readiness and
+/// metrics paths and the API under `/api/`.
+fn clashing_paths(config: &GatewayConfig) -> Vec<(&'static str, String)> {
+    let (wsc, sse) = (&config.wsc, &config.wsc.sse);
+    let sse_base = sse.path.trim_end_matches('/');
+    let mut routes: Vec<(&'static str, String)> = vec![
+        ("health.path", config.health.path.clone()),
+        ("health.ready_path", config.health.ready_path.clone()),
+        ("metrics.path", config.metrics.path.clone()),
+    ];
+    if wsc.enabled {
+        routes.push(("wsc.path", wsc.path.clone()));
+    }
+    if sse.enabled {
+        routes.push(("wsc.sse.path", sse.path.clone()));
+        routes.push(("wsc.sse.path", format!("{sse_base}/ack")));
+        routes.push(("wsc.sse.path", format!("{sse_base}/send")));
+    }
+    let mut problems = Vec::new();
+    for (i, (key, path)) in routes.iter().enumerate() {
+        let earlier = routes[..i].iter().find(|(_, other)| other == path);
+        if let Some((other_key, _)) = earlier {
+            problems.push((*key, format!("`{path}` is also the route of {other_key}")));
+        } else if (key.starts_with("wsc.") && path == "/health") || path.starts_with("/api/") {
+            problems.push((*key, format!("`{path}` is a route the server itself serves")));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +364,24 @@ mod tests {
         ] {
             assert!(!valid_log_level(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn two_routes_cannot_share_a_path() {
+        let mut config = GatewayConfig::default();
+        assert!(clashing_paths(&config).is_empty());
+        config.wsc.sse.path = "/ws".to_owned();
+        config.metrics.path = "/ws/send".to_owned();
+        let keys: Vec<_> = clashing_paths(&config).into_iter().map(|(k, _)| k).collect();
+        // Each clash is reported at the later route's key, with the earlier one named.
+        assert_eq!(keys, ["wsc.sse.path", "wsc.sse.path"]);
+        let mut config = GatewayConfig::default();
+        config.wsc.path = "/health".to_owned();
+        config.wsc.sse.path = "/api/v1/sse".to_owned();
+        let keys: Vec<_> = clashing_paths(&config).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["wsc.path", "wsc.sse.path", "wsc.sse.path", "wsc.sse.path"]);
+        config.wsc.sse.enabled = false;
+        config.wsc.enabled = false;
+        assert!(clashing_paths(&config).is_empty());
     }
 }

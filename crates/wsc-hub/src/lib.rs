@@ -41,6 +41,7 @@ mod offline;
 mod registry;
 mod report;
 mod route;
+pub mod sse;
 mod stats;
 pub mod transport;
 #[cfg(feature = "tungstenite")]

@@ -10,6 +10,7 @@ pub mod http;
 pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod sse;
 pub mod ws;
 
 use std::time::Duration;
