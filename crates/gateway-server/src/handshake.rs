@@ -144,8 +144,7 @@ pub(crate) fn identify(
     };
     let seen = UpgradeRequest { uri, headers, peer };
     for middleware in state.middlewares.iter() {
-        middleware(&seen, &mut identity)
-            .map_err(|r| ApiError::new(r.status, r.code, r.message))?;
+        middleware(&seen, &mut identity).map_err(|r| ApiError::new(r.status, r.code, r.message))?;
     }
     identity
         .validate()
@@ -183,7 +182,6 @@ pub(crate) fn register_error(e: RegisterError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-
 pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
     if allowed.is_empty() || allowed.iter().any(|o| o == "*") {
         return Ok(());
@@ -212,4 +210,3 @@ pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<()
         ))
     }
 }
-

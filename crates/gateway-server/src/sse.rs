@@ -243,7 +243,10 @@ async fn session_and_body(
                 "X-WSC-Session is required: the session of the stream's `connected` event",
             )
         })?;
-    let inbound = state.sse_sessions.get(session).ok_or_else(session_not_found)?;
+    let inbound = state
+        .sse_sessions
+        .get(session)
+        .ok_or_else(session_not_found)?;
     let limit = state.hub.config().limits.max_message_size;
     let body = axum::body::to_bytes(request.into_body(), limit)
         .await
@@ -316,7 +319,11 @@ fn parse_acks(body: &str) -> Result<Vec<String>, ApiError> {
         )
     };
     let acks: Acks = serde_json::from_str(body).map_err(|e| invalid(e.to_string()))?;
-    let ids: Vec<String> = acks.message_id.into_iter().chain(acks.message_ids).collect();
+    let ids: Vec<String> = acks
+        .message_id
+        .into_iter()
+        .chain(acks.message_ids)
+        .collect();
     if ids.is_empty() {
         return Err(invalid("no message id".to_owned()));
     }

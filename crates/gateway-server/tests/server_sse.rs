@@ -60,10 +60,18 @@ async fn a_stream_starts_with_connected_then_gets_messages_as_events() {
     assert_eq!(event.event.as_deref(), Some("text"), "{event:?}");
     assert_eq!(event.id.as_deref(), Some("1"), "numbered: the id is seq_no");
     let msg = event.json();
-    assert_eq!((msg["content"].as_str(), msg["seq_no"].as_i64()), (Some("hi"), Some(1)));
+    assert_eq!(
+        (msg["content"].as_str(), msg["seq_no"].as_i64()),
+        (Some("hi"), Some(1))
+    );
 
     // A broadcast is not numbered per user: no id, so Last-Event-ID keeps the last seq_no.
-    post_ok(api, "/api/v1/broadcast", r#"{"content":"all","message_type":"notice"}"#).await;
+    post_ok(
+        api,
+        "/api/v1/broadcast",
+        r#"{"content":"all","message_type":"notice"}"#,
+    )
+    .await;
     let event = stream.next_event().await;
     assert_eq!(event.event.as_deref(), Some("notice"), "{event:?}");
     assert_eq!(event.id, None);
@@ -71,7 +79,10 @@ async fn a_stream_starts_with_connected_then_gets_messages_as_events() {
 
     let listed = server.hub().user_connections("alice").expect("valid id");
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].metadata.get("transport").map(String::as_str), Some("sse"));
+    assert_eq!(
+        listed[0].metadata.get("transport").map(String::as_str),
+        Some("sse")
+    );
     stopped(server).await;
 }
 
@@ -159,18 +170,36 @@ async fn posts_without_a_live_session_or_with_a_bad_body_are_refused() {
     let (_, session) = stream.connected().await;
 
     let (status, body) = post_frame(addr, "ack", "", r#"{"message_id":"m"}"#).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("missing_session")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_session"))
+    );
     let (status, body) = post_frame(addr, "send", "nope", "{}").await;
-    assert_eq!((status, body["error"].as_str()), (404, Some("sse_session_not_found")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("sse_session_not_found"))
+    );
     let large = format!(r#"{{"content":"{}"}}"#, "x".repeat(2000));
     let (status, body) = post_frame(addr, "send", &session, &large).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("message_too_large")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("message_too_large"))
+    );
     for bad in ["{}", r#"{"message_ids":[]}"#, r#"{"id":"m"}"#, "[]"] {
         let (status, body) = post_frame(addr, "ack", &session, bad).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_ack")), "{bad}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_ack")),
+            "{bad}"
+        );
     }
     // An ack that matches nothing is an error frame on the stream, as on a WebSocket.
-    assert_eq!(post_frame(addr, "ack", &session, r#"{"message_id":"m"}"#).await.0, 202);
+    assert_eq!(
+        post_frame(addr, "ack", &session, r#"{"message_id":"m"}"#)
+            .await
+            .0,
+        202
+    );
     let error = stream.next_json().await;
     assert_eq!(error["data"]["code"], "unknown_ack", "{error}");
     stopped(server).await;
@@ -204,9 +233,13 @@ async fn last_event_id_resumes_without_loss_or_duplicates() {
         post_ok(api, "/api/v1/users/fay/messages", &body).await;
     }
 
-    let resumed = sse::open(addr, "/sse?user_id=fay&client_id=f1", &[("last-event-id", &last)])
-        .await
-        .expect("resumed stream opens");
+    let resumed = sse::open(
+        addr,
+        "/sse?user_id=fay&client_id=f1",
+        &[("last-event-id", &last)],
+    )
+    .await
+    .expect("resumed stream opens");
     let mut resumed = resumed;
     resumed.connected().await;
     let mut contents = Vec::new();
@@ -216,7 +249,10 @@ async fn last_event_id_resumes_without_loss_or_duplicates() {
             assert_eq!(msg["data"]["recovered"], true, "{msg}");
             break;
         }
-        contents.push((msg["content"].as_str().unwrap_or("").to_owned(), msg["seq_no"].clone()));
+        contents.push((
+            msg["content"].as_str().unwrap_or("").to_owned(),
+            msg["seq_no"].clone(),
+        ));
     }
     assert_eq!(
         contents,
@@ -240,7 +276,10 @@ async fn a_stream_the_client_drops_is_unregistered_and_its_session_ends() {
     })
     .await;
     let (status, body) = post_frame(addr, "send", &session, "{}").await;
-    assert_eq!((status, body["error"].as_str()), (404, Some("sse_session_not_found")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("sse_session_not_found"))
+    );
     stopped(server).await;
 }
 
@@ -263,7 +302,10 @@ async fn a_kick_ends_the_stream_with_the_notice_then_the_websocket_code_and_reas
     let names: Vec<_> = events.iter().filter_map(|e| e.event.as_deref()).collect();
     assert_eq!(names, ["kick_out", "disconnected"], "{events:?}");
     let closing = events.last().expect("events").json();
-    assert_eq!(closing["data"], json!({"code": 1008, "reason": "kicked: spam"}));
+    assert_eq!(
+        closing["data"],
+        json!({"code": 1008, "reason": "kicked: spam"})
+    );
     stopped(server).await;
 }
 
@@ -276,7 +318,10 @@ async fn stopping_the_server_ends_streams_with_1001() {
     let events = stream.until_end().await;
     let closing = events.last().expect("a closing event").json();
     assert_eq!(closing["message_type"], "disconnected");
-    assert_eq!(closing["data"], json!({"code": 1001, "reason": "server shutting down"}));
+    assert_eq!(
+        closing["data"],
+        json!({"code": 1001, "reason": "server shutting down"})
+    );
     assert!(stopping.await.expect("stop task"), "drained in time");
 }
 
@@ -317,7 +362,10 @@ async fn the_stream_is_refused_like_a_websocket() {
     let refusal = refused(addr, "user_id=a&user_type=customer", &evil).await;
     assert_eq!(code(refusal), (403, Some("origin_not_allowed".to_owned())));
     let refusal = refused(addr, "user_id=a&user_type=visitor", &[]).await;
-    assert_eq!(code(refusal), (403, Some("user_type_not_allowed".to_owned())));
+    assert_eq!(
+        code(refusal),
+        (403, Some("user_type_not_allowed".to_owned()))
+    );
     let bad_resume = [("last-event-id", "abc")];
     let refusal = refused(addr, "user_id=a&user_type=customer", &bad_resume).await;
     assert_eq!(code(refusal), (400, Some("invalid_identity".to_owned())));
@@ -326,7 +374,10 @@ async fn the_stream_is_refused_like_a_websocket() {
     let mut first = sse::open(addr, "/sse?user_id=a&user_type=customer", &ok)
         .await
         .expect("an allowed origin opens");
-    assert_eq!(first.headers["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        first.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
     first.connected().await;
     let refusal = refused(addr, "user_id=b&user_type=agent", &[]).await;
     assert_eq!(code(refusal), (503, Some("node_full".to_owned())));
@@ -343,13 +394,19 @@ async fn cors_preflights_are_answered_for_allowed_origins_only() {
         let headers = [
             ("origin", origin),
             ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "x-wsc-session,content-type"),
+            (
+                "access-control-request-headers",
+                "x-wsc-session,content-type",
+            ),
         ];
         async move { wsc_testkit::http::raw(addr, "OPTIONS", "/sse/send", &headers, None).await }
     };
     let (status, head, _) = preflight("https://app.example").await;
     assert_eq!(status, 200, "{head}");
-    assert!(head.contains("access-control-allow-origin: https://app.example"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
     assert!(head.contains("x-wsc-session"), "{head}");
     let (_, head, _) = preflight("https://evil.example").await;
     assert!(!head.contains("access-control-allow-origin"), "{head}");

@@ -325,7 +325,10 @@ fn clashing_paths(config: &GatewayConfig) -> Vec<(&'static str, String)> {
         if let Some((other_key, _)) = earlier {
             problems.push((*key, format!("`{path}` is also the route of {other_key}")));
         } else if (key.starts_with("wsc.") && path == "/health") || path.starts_with("/api/") {
-            problems.push((*key, format!("`{path}` is a route the server itself serves")));
+            problems.push((
+                *key,
+                format!("`{path}` is a route the server itself serves"),
+            ));
         }
     }
     problems
@@ -372,14 +375,23 @@ mod tests {
         assert!(clashing_paths(&config).is_empty());
         config.wsc.sse.path = "/ws".to_owned();
         config.metrics.path = "/ws/send".to_owned();
-        let keys: Vec<_> = clashing_paths(&config).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = clashing_paths(&config)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         // Each clash is reported at the later route's key, with the earlier one named.
         assert_eq!(keys, ["wsc.sse.path", "wsc.sse.path"]);
         let mut config = GatewayConfig::default();
         config.wsc.path = "/health".to_owned();
         config.wsc.sse.path = "/api/v1/sse".to_owned();
-        let keys: Vec<_> = clashing_paths(&config).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["wsc.path", "wsc.sse.path", "wsc.sse.path", "wsc.sse.path"]);
+        let keys: Vec<_> = clashing_paths(&config)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            ["wsc.path", "wsc.sse.path", "wsc.sse.path", "wsc.sse.path"]
+        );
         config.wsc.sse.enabled = false;
         config.wsc.enabled = false;
         assert!(clashing_paths(&config).is_empty());

@@ -2,7 +2,7 @@
 //!
 //! This mapping is the WebSocket transport's: the core only says *why* a connection ends
 //! ([`DisconnectReason`], [`RegisterError`]); a WebSocket adapter turns that into a close
-//! frame with these codes, while an SSE stream simply ends. It is compiled without the
+//! frame with these codes, and the SSE transport names them in its last event. It is compiled without the
 //! `tungstenite` feature because other WebSocket adapters (axum's, in `gateway-server`)
 //! and disconnect callbacks use the same codes.
 

@@ -292,7 +292,11 @@ mod tests {
         let event = event_of(&msg);
         assert!(event.starts_with("id: 42\nevent: text\ndata: {"), "{event}");
         assert!(event.ends_with("}\n\n"));
-        assert_eq!(event.lines().count(), 4, "the data stays on one line: {event}");
+        assert_eq!(
+            event.lines().count(),
+            4,
+            "the data stays on one line: {event}"
+        );
     }
 
     #[test]

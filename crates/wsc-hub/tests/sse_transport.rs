@@ -53,7 +53,11 @@ async fn keepalive_comments_keep_a_stream_alive_past_the_client_timeout() {
         text
     });
     tokio::time::sleep(Duration::from_secs(300)).await;
-    assert_eq!(hub.connection_count(), 1, "still registered after 300 s of silence");
+    assert_eq!(
+        hub.connection_count(),
+        1,
+        "still registered after 300 s of silence"
+    );
     hub.send_to_user("alice", HubMessage::text("still here"))
         .await
         .expect("sent");

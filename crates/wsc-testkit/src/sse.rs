@@ -170,8 +170,14 @@ impl SseStream {
         assert_eq!(event.event.as_deref(), Some("connected"), "{event:?}");
         let data = event.json();
         (
-            data["data"]["client_id"].as_str().expect("client_id").to_owned(),
-            data["data"]["session"].as_str().expect("session").to_owned(),
+            data["data"]["client_id"]
+                .as_str()
+                .expect("client_id")
+                .to_owned(),
+            data["data"]["session"]
+                .as_str()
+                .expect("session")
+                .to_owned(),
         )
     }
 
