@@ -5,14 +5,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use gateway_server::{RunningServer, Server, StartError};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rcgen::{CertificateParams, DnType, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,91 +19,21 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use wsc_config::GatewayConfig;
+use wsc_testkit::tls::{Pki, path};
 
-/// A CA of the test, and the directory its files go to.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-    dir: PathBuf,
+/// A CA of this test (see [`wsc_testkit::tls::Pki`]).
+fn test_pki(name: &str) -> Pki {
+    Pki::new(Path::new(env!("CARGO_TARGET_TMPDIR")), name)
 }
 
-impl Pki {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "wsc test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Pki { ca, dir }
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost, written as `cert.pem`/`key.pem`;
-    /// returns its DER.
-    fn issue(&self, common_name: &str) -> CertificateDer<'static> {
-        self.issue_until(common_name, rcgen::date_time_ymd(2031, 1, 1))
-    }
-
-    /// [`issue`](Self::issue) with the end of its validity.
-    fn issue_until(
-        &self,
-        common_name: &str,
-        not_after: time::OffsetDateTime,
-    ) -> CertificateDer<'static> {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = not_after;
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        // The key first: the server looks at both files and must never see a new
-        // certificate with the old key for longer than one check.
-        std::fs::write(self.key(), key.serialize_pem()).unwrap();
-        std::fs::write(self.cert(), cert.pem()).unwrap();
-        cert.der().clone()
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.join("key.pem")
-    }
-
-    /// A client that trusts only this CA.
-    fn connector(&self) -> TlsConnector {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let config = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        TlsConnector::from(Arc::new(config))
-    }
-
-    /// `wsc.tls` and `http.tls` on, with this CA's files.
-    fn config(&self) -> GatewayConfig {
-        let mut config = local_config();
-        for tls in [&mut config.wsc.tls, &mut config.http.tls] {
-            tls.enabled = true;
-            tls.cert_file = path(&self.cert());
-            tls.key_file = path(&self.key());
-        }
-        config
-    }
+/// A client that trusts only the test's CA.
+fn connector(pki: &Pki) -> TlsConnector {
+    TlsConnector::from(Arc::new(pki.client_config()))
 }
 
-fn path(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
+/// `wsc.tls` and `http.tls` on, with the CA's files.
+fn tls_config(pki: &Pki) -> GatewayConfig {
+    pki.server_config(local_config())
 }
 
 async fn tls(connector: &TlsConnector, addr: std::net::SocketAddr) -> TlsStream<TcpStream> {
@@ -175,10 +104,10 @@ async fn ping(ws: &mut Wss) {
 
 #[tokio::test]
 async fn wss_and_https_carry_messages_with_a_custom_ca() {
-    let pki = Pki::new("round-trip");
+    let pki = test_pki("round-trip");
     pki.issue("v1");
-    let server = Server::new(pki.config()).start().await.expect("starts");
-    let connector = pki.connector();
+    let server = Server::new(tls_config(&pki)).start().await.expect("starts");
+    let connector = connector(&pki);
     let mut ws = wss(&connector, &server, "user_id=alice").await;
     ping(&mut ws).await;
 
@@ -239,9 +168,9 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn an_expired_certificate_makes_the_node_not_ready() {
-    let pki = Pki::new("expired");
+    let pki = test_pki("expired");
     pki.issue_until("old", rcgen::date_time_ymd(2021, 1, 1));
-    let mut config = pki.config();
+    let mut config = tls_config(&pki);
     config.http.tls.enabled = false;
     let server = Server::new(config).start().await.expect("starts");
     let (status, body) = get(server.api_addr(), "/ready").await;
@@ -262,9 +191,9 @@ async fn an_expired_certificate_makes_the_node_not_ready() {
 
 #[tokio::test]
 async fn a_plain_text_client_is_refused_and_tls_clients_go_on() {
-    let pki = Pki::new("plain");
+    let pki = test_pki("plain");
     pki.issue("v1");
-    let server = Server::new(pki.config()).start().await.expect("starts");
+    let server = Server::new(tls_config(&pki)).start().await.expect("starts");
     for addr in [server.api_addr(), server.public_addr()] {
         let mut plain = TcpStream::connect(addr).await.unwrap();
         plain
@@ -283,7 +212,7 @@ async fn a_plain_text_client_is_refused_and_tls_clients_go_on() {
             "plain HTTP got an answer: {answer:?}"
         );
     }
-    let (status, _) = https(&pki.connector(), server.api_addr(), "GET", "/health", "").await;
+    let (status, _) = https(&connector(&pki), server.api_addr(), "GET", "/health", "").await;
     assert_eq!(status, 200, "TLS clients are served after the refusal");
     server.stop(WAIT).await;
 }
@@ -297,10 +226,10 @@ async fn served(connector: &TlsConnector, addr: std::net::SocketAddr) -> Certifi
 
 #[tokio::test]
 async fn certificates_rotate_while_a_connection_stays_open() {
-    let pki = Pki::new("rotate");
+    let pki = test_pki("rotate");
     let first = pki.issue("v1");
-    let server = Server::new(pki.config()).start().await.expect("starts");
-    let connector = pki.connector();
+    let server = Server::new(tls_config(&pki)).start().await.expect("starts");
+    let connector = connector(&pki);
     assert_eq!(served(&connector, server.public_addr()).await, first);
     let mut open = wss(&connector, &server, "user_id=bob").await;
 
@@ -333,9 +262,9 @@ async fn certificates_rotate_while_a_connection_stays_open() {
 
 #[tokio::test]
 async fn unusable_tls_settings_fail_the_start_with_the_reason() {
-    let pki = Pki::new("bad");
+    let pki = test_pki("bad");
     pki.issue("v1");
-    let mut config = pki.config();
+    let mut config = tls_config(&pki);
     config.http.tls.cert_file = path(&pki.dir.join("missing.pem"));
     match Server::new(config).start().await {
         Err(e @ StartError::Tls(_)) => {
@@ -347,7 +276,7 @@ async fn unusable_tls_settings_fail_the_start_with_the_reason() {
     }
 
     std::fs::write(pki.key(), KeyPair::generate().unwrap().serialize_pem()).unwrap();
-    match Server::new(pki.config()).start().await {
+    match Server::new(tls_config(&pki)).start().await {
         Err(e @ StartError::Tls(_)) => {
             assert!(e.to_string().contains("do not go together"), "{e}");
         }
@@ -364,47 +293,16 @@ async fn unusable_tls_settings_fail_the_start_with_the_reason() {
     }
 }
 
-impl Pki {
-    /// The CA certificate as a PEM file (for `client_ca_file`).
-    fn ca_file(&self) -> PathBuf {
-        let path = self.dir.join("ca.pem");
-        std::fs::write(&path, self.ca.pem()).unwrap();
-        path
-    }
-
-    /// A client that trusts this CA and shows a client certificate it issued.
-    fn connector_with_client_cert(&self) -> TlsConnector {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "billing-service");
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let config = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(vec![cert.der().clone()], key)
-        .unwrap();
-        TlsConnector::from(Arc::new(config))
-    }
-}
-
 #[tokio::test]
 async fn mutual_tls_admits_a_client_certificate_and_refuses_its_absence() {
-    let pki = Pki::new("mtls");
+    let pki = test_pki("mtls");
     pki.issue("v1");
-    let mut config = pki.config();
+    let mut config = tls_config(&pki);
     config.http.tls.client_ca_file = path(&pki.ca_file());
     let server = Server::new(config).start().await.expect("starts");
 
     let (status, _) = https(
-        &pki.connector_with_client_cert(),
+        &TlsConnector::from(Arc::new(pki.client_config_with_cert())),
         server.api_addr(),
         "GET",
         "/api/v1/stats",
@@ -417,7 +315,7 @@ async fn mutual_tls_admits_a_client_certificate_and_refuses_its_absence() {
     // on its first read), and no HTTP answer ever comes.
     let tcp = TcpStream::connect(server.api_addr()).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let answer = match pki.connector().connect(name, tcp).await {
+    let answer = match connector(&pki).connect(name, tcp).await {
         Err(_) => String::new(),
         Ok(mut stream) => {
             let _ = stream
@@ -433,7 +331,7 @@ async fn mutual_tls_admits_a_client_certificate_and_refuses_its_absence() {
     };
     assert!(!answer.contains("HTTP/1.1"), "{answer}");
     // The public listener asks for no client certificate.
-    let mut ws = wss(&pki.connector(), &server, "user_id=m").await;
+    let mut ws = wss(&connector(&pki), &server, "user_id=m").await;
     ping(&mut ws).await;
     server.stop(WAIT).await;
 }
@@ -464,7 +362,7 @@ async fn grpc_runs_over_tls_with_mutual_tls() {
     use gateway_server::grpc::proto::StatsRequest;
     use gateway_server::grpc::proto::gateway_client::GatewayClient;
 
-    let pki = Pki::new("grpc");
+    let pki = test_pki("grpc");
     pki.issue("v1");
     let mut config = local_config();
     config.grpc.tls.enabled = true;

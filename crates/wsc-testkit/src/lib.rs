@@ -11,6 +11,7 @@ pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod sse;
+pub mod tls;
 pub mod ws;
 
 use std::time::Duration;
