@@ -4,9 +4,14 @@
 //!   then clippy and the test of `gateway-server`'s optional `otlp` feature.
 //!   Makes sure a Redis server answers first (starting a throwaway `redis-server` on a free
 //!   port when none does) and exports its URL as `WSC_TEST_REDIS_URL`.
-//! - `demo`: runs the gateway on its embedded defaults (release build). `demo --nodes N`
-//!   runs N nodes on one Redis (the local one, or a throwaway `redis-server`), each on its
-//!   own ports, and prints their URLs.
+//! - `demo`: builds the gateway (release) and runs `gateway-server demo` on its embedded
+//!   defaults: the customer-service desk page at http://127.0.0.1:8080/ (with the
+//!   WebSocket, SSE and API on the same port), no Redis, no file; Ctrl-C stops it.
+//!   `demo --nodes N` runs N plain nodes on one Redis (the local one, or a throwaway
+//!   `redis-server`), each on its own ports, and prints their URLs.
+//! - `e2e`: drives the demo page in headless Chromium (`e2e/`, WebDriver through
+//!   chromedriver; Debian's `chromium` and `chromium-driver`), screenshots in `target/e2e/`.
+//!   `ci` runs it last.
 //! - `bench`: runs the criterion benchmarks.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
@@ -22,11 +27,12 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => ci(),
         "demo" => match nodes_arg() {
-            Ok(1) => run("cargo", &["run", "--release", "-p", "gateway-server"]),
+            Ok(1) => demo(),
             Ok(n) => demo_cluster(n),
             Err(e) => Err(e),
         },
         "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
+        "e2e" => e2e(),
         // The generator's dependencies are heavy; they are built only for this task.
         "codegen" => run(
             "cargo",
@@ -44,7 +50,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "codegen")]
         "codegen-inner" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo [--nodes N]|bench|codegen>");
+            eprintln!("usage: cargo xtask <ci|demo [--nodes N]|e2e|bench|codegen>");
             return ExitCode::from(2);
         }
     };
@@ -81,8 +87,38 @@ fn ci() -> Result<(), String> {
         "cargo",
         &[&["test"], &otlp[..], &["--test", "otlp"]].concat(),
     )?;
+    e2e()?;
     println!("xtask ci: all green in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The demo on one node: the page, the sockets and the API on http://127.0.0.1:8080/.
+fn demo() -> Result<(), String> {
+    run("cargo", &["build", "--release", "-p", "gateway-server"])?;
+    println!(
+        "\nxtask demo: open http://127.0.0.1:8080/ in two browser tabs (one visitor, one agent);\n\
+         WebSocket ws://127.0.0.1:8080/ws, SSE http://127.0.0.1:8080/sse, API http://127.0.0.1:8080/api/v1, \
+         gRPC 127.0.0.1:9090. Ctrl-C stops it.\n"
+    );
+    run(&target_binary("release"), &["demo"])
+}
+
+/// The browser test: the demo server (debug build) and the page in headless Chromium.
+fn e2e() -> Result<(), String> {
+    run("cargo", &["build", "-p", "gateway-server", "-p", "e2e"])?;
+    let server = target_binary("debug");
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let out = format!("{target}/e2e");
+    run(
+        &format!("{target}/debug/e2e"),
+        &["--server", &server, "--out", &out],
+    )
+}
+
+/// The `gateway-server` binary of a profile.
+fn target_binary(profile: &str) -> String {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    format!("{target}/{profile}/gateway-server")
 }
 
 /// The `--nodes N` of `demo` (1 without it).
@@ -107,8 +143,7 @@ fn demo_cluster(n: usize) -> Result<(), String> {
     let _redis = ensure_redis()?;
     let url = std::env::var("WSC_TEST_REDIS_URL").map_err(|e| e.to_string())?;
     run("cargo", &["build", "--release", "-p", "gateway-server"])?;
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
-    let binary = format!("{target}/release/gateway-server");
+    let binary = target_binary("release");
     let mut nodes = Vec::new();
     for i in 0..n {
         let name = format!("node-{}", i + 1);

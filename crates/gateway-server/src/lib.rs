@@ -22,6 +22,7 @@ mod api;
 mod api_key;
 mod auth;
 mod cluster;
+mod demo;
 mod error;
 pub mod grpc;
 mod guard;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! gateway-server [-c <file>] [run]          run (embedded defaults without a file)
+//! gateway-server demo [--host H] [--port P] run with the demo page (http://127.0.0.1:8080/)
 //! gateway-server checkconfig [<file>]       validate: exit 0, or 2 with every problem
 //! gateway-server printconfig [<file>]       the effective configuration, secrets masked
 //! gateway-server genconfig                  a commented YAML file with every key
@@ -70,6 +71,16 @@ struct Cli {
 enum Command {
     /// Run the server (what happens without a command).
     Run,
+    /// Run the server with the demo page (a customer-service desk) at `/`: the API shares
+    /// the public port, the relay policy is on, and it listens on loopback unless told.
+    Demo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The one port of the page, WebSocket, SSE and API.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
     /// Validate the configuration (file and environment): exit 0, or 2 with every problem.
     Checkconfig {
         /// The file (else --config, else the defaults).
@@ -161,7 +172,14 @@ async fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run => match load_quietly(file(None)) {
-            Ok((loaded, loader)) => run(loaded, loader).await,
+            Ok((loaded, loader)) => run(loaded, loader, false).await,
+            Err(code) => code,
+        },
+        Command::Demo { host, port } => match load_quietly(file(None)) {
+            Ok((mut loaded, loader)) => {
+                demo_settings(&mut loaded.config, host, port);
+                run(loaded, loader, true).await
+            }
             Err(code) => code,
         },
     }
@@ -246,7 +264,18 @@ fn checktoken(config: &GatewayConfig, token: &str) -> ExitCode {
     }
 }
 
-async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
+/// What the demo changes: one port on `host` for the page, the sockets and the API (the
+/// page calls the API on its own origin), and the relay policy on, so the visitor's and
+/// the agent's messages travel between them without a backend of their own.
+fn demo_settings(config: &mut GatewayConfig, host: String, port: u16) {
+    config.wsc.node_ip = host.clone();
+    config.wsc.node_port = port;
+    config.http.host = host;
+    config.http.port = port;
+    config.wsc.relay.enabled = true;
+}
+
+async fn run(loaded: Loaded, loader: Option<Loader>, demo: bool) -> ExitCode {
     let config = loaded.config;
     let (filter, log_level) = reload::Layer::new(level_filter(&config.logging.level));
     #[cfg(feature = "otlp")]
@@ -282,7 +311,11 @@ async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "configuration");
     }
-    let running = match Server::new(config.clone()).start().await {
+    let mut server = Server::new(config.clone());
+    if demo {
+        server = server.with_demo_page();
+    }
+    let running = match server.start().await {
         Ok(running) => running,
         Err(e) => {
             tracing::error!(error = %e, "gateway-server could not start");
@@ -330,6 +363,13 @@ async fn run(loaded: Loaded, loader: Option<Loader>) -> ExitCode {
         grpc = %grpc,
         "gateway-server listening"
     );
+    if demo {
+        let page = format!("http://{}/", running.public_addr());
+        tracing::info!(
+            page = %page,
+            "demo page: open it in two browser tabs, one visitor and one agent"
+        );
+    }
     gateway_server::shutdown_signal().await;
     tracing::info!("gateway-server shutting down");
     if !running.stop(Duration::from_secs(10)).await {

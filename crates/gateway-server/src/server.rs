@@ -55,6 +55,7 @@ pub struct Server {
     config: GatewayConfig,
     hub: Hub,
     middlewares: Vec<UpgradeMiddleware>,
+    demo_page: bool,
 }
 
 impl Server {
@@ -70,12 +71,21 @@ impl Server {
             config,
             hub,
             middlewares: Vec::new(),
+            demo_page: false,
         }
     }
 
     /// Adds an upgrade middleware (see [`UpgradeMiddleware`]); they run in this order.
     pub fn with_middleware(mut self, middleware: UpgradeMiddleware) -> Self {
         self.middlewares.push(middleware);
+        self
+    }
+
+    /// Serves the demo page (a customer-service desk) at `/` on the public listener, and the
+    /// browser client at `/wsc.js`. The page calls the API on its own origin, so give the
+    /// API the public port (`http.port` = `wsc.node_port`), as `gateway-server demo` does.
+    pub fn with_demo_page(mut self) -> Self {
+        self.demo_page = true;
         self
     }
 
@@ -162,6 +172,9 @@ impl Server {
         let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
+        }
+        if self.demo_page {
+            public_router = public_router.merge(crate::demo::router());
         }
         if config.wsc.sse.enabled {
             public_router = public_router.merge(crate::sse::router(
