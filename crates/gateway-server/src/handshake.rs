@@ -76,11 +76,11 @@ impl Observer {
         let status = response.status().as_u16();
         match self.transport {
             Transport::WebSocket => tracing::info!(
-                code = outcome, status, %peer, path, reason, suppressed,
+                code = outcome, status, %peer, path = %path, reason, suppressed,
                 "WebSocket handshake refused"
             ),
             Transport::Sse => tracing::info!(
-                code = outcome, status, %peer, path, reason, suppressed,
+                code = outcome, status, %peer, path = %path, reason, suppressed,
                 "SSE handshake refused"
             ),
         }
