@@ -553,3 +553,58 @@ async fn an_unreadable_origin_is_refused_when_origins_are_listed() {
     assert!(server.hub().is_user_online("ok") && server.hub().is_user_online("tool"));
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn an_expired_token_passes_within_the_60_s_leeway_only() {
+    let server = start(auth_config()).await;
+    let addr = server.public_addr();
+    let mut recent = valid_claims();
+    recent["exp"] = json!(now() - 30);
+    let (mut client, _) = connect_async(ws(addr, &format!("token={}", hs256(recent))))
+        .await
+        .expect("expired 30 s ago: within the leeway");
+    client.close(None).await.unwrap();
+    while client.next().await.is_some() {}
+
+    let mut old = valid_claims();
+    old["exp"] = json!(now() - 120);
+    let (status, body) = refused(ws(addr, &format!("token={}", hs256(old))), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert_eq!(body["message"], "the token has expired", "{body}");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn query_parameters_cannot_override_the_token_claims() {
+    let server = start(auth_config()).await;
+    let token = hs256(valid_claims());
+    let query = format!(
+        "token={token}&user_id=mallory&user_type=admin&app_id=evil&namespace=x&\
+         group_id=admins&ticket_id=t9&device_id=pc&client_id=c7&last_seq=3"
+    );
+    let (mut client, _) = connect_async(ws(server.public_addr(), &query))
+        .await
+        .expect("upgrade");
+    let conns = server.hub().user_connections("alice").unwrap();
+    assert_eq!(conns.len(), 1);
+    let conn = &conns[0];
+    assert_eq!(conn.user_type, "agent");
+    assert_eq!(
+        (conn.app_id.as_str(), conn.namespace.as_str()),
+        ("shop", "eu")
+    );
+    assert_eq!(conn.group_ids, ["vip", "support"]);
+    assert!(conn.ticket_ids.is_empty(), "{:?}", conn.ticket_ids);
+    // What describes the connection still comes from the query (the token has no device).
+    assert_eq!(
+        (conn.client_id.as_str(), conn.device_id.as_str()),
+        ("c7", "pc")
+    );
+    assert!(!server.hub().is_user_online("mallory"));
+    client.close(None).await.unwrap();
+    while client.next().await.is_some() {}
+    server.stop(WAIT).await;
+}

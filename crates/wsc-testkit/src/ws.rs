@@ -132,3 +132,81 @@ pub fn assert_error_frame(frame: &Value, code: &str) {
     assert_eq!(frame["message_type"], "error", "{frame}");
     assert_eq!(frame["data"]["code"], code, "{frame}");
 }
+
+/// Reads past every other frame to the close frame: its code and reason.
+pub async fn close_after_frames(ws: &mut Client) -> (u16, String) {
+    loop {
+        match next_frame(ws).await {
+            Message::Close(Some(frame)) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Message::Close(None) => return (1005, String::new()),
+            _ => continue,
+        }
+    }
+}
+
+/// A WebSocket client that never answers: the upgrade is done by hand on a raw socket, and
+/// nothing is written after it (no pongs), so the server sees a silent connection.
+pub struct SilentClient(TcpStream);
+
+impl SilentClient {
+    /// Upgrades `ws://{addr}{path_and_query}`; panics unless the server answers 101.
+    pub async fn connect(addr: std::net::SocketAddr, path_and_query: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "GET {path_and_query} HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\n\
+             connection: upgrade\r\nsec-websocket-version: 13\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("request");
+        // Read the response head byte by byte, so no frame after it is consumed.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+                .await
+                .expect("response in time")
+                .expect("response read");
+            assert!(n == 1, "the server closed during the handshake: {head:?}");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        SilentClient(stream)
+    }
+
+    /// Reads the server's frames (pings, text) up to its close frame: its code and reason.
+    pub async fn close_frame(mut self) -> (u16, String) {
+        use tokio::io::AsyncReadExt;
+        let stream = &mut self.0;
+        loop {
+            let mut header = [0u8; 2];
+            tokio::time::timeout(WAIT, stream.read_exact(&mut header))
+                .await
+                .expect("a frame in time")
+                .expect("a frame header");
+            let opcode = header[0] & 0x0f;
+            let mut len = u64::from(header[1] & 0x7f);
+            if len == 126 {
+                let mut ext = [0u8; 2];
+                stream.read_exact(&mut ext).await.expect("length");
+                len = u64::from(u16::from_be_bytes(ext));
+            } else if len == 127 {
+                let mut ext = [0u8; 8];
+                stream.read_exact(&mut ext).await.expect("length");
+                len = u64::from_be_bytes(ext);
+            }
+            let mut payload = vec![0u8; len as usize];
+            stream.read_exact(&mut payload).await.expect("payload");
+            if opcode == 0x8 {
+                let code = payload
+                    .get(..2)
+                    .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+                let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
+                return (code, reason.into_owned());
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The close-code contract of docs/protocol.md section 7, over real sockets: clients match
+//! the reason texts to decide whether to reconnect, so each test asserts the exact code and
+//! the exact text. Also the limits behind them: the byte rate, control frames outside the
+//! frame rate, and a reconnect that takes over its own `client_id` on a full node.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use support::{Client, WAIT, local_config, next_json, start};
+use tokio_tungstenite::tungstenite::Message;
+use wsc_hub::HubMessage;
+use wsc_testkit::ws::{SilentClient, close_after_frames, send};
+
+async fn connect(addr: SocketAddr, query: &str) -> Client {
+    wsc_testkit::ws::connect(&format!("ws://{addr}/ws?{query}")).await
+}
+
+#[tokio::test]
+async fn replaced_by_a_newer_connection_is_1000_and_a_full_node_still_takes_the_replacement() {
+    let mut config = local_config();
+    config.wsc.performance.max_connections_per_node = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let mut old = connect(addr, "user_id=ann&client_id=c1").await;
+    // The node is full, but the same user's client id replaces its live connection.
+    let _new = connect(addr, "user_id=ann&client_id=c1").await;
+    assert_eq!(
+        close_after_frames(&mut old).await,
+        (1000, "replaced by a newer connection".to_owned())
+    );
+    let (status, body) =
+        wsc_testkit::ws::refused(&format!("ws://{addr}/ws?user_id=ann&client_id=c2"), &[]).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("node_full")));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn logged_in_elsewhere_is_1008_after_force_offline() {
+    let mut config = local_config();
+    config.wsc.multi_login.max_connections_per_user = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let mut old = connect(addr, "user_id=bo&client_id=phone").await;
+    let _new = connect(addr, "user_id=bo&client_id=laptop").await;
+    assert_eq!(next_json(&mut old).await["message_type"], "force_offline");
+    assert_eq!(
+        close_after_frames(&mut old).await,
+        (1008, "logged in elsewhere".to_owned())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn kicked_is_1008_with_the_reason() {
+    let server = start(local_config()).await;
+    let mut ws = connect(server.public_addr(), "user_id=kai").await;
+    server
+        .hub()
+        .kick_user("kai", "spam", false)
+        .await
+        .expect("kicked");
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (1008, "kicked: spam".to_owned())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_silent_client_times_out_with_1000() {
+    let mut config = local_config();
+    config.wsc.heartbeat_interval = Duration::from_millis(50);
+    config.wsc.client_timeout = Duration::from_millis(200);
+    let server = start(config).await;
+    let silent = SilentClient::connect(server.public_addr(), "/ws?user_id=sil").await;
+    assert_eq!(
+        silent.close_frame().await,
+        (1000, "client timeout: nothing received in time".to_owned())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn stopping_the_server_is_1001() {
+    let server = start(local_config()).await;
+    let mut ws = connect(server.public_addr(), "user_id=sue").await;
+    let stopping = tokio::spawn(server.stop(WAIT));
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (1001, "server shutting down".to_owned())
+    );
+    assert!(stopping.await.expect("stop task"));
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_a_slow_consumer_1013() {
+    let mut config = local_config();
+    config.wsc.message_buffer_size = 4;
+    let server = start(config).await;
+    let mut ws = connect(server.public_addr(), "user_id=slo").await;
+    let hub = server.hub().clone();
+    let body = "x".repeat(16 * 1024);
+    // The socket's buffers take a few megabytes before the queue of 4 overflows.
+    for _ in 0..20_000 {
+        let _ = hub
+            .send_to_user("slo", HubMessage::text(body.clone()))
+            .await;
+        if hub.stats().slow_consumer_disconnects > 0 {
+            break;
+        }
+    }
+    assert_eq!(hub.stats().slow_consumer_disconnects, 1);
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (1013, "slow consumer: try again later".to_owned())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_frame_over_the_size_limit_is_1009() {
+    let mut config = local_config();
+    config.wsc.security.max_message_size = 1024;
+    let server = start(config).await;
+    let mut ws = connect(server.public_addr(), "user_id=big").await;
+    send(&mut ws, &"x".repeat(2000)).await;
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (1009, "message too large".to_owned())
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_frame_rate_is_1008_and_control_frames_do_not_count() {
+    let mut config = local_config();
+    config.wsc.security.enable_rate_limit = true;
+    config.wsc.security.max_messages_per_second = 2;
+    config.wsc.security.max_bytes_per_second = 0;
+    let server = start(config).await;
+    let mut ws = connect(server.public_addr(), "user_id=rat").await;
+    for _ in 0..20 {
+        ws.send(Message::Ping(Default::default()))
+            .await
+            .expect("ping");
+    }
+    // Two data frames after twenty pings are still within the limit: both get a pong.
+    for id in ["p1", "p2"] {
+        send(
+            &mut ws,
+            &format!(r#"{{"message_type":"ping","id":"{id}"}}"#),
+        )
+        .await;
+        assert_eq!(next_json(&mut ws).await["id"], id);
+    }
+    send(&mut ws, r#"{"message_type":"ping","id":"p3"}"#).await;
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (
+            1008,
+            "rate limit exceeded: more than 2 messages per second".to_owned()
+        )
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_byte_rate_is_1008() {
+    let mut config = local_config();
+    config.wsc.security.enable_rate_limit = true;
+    config.wsc.security.max_messages_per_second = 1000;
+    config.wsc.security.max_bytes_per_second = 100;
+    let server = start(config).await;
+    let mut ws = connect(server.public_addr(), "user_id=byt").await;
+    let frame = format!(
+        r#"{{"message_type":"text","content":"{}"}}"#,
+        "x".repeat(30)
+    );
+    assert!((50..=100).contains(&frame.len()), "{}", frame.len());
+    send(&mut ws, &frame).await;
+    send(&mut ws, &frame).await;
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (
+            1008,
+            "rate limit exceeded: more than 100 bytes per second".to_owned()
+        )
+    );
+    server.stop(WAIT).await;
+}

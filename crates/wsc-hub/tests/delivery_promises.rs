@@ -1,0 +1,151 @@
+//! Promises of docs/delivery.md that no other test holds: the bound on unacknowledged
+//! deliveries per connection, a user's `seq_no` restarting at 1 once the window forgot
+//! them, and broadcasts, group and ticket sends carrying `seq_no: 0`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wsc_hub::{BroadcastOptions, Hub, HubConfig, HubMessage, Identity, Registration};
+use wsc_testkit::cluster::next_message;
+
+fn hub(config: HubConfig) -> Hub {
+    let hub = Hub::new(config);
+    hub.start();
+    hub
+}
+
+async fn ack(registration: &mut Registration, message_id: &str) {
+    let frame = serde_json::json!({"message_type": "ack", "message_id": message_id});
+    registration.handle_text(&frame.to_string()).await;
+}
+
+/// Whether anything is queued for the registration right now (pings skipped).
+fn queued_message(registration: &mut Registration) -> Option<Value> {
+    while let Some(frame) = registration.try_recv() {
+        if let wsc_hub::Outbound::Message(payload) = frame {
+            return Some(serde_json::from_str(payload.as_str()).expect("JSON"));
+        }
+    }
+    None
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_with_max_pending_unacknowledged_deliveries_is_skipped_until_it_acks() {
+    let mut config = HubConfig::default();
+    config.max_pending_acks = 2;
+    let hub = hub(config);
+    let mut conn = hub
+        .register(Identity::new("pat"))
+        .await
+        .expect("registered");
+    let sends: Vec<_> = ["m1", "m2", "m3"]
+        .into_iter()
+        .map(|text| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                hub.send_to_user_with_ack("pat", HubMessage::text(text), Duration::from_secs(1), 3)
+                    .await
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let first = next_message(&mut conn).await;
+    let second = next_message(&mut conn).await;
+    let mut contents = vec![first["content"].clone(), second["content"].clone()];
+    contents.sort_by_key(|c| c.to_string());
+    assert_eq!(contents, ["m1", "m2"]);
+    assert_eq!(
+        queued_message(&mut conn),
+        None,
+        "the third waits for a free slot"
+    );
+
+    // An ack frees a slot: the third message's next attempt reaches the connection.
+    ack(&mut conn, first["message_id"].as_str().unwrap()).await;
+    ack(&mut conn, second["message_id"].as_str().unwrap()).await;
+    let third = next_message(&mut conn).await;
+    assert_eq!(third["content"], "m3");
+    ack(&mut conn, third["message_id"].as_str().unwrap()).await;
+    for send in sends {
+        let report = send.await.expect("task").expect("sent");
+        assert!(report.all_acked(), "{report:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_users_seq_no_restarts_at_1_once_the_window_forgot_the_user() {
+    let hub = hub(HubConfig::default());
+    let seq = |msg: &Value| msg["seq_no"].as_i64();
+
+    let mut conn = hub
+        .register(Identity::new("sid"))
+        .await
+        .expect("registered");
+    for _ in 0..2 {
+        hub.send_to_user("sid", HubMessage::text("x"))
+            .await
+            .expect("sent");
+    }
+    assert_eq!(seq(&next_message(&mut conn).await), Some(1));
+    assert_eq!(seq(&next_message(&mut conn).await), Some(2));
+    drop(conn);
+
+    // Back within the window (120 s): numbering goes on.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut conn = hub
+        .register(Identity::new("sid"))
+        .await
+        .expect("registered");
+    hub.send_to_user("sid", HubMessage::text("x"))
+        .await
+        .expect("sent");
+    assert_eq!(seq(&next_message(&mut conn).await), Some(3));
+    drop(conn);
+
+    // Offline with no message for longer than the window: numbering starts again.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let mut conn = hub
+        .register(Identity::new("sid"))
+        .await
+        .expect("registered");
+    hub.send_to_user("sid", HubMessage::text("x"))
+        .await
+        .expect("sent");
+    assert_eq!(seq(&next_message(&mut conn).await), Some(1));
+}
+
+#[tokio::test]
+async fn broadcasts_group_and_ticket_sends_carry_seq_no_0() {
+    let hub = hub(HubConfig::default());
+    let identity = Identity::new("gil").with_groups(["g"]).with_tickets(["t"]);
+    let mut conn = hub.register(identity).await.expect("registered");
+    hub.send_to_user("gil", HubMessage::text("user"))
+        .await
+        .expect("sent");
+    hub.send_to_group("g", HubMessage::text("group"))
+        .await
+        .expect("sent");
+    hub.send_to_ticket("t", HubMessage::text("ticket"))
+        .await
+        .expect("sent");
+    hub.broadcast(HubMessage::text("all"), BroadcastOptions::default())
+        .await
+        .expect("sent");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let msg = next_message(&mut conn).await;
+        seen.push((
+            msg["content"].as_str().unwrap().to_owned(),
+            msg["seq_no"].as_i64(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("user".to_owned(), Some(1)),
+            ("group".to_owned(), Some(0)),
+            ("ticket".to_owned(), Some(0)),
+            ("all".to_owned(), Some(0)),
+        ]
+    );
+}
