@@ -305,6 +305,10 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         assert!(limiter.allow(ip("1.1.1.1"), 2));
         assert!(!limiter.allow(ip("1.1.1.1"), 2));
+        // A whole second later the full allowance is back: exactly the configured number.
+        clock.advance(Duration::from_secs(1));
+        let admitted = (0..10).filter(|_| limiter.allow(ip("1.1.1.1"), 2)).count();
+        assert_eq!(admitted, 2);
     }
 
     #[test]

@@ -351,6 +351,12 @@ async fn churning_clients_receive_every_acked_message() {
         // A failure is a stored message that had at least one attempt.
         assert!(stats.ack_failures as usize <= stored, "{stats:?}");
         assert_eq!(stats.offline_stored as usize, stored, "{stats:?}");
+        // The churn exercised every path, not only live delivery: frames left unacked by a
+        // client that dropped were resent, messages that found nobody were stored, and the
+        // final reconnects replayed them.
+        assert!(stats.ack_resends > 0, "no resend happened: {stats:?}");
+        assert!(stored > 0, "nothing was stored offline: {stats:?}");
+        assert!(stats.offline_replayed > 0, "nothing was replayed: {stats:?}");
     };
     tokio::time::timeout(RUN_LIMIT, run)
         .await
