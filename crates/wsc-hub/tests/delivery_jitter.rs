@@ -356,7 +356,10 @@ async fn churning_clients_receive_every_acked_message() {
         // final reconnects replayed them.
         assert!(stats.ack_resends > 0, "no resend happened: {stats:?}");
         assert!(stored > 0, "nothing was stored offline: {stats:?}");
-        assert!(stats.offline_replayed > 0, "nothing was replayed: {stats:?}");
+        assert!(
+            stats.offline_replayed > 0,
+            "nothing was replayed: {stats:?}"
+        );
     };
     tokio::time::timeout(RUN_LIMIT, run)
         .await

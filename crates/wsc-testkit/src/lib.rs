@@ -36,13 +36,27 @@ pub fn local_config() -> GatewayConfig {
     config
 }
 
-/// A port that was free a moment ago on 127.0.0.1 (for processes that must be told their
-/// port before they bind).
+/// A free port on 127.0.0.1 for a process that must be told its port before it binds.
+///
+/// Binding port 0 and handing its number on races: between the check and the child's bind,
+/// any listener on port 0 (every in-process server of the suite) may get the same number.
+/// So the ports come from below Linux's ephemeral range (32768 and up), which port 0 never
+/// hands out, each at most once per process, starting at an offset from the process id so
+/// that test processes running side by side do not try the same ones first.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port on 127.0.0.1")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 1000) * 12;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (offset + n) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// The next item of a channel (fed by a callback, for example), within [`WAIT`].
