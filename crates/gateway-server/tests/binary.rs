@@ -9,13 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wsc_testkit::WAIT;
 use wsc_testkit::process::{KillOnDrop, Lines, wait_exit, wait_for_line};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use wsc_testkit::free_port;
 
 #[tokio::test]
 async fn env_overrides_ports_and_sigterm_exits_zero() {

@@ -249,10 +249,7 @@ async fn a_port_in_use_fails_start() {
 
 #[tokio::test]
 async fn one_listener_when_ports_are_equal() {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = wsc_testkit::free_port();
     let mut config = local_config();
     config.wsc.node_port = port;
     config.http.port = port;

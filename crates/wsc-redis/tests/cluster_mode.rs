@@ -224,11 +224,7 @@ async fn the_keys_one_script_touches_share_a_slot() {
 
 #[tokio::test]
 async fn an_unreachable_cluster_fails_quickly_without_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = wsc_testkit::free_port();
     let options = RedisOptions::cluster([format!("redis://:hunter2@127.0.0.1:{port}/")])
         .with_key_prefix("wsc-test:down:")
         .with_connect_timeout(Duration::from_millis(500));

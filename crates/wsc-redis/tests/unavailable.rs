@@ -15,9 +15,7 @@ const QUICK: Duration = Duration::from_millis(1500);
 
 /// Options pointing at a loopback port nobody listens on.
 fn closed_port() -> RedisOptions {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = wsc_testkit::free_port();
     RedisOptions::new(format!("redis://:hunter2@127.0.0.1:{port}/0"))
         .with_key_prefix("wsc-test:down:")
         .with_connect_timeout(BOUND)
