@@ -127,12 +127,7 @@ pub async fn serve(
             }
         }
     }
-    let reason = conn
-        .disconnect_reason()
-        .cloned()
-        .unwrap_or(DisconnectReason::ConnectionLost {
-            error: "unknown".to_owned(),
-        });
+    let reason = registration.ending();
     if !matches!(reason, DisconnectReason::ConnectionLost { .. }) {
         if reason.drains_queue() {
             drain(&mut registration, &mut sink, write_timeout).await;

@@ -297,12 +297,7 @@ where
             },
         }
     }
-    let reason = conn
-        .disconnect_reason()
-        .cloned()
-        .unwrap_or(DisconnectReason::ConnectionLost {
-            error: "unknown".to_owned(),
-        });
+    let reason = registration.ending();
     if client_closed {
         // tungstenite queued the close reply while reading; make sure it goes out.
         let _ = tokio::time::timeout(CLOSE_GRACE, ws.flush()).await;

@@ -194,6 +194,17 @@ impl Registration {
         }
     }
 
+    /// Why the connection ends: the reason recorded when it was closed, or a lost connection
+    /// when its transport stopped without one.
+    pub fn ending(&self) -> DisconnectReason {
+        self.conn
+            .disconnect_reason()
+            .cloned()
+            .unwrap_or(DisconnectReason::ConnectionLost {
+                error: "unknown".to_owned(),
+            })
+    }
+
     /// Unregisters the connection; `observed` is the reason when none was recorded before.
     pub fn finish(mut self, observed: DisconnectReason) {
         self.finished = true;
