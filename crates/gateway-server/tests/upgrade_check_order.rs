@@ -129,3 +129,15 @@ async fn the_node_capacity_comes_before_the_per_user_limit() {
     assert_eq!(got, (503, "node_full".to_owned()));
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn another_users_client_id_comes_before_the_node_capacity() {
+    let mut config = local_config();
+    config.wsc.performance.max_connections_per_node = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let _first = wsc_testkit::ws::connect(&format!("ws://{addr}/ws?user_id=b&client_id=c1")).await;
+    let got = refusal(addr, "GET", "user_id=a&client_id=c1", &[]).await;
+    assert_eq!(got, (409, "client_id_in_use".to_owned()));
+    server.stop(WAIT).await;
+}
