@@ -422,3 +422,92 @@ async fn sse_can_be_turned_off() {
     assert_eq!(status, 404);
     stopped(server).await;
 }
+
+#[tokio::test]
+async fn a_custom_path_an_ack_list_and_the_ack_limit() {
+    let mut config = local_config();
+    config.wsc.sse.path = "/events".to_owned();
+    let server = start(config).await;
+    let (addr, api) = (server.public_addr(), server.api_addr());
+    let mut stream = sse::open(addr, "/events?user_id=lia", &[])
+        .await
+        .expect("the stream opens at the configured path");
+    let (_, session) = stream.connected().await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let request = spawn_post(
+            api,
+            "/api/v1/users/lia/messages",
+            json!({"content": format!("m{n}"), "ack": {"timeout_ms": 5000, "retries": 0}}),
+        );
+        ids.push((stream.next_json().await["message_id"].clone(), request));
+    }
+    let body = json!({"message_ids": ids.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>()});
+    let post = |path: &'static str, body: String| {
+        let session = session.clone();
+        async move {
+            http(
+                addr,
+                "POST",
+                path,
+                &[("x-wsc-session", &session)],
+                Some(&body),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        post("/events/ack", body.to_string()).await,
+        (202, json!({"accepted": 2}))
+    );
+    for (_, request) in ids {
+        let (status, report) = joined(request).await;
+        assert_eq!(
+            report["outcomes"][0]["status"], "acked",
+            "{status} {report}"
+        );
+    }
+    let many: Vec<String> = (0..65).map(|n| format!("m{n}")).collect();
+    let (status, body) = post("/events/ack", json!({ "message_ids": many }).to_string()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_ack")));
+    stopped(server).await;
+}
+
+#[tokio::test]
+async fn last_seq_wins_over_last_event_id_and_a_replaced_stream_says_so() {
+    let server = start(local_config()).await;
+    let (addr, api) = (server.public_addr(), server.api_addr());
+    for n in 1..=3 {
+        let body = json!({ "content": format!("m{n}") }).to_string();
+        post_ok(api, "/api/v1/users/max/messages", &body).await;
+    }
+    // Offline messages are replayed first; the resume then starts after last_seq=2.
+    let mut stream = sse::open(
+        addr,
+        "/sse?user_id=max&client_id=c1&last_seq=2",
+        &[("last-event-id", "0")],
+    )
+    .await
+    .expect("opens");
+    stream.connected().await;
+    let mut recovered = Value::Null;
+    while recovered.is_null() {
+        let msg = stream.next_json().await;
+        if msg["message_type"] == "recovered" {
+            recovered = msg;
+        }
+    }
+    assert_eq!(recovered["data"]["from_seq"], 2, "{recovered}");
+
+    // The same client id opened again replaces the stream, which ends by saying so.
+    let _newer = sse::open(addr, "/sse?user_id=max&client_id=c1", &[])
+        .await
+        .expect("opens");
+    let events = stream.until_end().await;
+    let closing = events.last().expect("a closing event").json();
+    assert_eq!(
+        closing["data"],
+        json!({"code": 1000, "reason": "replaced by a newer connection"})
+    );
+    stopped(server).await;
+}

@@ -1,0 +1,144 @@
+//! Smaller promises of docs/protocol.md and delivery.md, over real sockets: the generated
+//! client id, an open origin list, binary frames counted by the rate limit, queued frames
+//! written before the 1001 close, generated ids (UUIDv7) and
+//! the counters `GET /api/v1/stats` exposes.
+
+mod support;
+
+use futures_util::SinkExt;
+use serde_json::Value;
+use support::{WAIT, get, local_config, next_json, start};
+use tokio_tungstenite::tungstenite::Message;
+use wsc_hub::HubMessage;
+use wsc_testkit::ws::{close_after_frames, next_frame, send};
+
+#[tokio::test]
+async fn a_connection_without_client_id_gets_a_generated_32_hex_one() {
+    let server = start(local_config()).await;
+    let url = format!("ws://{}/ws?user_id=gen", server.public_addr());
+    let (_ws, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let id = response.headers()["x-wsc-client-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn an_empty_or_star_origin_list_lets_every_origin_in() {
+    for origins in [vec![], vec!["*".to_owned()]] {
+        let mut config = local_config();
+        config.wsc.websocket_origins = origins.clone();
+        let server = start(config).await;
+        let url = format!("ws://{}/ws?user_id=o", server.public_addr());
+        let connected =
+            wsc_testkit::ws::try_connect(&url, &[("origin", "https://anywhere.example")]).await;
+        assert!(connected.is_ok(), "{origins:?}: {connected:?}");
+        server.stop(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn binary_frames_count_against_the_frame_rate() {
+    let mut config = local_config();
+    config.wsc.security.enable_rate_limit = true;
+    config.wsc.security.max_messages_per_second = 2;
+    config.wsc.security.max_bytes_per_second = 0;
+    let server = start(config).await;
+    let mut ws =
+        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=bin", server.public_addr())).await;
+    for _ in 0..2 {
+        ws.send(Message::binary(vec![1, 2, 3])).await.expect("sent");
+        assert_eq!(
+            next_json(&mut ws).await["data"]["code"],
+            "binary_not_supported"
+        );
+    }
+    send(&mut ws, r#"{"message_type":"ping"}"#).await;
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (
+            1008,
+            "rate limit exceeded: more than 2 messages per second".to_owned()
+        )
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn queued_frames_are_written_before_the_1001_close() {
+    let server = start(local_config()).await;
+    let mut ws =
+        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=q", server.public_addr())).await;
+    for n in 0..50 {
+        server
+            .hub()
+            .send_to_user("q", HubMessage::text(format!("m{n}")))
+            .await
+            .expect("queued");
+    }
+    let stopping = tokio::spawn(server.stop(WAIT));
+    for n in 0..50 {
+        assert_eq!(next_json(&mut ws).await["content"], format!("m{n}"));
+    }
+    match next_frame(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected the close frame, got {other:?}"),
+    }
+    assert!(stopping.await.expect("stop task"));
+}
+
+#[tokio::test]
+async fn generated_ids_are_uuid_v7() {
+    let server = start(local_config()).await;
+    let mut ws =
+        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=k", server.public_addr())).await;
+    server
+        .hub()
+        .send_to_user("k", HubMessage::text("hi"))
+        .await
+        .expect("sent");
+    let Message::Text(text) = next_frame(&mut ws).await else {
+        panic!("a text frame")
+    };
+    let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+    for key in ["id", "message_id"] {
+        let id = frame[key].as_str().unwrap();
+        // xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx
+        assert_eq!(id.len(), 36, "{key}: {id}");
+        assert_eq!(&id[14..15], "7", "{key} is not version 7: {id}");
+        assert!(
+            "89ab".contains(&id[19..20]),
+            "{key} has another variant: {id}"
+        );
+    }
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_stats_route_exposes_the_ack_and_offline_counters() {
+    let server = start(local_config()).await;
+    server
+        .hub()
+        .send_to_user("away", HubMessage::text("stored"))
+        .await
+        .expect("stored offline");
+    let (status, stats) = get(server.api_addr(), "/api/v1/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    for key in [
+        "acks_confirmed",
+        "ack_failures",
+        "ack_resends",
+        "acks_pending",
+        "offline_replayed",
+        "cluster_errors",
+    ] {
+        assert_eq!(stats[key], 0, "{key}: {stats}");
+    }
+    assert_eq!(stats["offline_stored"], 1, "{stats}");
+    server.stop(WAIT).await;
+}
