@@ -1,6 +1,8 @@
-//! Promises of docs/delivery.md that no other test holds: the bound on unacknowledged
-//! deliveries per connection, a user's `seq_no` restarting at 1 once the window forgot
-//! them, and broadcasts, group and ticket sends carrying `seq_no: 0`.
+//! Promises of docs/delivery.md and protocol.md that no other test holds: the bound on
+//! unacknowledged deliveries per connection, a user's `seq_no` restarting at 1 once the
+//! window forgot them, broadcasts, group and ticket sends carrying `seq_no: 0`, priority as
+//! metadata only, the byte bound of a queue, what a pushed message and a kick notice carry,
+//! and the per-user limit across apps.
 
 use std::time::Duration;
 
@@ -147,5 +149,115 @@ async fn broadcasts_group_and_ticket_sends_carry_seq_no_0() {
             ("ticket".to_owned(), Some(0)),
             ("all".to_owned(), Some(0)),
         ]
+    );
+}
+
+#[tokio::test]
+async fn priority_is_metadata_and_never_reorders_delivery() {
+    let hub = hub(HubConfig::default());
+    let mut conn = hub
+        .register(Identity::new("pri"))
+        .await
+        .expect("registered");
+    for (content, priority) in [
+        ("first", wsc_hub::Priority::Low),
+        ("second", wsc_hub::Priority::Critical),
+        ("third", wsc_hub::Priority::Normal),
+    ] {
+        let mut msg = HubMessage::text(content);
+        msg.priority = priority;
+        hub.send_to_user("pri", msg).await.expect("sent");
+    }
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.push(next_message(&mut conn).await["content"].clone());
+    }
+    assert_eq!(order, ["first", "second", "third"]);
+}
+
+#[tokio::test]
+async fn a_queue_full_by_bytes_below_its_message_count_is_a_slow_consumer() {
+    let mut config = HubConfig::default();
+    config.queue_capacity = 256;
+    config.queue_max_bytes = 4096;
+    let hub = hub(config);
+    let conn = hub
+        .register(Identity::new("fat"))
+        .await
+        .expect("registered");
+    let body = "x".repeat(1000);
+    for _ in 0..10 {
+        let _ = hub
+            .send_to_user("fat", HubMessage::text(body.clone()))
+            .await;
+    }
+    assert_eq!(
+        conn.connection().disconnect_reason(),
+        Some(&wsc_hub::DisconnectReason::SlowConsumer),
+        "five 1 KB frames exceed 4 KiB long before 256 messages"
+    );
+    assert_eq!(hub.stats().slow_consumer_disconnects, 1);
+}
+
+#[tokio::test]
+async fn a_pushed_message_is_from_system_with_a_creation_time_and_a_kick_notice_names_its_reason() {
+    let hub = hub(HubConfig::default());
+    let mut conn = hub.register(Identity::new("pu")).await.expect("registered");
+    let mut msg = HubMessage::text("hello");
+    msg.sender.clear();
+    msg.sender_type.clear();
+    hub.send_to_user("pu", msg).await.expect("sent");
+    let pushed = next_message(&mut conn).await;
+    assert_eq!(
+        (pushed["sender"].as_str(), pushed["sender_type"].as_str()),
+        (Some("system"), Some("system"))
+    );
+    let created = pushed["create_at"].as_str().expect("create_at");
+    assert!(
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{created}"
+    );
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    hub.kick_user("pu", "spam", true).await.expect("kicked");
+    let notice = next_message(&mut conn).await;
+    assert_eq!(notice["message_type"], "kick_out");
+    assert_eq!(
+        (
+            notice["content"].as_str(),
+            notice["data"]["reason"].as_str()
+        ),
+        (Some("spam"), Some("spam"))
+    );
+    let kicked_at = notice["data"]["kicked_at"].as_u64().expect("Unix seconds");
+    assert!(
+        (before..=before + 5).contains(&kicked_at),
+        "{kicked_at} vs {before}"
+    );
+}
+
+#[tokio::test]
+async fn the_per_user_connection_limit_spans_apps_and_namespaces() {
+    let mut config = HubConfig::default();
+    config.max_connections_per_user = 1;
+    config.multi_login = wsc_hub::MultiLoginPolicy::KickNew;
+    let hub = hub(config);
+    let _shop = hub
+        .register(Identity::new("ana").with_scope("shop", "eu"))
+        .await
+        .expect("registered");
+    let other_app = hub
+        .register(Identity::new("ana").with_scope("blog", "us"))
+        .await;
+    assert!(
+        matches!(
+            other_app,
+            Err(wsc_hub::RegisterError::UserConnectionLimit { .. })
+        ),
+        "{other_app:?}"
     );
 }
