@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The short folder names of docs/promises.md.
-const FOLDERS: [(&str, &str); 8] = [
+const FOLDERS: [(&str, &str); 9] = [
     ("gs/src/", "crates/gateway-server/src/"),
     ("gs/", "crates/gateway-server/tests/"),
     ("hub/src/", "crates/wsc-hub/src/"),
@@ -14,6 +14,7 @@ const FOLDERS: [(&str, &str); 8] = [
     ("gw/", "crates/gateway/tests/"),
     ("client/", "crates/wsc-client/tests/"),
     ("redis/", "crates/wsc-redis/tests/"),
+    ("ex/", "examples/"),
 ];
 
 fn root() -> PathBuf {

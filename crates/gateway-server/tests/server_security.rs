@@ -568,3 +568,35 @@ async fn an_expired_token_passes_within_the_60_s_leeway_only() {
     assert_eq!(body["message"], "the token has expired", "{body}");
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn long_claim_names_and_array_claims_are_the_identity_too() {
+    let server = start(auth_config()).await;
+    let claims = json!({
+        "user_id": "bea", "app_id": "shop", "namespace": "eu", "group_id": ["g1", "g2"],
+        "ticket_id": "t1,t2", "device_id": "tablet",
+        "iss": "auth.example", "aud": "chat", "exp": now() + 600,
+    });
+    let url = ws(
+        server.public_addr(),
+        &format!("token={}&device_id=ignored", hs256(claims)),
+    );
+    let (mut client, _) = connect_async(url).await.expect("upgrade");
+    let conns = server.hub().user_connections("bea").unwrap();
+    let conn = &conns[0];
+    // No user type claim: the default, `visitor`.
+    assert_eq!(conn.user_type, "visitor");
+    assert_eq!(
+        (conn.app_id.as_str(), conn.namespace.as_str()),
+        ("shop", "eu")
+    );
+    assert_eq!(conn.group_ids, ["g1", "g2"]);
+    assert_eq!(conn.ticket_ids, ["t1", "t2"]);
+    assert_eq!(
+        conn.device_id, "tablet",
+        "the token's device wins over the query's"
+    );
+    client.close(None).await.unwrap();
+    while client.next().await.is_some() {}
+    server.stop(WAIT).await;
+}

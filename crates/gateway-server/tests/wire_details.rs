@@ -142,3 +142,42 @@ async fn the_stats_route_exposes_the_ack_and_offline_counters() {
     assert_eq!(stats["offline_stored"], 1, "{stats}");
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn identity_comes_from_the_query_then_headers_then_cookies() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    let identity = |user: &'static str| {
+        let hub = server.hub().clone();
+        move || hub.user_connections(user).expect("valid id")
+    };
+    let cases: [(&str, Vec<(&'static str, &str)>, &'static str); 3] = [
+        (
+            "?user_id=q1",
+            vec![("x-user-id", "h1"), ("cookie", "user_id=c1")],
+            "q1",
+        ),
+        (
+            "?user_id=",
+            vec![("x-user-id", "h2"), ("cookie", "user_id=c2")],
+            "h2",
+        ),
+        ("", vec![("cookie", "user_id=c3%20x; other=1")], "c3%20x"),
+    ];
+    for (query, headers, expected) in cases {
+        let url = format!("ws://{addr}/ws{query}");
+        let _ws = wsc_testkit::ws::try_connect(&url, &headers)
+            .await
+            .expect("upgrade");
+        assert_eq!(
+            identity(expected)().len(),
+            1,
+            "{query} {headers:?}: not {expected}"
+        );
+    }
+    // Comma lists: items trimmed, empty items dropped (cookie values are used as they are).
+    let url = format!("ws://{addr}/ws?user_id=lists&group_id=%20a%20,,b%20");
+    let _ws = wsc_testkit::ws::connect(&url).await;
+    assert_eq!(identity("lists")()[0].group_ids, ["a", "b"]);
+    server.stop(WAIT).await;
+}
