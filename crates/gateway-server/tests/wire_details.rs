@@ -151,7 +151,9 @@ async fn identity_comes_from_the_query_then_headers_then_cookies() {
         let hub = server.hub().clone();
         move || hub.user_connections(user).expect("valid id")
     };
-    let cases: [(&str, Vec<(&'static str, &str)>, &'static str); 3] = [
+    // (query, request headers, the user it must be)
+    type Case = (&'static str, Vec<(&'static str, &'static str)>, &'static str);
+    let cases: [Case; 3] = [
         (
             "?user_id=q1",
             vec![("x-user-id", "h1"), ("cookie", "user_id=c1")],
