@@ -1,7 +1,7 @@
 //! `gateway-server`: the wsc gateway as a server.
 //!
 //! [`Server`] builds a [`Hub`](wsc_hub::Hub) from a [`GatewayConfig`](wsc_config::GatewayConfig),
-//! binds the public listener (`/ws`, `/health`) and the API listener (`/health`, `/ready`,
+//! binds the public listener (`/ws`, `/sse`, `/health`) and the API listener (`/health`, `/ready`,
 //! `/api/v1/...`), and returns a [`RunningServer`] once both are bound. Stopping it closes
 //! every WebSocket with 1001 and drains within a deadline.
 //!

@@ -152,7 +152,11 @@ async fn identity_comes_from_the_query_then_headers_then_cookies() {
         move || hub.user_connections(user).expect("valid id")
     };
     // (query, request headers, the user it must be)
-    type Case = (&'static str, Vec<(&'static str, &'static str)>, &'static str);
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
     let cases: [Case; 3] = [
         (
             "?user_id=q1",
