@@ -1,16 +1,14 @@
 //! Smaller promises of docs/protocol.md and delivery.md, over real sockets: the generated
-//! client id, an open origin list, binary frames counted by the rate limit, queued frames
-//! written before the 1001 close, generated ids (UUIDv7) and
-//! the counters `GET /api/v1/stats` exposes.
+//! client id, an open origin list, identity precedence, queued frames written before the
+//! 1001 close, generated ids (UUIDv7) and the counters `GET /api/v1/stats` exposes.
 
 mod support;
 
-use futures_util::SinkExt;
 use serde_json::Value;
 use support::{WAIT, get, local_config, next_json, start};
 use tokio_tungstenite::tungstenite::Message;
 use wsc_hub::HubMessage;
-use wsc_testkit::ws::{close_after_frames, next_frame, send};
+use wsc_testkit::ws::next_frame;
 
 #[tokio::test]
 async fn a_connection_without_client_id_gets_a_generated_32_hex_one() {
@@ -40,33 +38,6 @@ async fn an_empty_or_star_origin_list_lets_every_origin_in() {
         assert!(connected.is_ok(), "{origins:?}: {connected:?}");
         server.stop(WAIT).await;
     }
-}
-
-#[tokio::test]
-async fn binary_frames_count_against_the_frame_rate() {
-    let mut config = local_config();
-    config.wsc.security.enable_rate_limit = true;
-    config.wsc.security.max_messages_per_second = 2;
-    config.wsc.security.max_bytes_per_second = 0;
-    let server = start(config).await;
-    let mut ws =
-        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=bin", server.public_addr())).await;
-    for _ in 0..2 {
-        ws.send(Message::binary(vec![1, 2, 3])).await.expect("sent");
-        assert_eq!(
-            next_json(&mut ws).await["data"]["code"],
-            "binary_not_supported"
-        );
-    }
-    send(&mut ws, r#"{"message_type":"ping"}"#).await;
-    assert_eq!(
-        close_after_frames(&mut ws).await,
-        (
-            1008,
-            "rate limit exceeded: more than 2 messages per second".to_owned()
-        )
-    );
-    server.stop(WAIT).await;
 }
 
 #[tokio::test]
