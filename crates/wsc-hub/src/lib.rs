@@ -5,7 +5,8 @@
 //! see [`HubMessage`]), presence, exact stats and callback chains. It knows nothing of web
 //! frameworks or config files: a transport registers a connection with [`Hub::register`]
 //! and drives the returned [`Registration`]. The `tungstenite` feature (on by default) adds
-//! [`tungstenite::serve`] for any `tokio_tungstenite::WebSocketStream`.
+//! [`tungstenite::serve`] for any `tokio_tungstenite::WebSocketStream`; [`sse::serve`] serves
+//! a connection as server-sent events through two channels, for any HTTP layer.
 //!
 //! ```
 //! use wsc_hub::{Hub, HubConfig, HubMessage, Identity, Outbound};
