@@ -249,7 +249,9 @@ async fn scenario(browser: &mut Browser, server: &mut DemoServer) -> Result<(), 
         "ticket_id": ticket,
         "sender": "a-support",
     });
-    server.post(&format!("/api/v1/users/{visitor_id}/messages"), &body)?;
+    server
+        .post(&format!("/api/v1/users/{visitor_id}/messages"), &body)
+        .await?;
     connected(browser, "visitor", "websocket").await?;
     theirs(browser, "visitor", "Sent during the restart").await?;
     browser.on(&agent).await?;

@@ -71,27 +71,16 @@ impl DemoServer {
         Ok(())
     }
 
-    /// POSTs a JSON body to the API (one HTTP/1.1 exchange); fails unless 2xx.
-    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<(), String> {
-        use std::io::{Read, Write};
+    /// POSTs a JSON body to the API; fails unless 2xx.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<(), String> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
         let body = body.to_string();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .map_err(|e| e.to_string())?;
-        if response.starts_with("HTTP/1.1 2") {
+        let (status, _, answer) =
+            wsc_testkit::http::raw(addr, "POST", path, &[], Some(&body)).await;
+        if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(format!("POST {path}: {response}"))
+            Err(format!("POST {path}: {status} {answer}"))
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use wsc_hub::{Identity, RegisterError};
 
@@ -129,7 +129,7 @@ pub(crate) fn identify(
     headers: &HeaderMap,
     transport: Transport,
 ) -> Result<Identity, ApiError> {
-    check_origin(headers, &policy.origins)?;
+    check_origin(headers.get(header::ORIGIN), &policy.origins)?;
     let params = &state.identity_params;
     let from_request = params
         .extract_unchecked(uri, headers)
@@ -182,13 +182,18 @@ pub(crate) fn register_error(e: RegisterError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+/// The origin allowlist (`wsc.websocket_origins`) for a request's `Origin` header; the
+/// SSE routes' CORS answers use the same rule.
+pub(crate) fn check_origin(
+    origin: Option<&HeaderValue>,
+    allowed: &[String],
+) -> Result<(), ApiError> {
     if allowed.is_empty() || allowed.iter().any(|o| o == "*") {
         return Ok(());
     }
     // Non-browser clients send no Origin; the allowlist protects browsers from
     // cross-site WebSocket hijacking, which always carries one.
-    let Some(origin) = headers.get(header::ORIGIN) else {
+    let Some(origin) = origin else {
         return Ok(());
     };
     // An Origin that is present but not readable text cannot match the list; letting it
@@ -208,5 +213,16 @@ pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<()
             "origin_not_allowed",
             format!("origin `{origin}` is not allowed"),
         ))
+    }
+}
+
+/// The headers that tell a client which connection it got: its client id (the generated one
+/// if it sent none) and the node serving it. Both transports answer with them.
+pub(crate) fn connection_headers(headers: &mut HeaderMap, client_id: &str, node_id: &str) {
+    if let Ok(id) = HeaderValue::from_str(client_id) {
+        headers.insert("x-wsc-client-id", id);
+    }
+    if let Ok(node) = HeaderValue::from_str(node_id) {
+        headers.insert("x-wsc-node-id", node);
     }
 }

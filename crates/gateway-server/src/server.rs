@@ -177,11 +177,8 @@ impl Server {
             public_router = public_router.merge(crate::demo::router());
         }
         if config.wsc.sse.enabled {
-            public_router = public_router.merge(crate::sse::router(
-                &config.wsc.sse.path,
-                config.wsc.sse.heartbeat,
-                state.policy.clone(),
-            ));
+            public_router =
+                public_router.merge(crate::sse::router(&config.wsc.sse, state.policy.clone()));
         }
         let api_router = api::router(&state, &config);
         let shutdown = CancellationToken::new();

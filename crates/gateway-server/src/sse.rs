@@ -14,13 +14,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use wsc_config::SseConfig;
 use wsc_hub::sse::{self, SseOptions};
 
 use crate::error::ApiError;
@@ -61,17 +62,16 @@ impl SseSessions {
     }
 }
 
-/// The SSE routes at `path`, with CORS for the allowed origins.
-pub(crate) fn router(path: &str, heartbeat: Duration, policy: SharedPolicy) -> Router<AppState> {
-    let ack_path = format!("{}/ack", path.trim_end_matches('/'));
-    let send_path = format!("{}/send", path.trim_end_matches('/'));
+/// The SSE routes of `wsc.sse`, with CORS for the allowed origins.
+pub(crate) fn router(config: &SseConfig, policy: SharedPolicy) -> Router<AppState> {
+    let heartbeat = config.heartbeat;
     Router::new()
         .route(
-            path,
+            &config.path,
             get(move |state, peer, request| open(state, peer, request, heartbeat)),
         )
-        .route(&ack_path, post(ack))
-        .route(&send_path, post(send))
+        .route(&config.ack_path(), post(ack))
+        .route(&config.send_path(), post(send))
         .layer(cors(policy))
 }
 
@@ -82,9 +82,7 @@ fn cors(policy: SharedPolicy) -> CorsLayer {
         let Ok(policy) = policy.read() else {
             return false;
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, origin.clone());
-        handshake::check_origin(&headers, &policy.origins).is_ok()
+        handshake::check_origin(Some(origin), &policy.origins).is_ok()
     });
     CorsLayer::new()
         .allow_origin(allowed)
@@ -179,12 +177,7 @@ async fn open_stream(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx buffers responses by default, which would hold events back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Ok(id) = HeaderValue::from_str(&client_id) {
-        headers.insert("x-wsc-client-id", id);
-    }
-    if let Ok(node) = HeaderValue::from_str(hub.node_id()) {
-        headers.insert("x-wsc-node-id", node);
-    }
+    handshake::connection_headers(headers, &client_id, hub.node_id());
     Ok(response)
 }
 

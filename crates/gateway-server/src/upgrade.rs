@@ -135,11 +135,8 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
     if let Some(subprotocol) = subprotocol {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, subprotocol);
     }
-    if let Some(Ok(id)) = client_id.map(|id| HeaderValue::from_str(&id)) {
-        headers.insert("x-wsc-client-id", id);
-    }
-    if let Ok(node) = HeaderValue::from_str(hub.node_id()) {
-        headers.insert("x-wsc-node-id", node);
+    if let Some(client_id) = &client_id {
+        handshake::connection_headers(headers, client_id, hub.node_id());
     }
     if let Some(reason) = rejected {
         let extensions = response.extensions_mut();

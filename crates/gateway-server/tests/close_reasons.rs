@@ -5,18 +5,13 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use support::{Client, WAIT, local_config, next_json, start};
+use support::{WAIT, connect, local_config, next_json, start};
 use tokio_tungstenite::tungstenite::Message;
 use wsc_hub::HubMessage;
 use wsc_testkit::ws::{SilentClient, close_after_frames, send};
-
-async fn connect(addr: SocketAddr, query: &str) -> Client {
-    wsc_testkit::ws::connect(&format!("ws://{addr}/ws?{query}")).await
-}
 
 #[tokio::test]
 async fn replaced_by_a_newer_connection_is_1000_and_a_full_node_still_takes_the_replacement() {

@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 
 use serde_json::Value;
-use support::{WAIT, local_config, start};
+use support::{WAIT, connect, local_config, start};
 use wsc_config::GatewayConfig;
 
 /// Status and error code of a refused request (a WebSocket handshake unless `method` says
@@ -109,8 +109,7 @@ async fn the_user_type_comes_before_the_id_lists_and_the_node_capacity() {
     )
     .await;
     assert_eq!(got, (400, "too_many_ids".to_owned()));
-    let _first =
-        wsc_testkit::ws::connect(&format!("ws://{addr}/ws?user_id=b&user_type=customer")).await;
+    let _first = connect(addr, "user_id=b&user_type=customer").await;
     let got = refusal(addr, "GET", "user_id=a&user_type=customer", &[]).await;
     assert_eq!(got, (503, "node_full".to_owned()));
     server.stop(WAIT).await;
@@ -124,7 +123,7 @@ async fn the_node_capacity_comes_before_the_per_user_limit() {
     config.wsc.multi_login.max_connections_per_user = 1;
     let server = start(config).await;
     let addr = server.public_addr();
-    let _first = wsc_testkit::ws::connect(&format!("ws://{addr}/ws?user_id=u")).await;
+    let _first = connect(addr, "user_id=u").await;
     let got = refusal(addr, "GET", "user_id=u", &[]).await;
     assert_eq!(got, (503, "node_full".to_owned()));
     server.stop(WAIT).await;
@@ -136,7 +135,7 @@ async fn another_users_client_id_comes_before_the_node_capacity() {
     config.wsc.performance.max_connections_per_node = 1;
     let server = start(config).await;
     let addr = server.public_addr();
-    let _first = wsc_testkit::ws::connect(&format!("ws://{addr}/ws?user_id=b&client_id=c1")).await;
+    let _first = connect(addr, "user_id=b&client_id=c1").await;
     let got = refusal(addr, "GET", "user_id=a&client_id=c1", &[]).await;
     assert_eq!(got, (409, "client_id_in_use".to_owned()));
     server.stop(WAIT).await;

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{WAIT, get, local_config, next_json, start};
+use support::{WAIT, connect, get, local_config, next_json, start};
 use tokio_tungstenite::tungstenite::Message;
 use wsc_hub::HubMessage;
 use wsc_testkit::ws::next_frame;
@@ -43,8 +43,7 @@ async fn an_empty_or_star_origin_list_lets_every_origin_in() {
 #[tokio::test]
 async fn queued_frames_are_written_before_the_1001_close() {
     let server = start(local_config()).await;
-    let mut ws =
-        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=q", server.public_addr())).await;
+    let mut ws = connect(server.public_addr(), "user_id=q").await;
     for n in 0..50 {
         server
             .hub()
@@ -66,8 +65,7 @@ async fn queued_frames_are_written_before_the_1001_close() {
 #[tokio::test]
 async fn generated_ids_are_uuid_v7() {
     let server = start(local_config()).await;
-    let mut ws =
-        wsc_testkit::ws::connect(&format!("ws://{}/ws?user_id=k", server.public_addr())).await;
+    let mut ws = connect(server.public_addr(), "user_id=k").await;
     server
         .hub()
         .send_to_user("k", HubMessage::text("hi"))
@@ -153,8 +151,7 @@ async fn identity_comes_from_the_query_then_headers_then_cookies() {
         );
     }
     // Comma lists: items trimmed, empty items dropped (cookie values are used as they are).
-    let url = format!("ws://{addr}/ws?user_id=lists&group_id=%20a%20,,b%20");
-    let _ws = wsc_testkit::ws::connect(&url).await;
+    let _ws = connect(addr, "user_id=lists&group_id=%20a%20,,b%20").await;
     assert_eq!(identity("lists")()[0].group_ids, ["a", "b"]);
     server.stop(WAIT).await;
 }

@@ -305,7 +305,6 @@ fn valid_ip_or_cidr(entry: &str) -> bool {
 /// metrics paths and the API under `/api/`.
 fn clashing_paths(config: &GatewayConfig) -> Vec<(&'static str, String)> {
     let (wsc, sse) = (&config.wsc, &config.wsc.sse);
-    let sse_base = sse.path.trim_end_matches('/');
     let mut routes: Vec<(&'static str, String)> = vec![
         ("health.path", config.health.path.clone()),
         ("health.ready_path", config.health.ready_path.clone()),
@@ -316,8 +315,8 @@ fn clashing_paths(config: &GatewayConfig) -> Vec<(&'static str, String)> {
     }
     if sse.enabled {
         routes.push(("wsc.sse.path", sse.path.clone()));
-        routes.push(("wsc.sse.path", format!("{sse_base}/ack")));
-        routes.push(("wsc.sse.path", format!("{sse_base}/send")));
+        routes.push(("wsc.sse.path", sse.ack_path()));
+        routes.push(("wsc.sse.path", sse.send_path()));
     }
     let mut problems = Vec::new();
     for (i, (key, path)) in routes.iter().enumerate() {

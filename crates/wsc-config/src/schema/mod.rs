@@ -457,7 +457,8 @@ pub enum OfflineStore {
 pub struct SseConfig {
     /// Whether `/sse` is served.
     pub enabled: bool,
-    /// Path.
+    /// The stream's path; the client's frames go to [`ack_path`](Self::ack_path) and
+    /// [`send_path`](Self::send_path).
     pub path: String,
     /// Interval of SSE keep-alive comments.
     #[serde(with = "duration")]
@@ -471,6 +472,18 @@ impl Default for SseConfig {
             path: "/sse".to_owned(),
             heartbeat: Duration::from_secs(30),
         }
+    }
+}
+
+impl SseConfig {
+    /// Where a stream's client POSTs its acks: `{path}/ack`.
+    pub fn ack_path(&self) -> String {
+        format!("{}/ack", self.path.trim_end_matches('/'))
+    }
+
+    /// Where a stream's client POSTs its other frames: `{path}/send`.
+    pub fn send_path(&self) -> String {
+        format!("{}/send", self.path.trim_end_matches('/'))
     }
 }
 
