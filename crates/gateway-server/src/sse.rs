@@ -331,6 +331,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn frames_beyond_what_the_stream_holds_are_429_and_say_how_many_went_in() {
+        let (inbound, _stream) = mpsc::channel(2);
+        let frames = ["a", "b", "c"].map(str::to_owned).into_iter();
+        let error = forward(&inbound, frames).unwrap_err();
+        assert_eq!(
+            (error.status, error.code),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_frames")
+        );
+        assert!(
+            error.message.ends_with("2 of this request were accepted"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
     fn an_ack_body_names_one_or_many_messages() {
         assert_eq!(parse_acks(r#"{"message_id":"a"}"#).unwrap(), ["a"]);
         assert_eq!(

@@ -511,3 +511,27 @@ async fn last_seq_wins_over_last_event_id_and_a_replaced_stream_says_so() {
     );
     stopped(server).await;
 }
+
+#[tokio::test]
+async fn a_posted_body_that_is_not_utf8_is_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    let mut stream = open(addr, "user_id=utf").await;
+    let (_, session) = stream.connected().await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /sse/send HTTP/1.1\r\nhost: {addr}\r\nx-wsc-session: {session}\r\n\
+         content-length: 2\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp.write_all(&[0xff, 0xfe]).await.expect("body");
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_utf8""#), "{answer}");
+    stopped(server).await;
+}
