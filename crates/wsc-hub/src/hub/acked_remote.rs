@@ -126,7 +126,12 @@ impl Hub {
                     unreported = unreported.saturating_sub(1);
                     let due = Instant::now() + timeout;
                     for Recipient { user_id, client_id } in recipients {
+                        // An ack that overtook this report settles its delivery now, and
+                        // counts like any other.
                         let acked = early.remove(&client_id);
+                        if acked {
+                            Counters::add(&self.inner.counters.acks_confirmed, 1);
+                        }
                         pending.entry(client_id).or_insert(Pending {
                             user_id,
                             attempts: 1,
