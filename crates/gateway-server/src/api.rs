@@ -34,6 +34,8 @@ use crate::openapi::{BroadcastRequest, ErrorBody, SendReply, SendRequest};
 use crate::state::AppState;
 use crate::{layers, metrics, openapi, ops};
 
+mod groups;
+
 /// Largest accepted API request body.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -53,8 +55,10 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
         .routes(routes!(online_users))
         .routes(routes!(presence))
         .routes(routes!(kick_user))
-        .routes(routes!(group_members))
-        .routes(routes!(join_group, leave_group))
+        .routes(routes!(groups::group_members))
+        .routes(routes!(groups::join_group, groups::leave_group))
+        .routes(routes!(groups::disband_group))
+        .routes(routes!(groups::user_groups))
         .split_for_parts();
     doc.merge(rest_doc);
     let api = layers::timeout(sends, layers::SEND_TIMEOUT)
@@ -149,43 +153,6 @@ pub(crate) struct UsersPage {
     limit: usize,
     /// The page, in name order.
     users: Vec<String>,
-}
-
-/// The members of a group.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct GroupMembers {
-    /// The group.
-    group_id: String,
-    /// Members in all.
-    total: usize,
-    /// Their user ids, sorted.
-    members: Vec<String>,
-}
-
-/// A user added to a group.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct MemberAdded {
-    /// The group.
-    group_id: String,
-    /// The user.
-    user_id: String,
-    /// Always true.
-    member: bool,
-    /// False when the user was a member already.
-    added: bool,
-}
-
-/// A user removed from a group.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct MemberRemoved {
-    /// The group.
-    group_id: String,
-    /// The user.
-    user_id: String,
-    /// Always false.
-    member: bool,
-    /// False when the user was not a member.
-    removed: bool,
 }
 
 /// Liveness.
@@ -684,72 +651,4 @@ async fn presence(
 ))]
 async fn stats(State(state): State<AppState>) -> Json<HubStats> {
     Json(state.hub.stats())
-}
-
-/// The members of a group.
-#[utoipa::path(get, path = "/api/v1/groups/{group_id}/members",
-    params(("group_id" = String, Path, description = "the group")),
-    responses(
-        (status = 200, description = "the members", body = GroupMembers),
-        (status = "default", description = "an error", body = ErrorBody),
-    )
-)]
-async fn group_members(
-    State(state): State<AppState>,
-    ApiPath(group_id): ApiPath<String>,
-) -> Result<Json<GroupMembers>, ApiError> {
-    let members = state.hub.group_members(&group_id)?;
-    Ok(Json(GroupMembers {
-        group_id,
-        total: members.len(),
-        members,
-    }))
-}
-
-/// Add a user to a group (kept across reconnects, on every node).
-#[utoipa::path(put, path = "/api/v1/groups/{group_id}/members/{user_id}",
-    params(
-        ("group_id" = String, Path, description = "the group"),
-        ("user_id" = String, Path, description = "the user"),
-    ),
-    responses(
-        (status = 200, description = "membership", body = MemberAdded),
-        (status = "default", description = "an error", body = ErrorBody),
-    )
-)]
-async fn join_group(
-    State(state): State<AppState>,
-    ApiPath((group_id, user_id)): ApiPath<(String, String)>,
-) -> Result<Json<MemberAdded>, ApiError> {
-    let added = state.hub.join_group(&group_id, &user_id)?;
-    Ok(Json(MemberAdded {
-        group_id,
-        user_id,
-        member: true,
-        added,
-    }))
-}
-
-/// Remove a user from a group.
-#[utoipa::path(delete, path = "/api/v1/groups/{group_id}/members/{user_id}",
-    params(
-        ("group_id" = String, Path, description = "the group"),
-        ("user_id" = String, Path, description = "the user"),
-    ),
-    responses(
-        (status = 200, description = "membership", body = MemberRemoved),
-        (status = "default", description = "an error", body = ErrorBody),
-    )
-)]
-async fn leave_group(
-    State(state): State<AppState>,
-    ApiPath((group_id, user_id)): ApiPath<(String, String)>,
-) -> Result<Json<MemberRemoved>, ApiError> {
-    let removed = state.hub.leave_group(&group_id, &user_id)?;
-    Ok(Json(MemberRemoved {
-        group_id,
-        user_id,
-        member: false,
-        removed,
-    }))
 }

@@ -67,3 +67,17 @@ impl From<wsc_hub::InvalidId> for ApiError {
         ApiError::from(wsc_hub::SendError::from(e))
     }
 }
+
+impl From<wsc_hub::GroupError> for ApiError {
+    fn from(e: wsc_hub::GroupError) -> Self {
+        let status = match e {
+            wsc_hub::GroupError::InvalidId(_) => StatusCode::BAD_REQUEST,
+            wsc_hub::GroupError::GroupFull { .. } | wsc_hub::GroupError::TooManyGroups { .. } => {
+                StatusCode::CONFLICT
+            }
+            wsc_hub::GroupError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}

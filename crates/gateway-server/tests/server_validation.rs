@@ -66,7 +66,7 @@ async fn blank_ids_are_invalid_argument_on_grpc() {
         .code(),
     ];
     assert_eq!(codes, [Code::InvalidArgument; 5]);
-    assert!(server.hub().group_members("vip").unwrap().is_empty());
+    assert!(server.hub().group_members("vip").await.unwrap().is_empty());
 }
 
 fn small_outbound_limit() -> wsc_config::GatewayConfig {

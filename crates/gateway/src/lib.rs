@@ -40,8 +40,8 @@ pub use wsc_config::{ConfigError, GatewayConfig, WscConfig};
 #[doc(no_inline)]
 pub use wsc_hub::{
     AckFailure, AckOutcome, AckReport, AckStatus, BroadcastOptions, CallbackError, Connection,
-    DeliveryReport, DisconnectReason, ErrorEvent, Hub, HubEvent, HubMessage, HubStats, Identity,
-    InvalidId, KickReport, MessageType, SendError,
+    DeliveryReport, DisconnectReason, ErrorEvent, GroupError, Hub, HubEvent, HubMessage, HubStats,
+    Identity, InvalidId, KickReport, MessageType, SendError,
 };
 
 /// How long `stop` waits for connections to drain.
@@ -102,6 +102,9 @@ pub enum GatewayError {
     /// A send failed.
     #[error(transparent)]
     Send(SendError),
+    /// A group operation failed (a limit, an id, the group store).
+    #[error(transparent)]
+    Group(#[from] GroupError),
 }
 
 impl From<InvalidId> for GatewayError {
@@ -523,24 +526,26 @@ impl Gateway {
         Ok(self.inner.hub.kick_user(user_id, reason, notify).await?)
     }
 
-    /// Adds a user to a group.
-    pub fn join_websocket_group(
+    /// Adds a user to a group (every device, across reconnects, on every node); whether
+    /// the user was not a member yet. Fails with [`GroupError::GroupFull`] or
+    /// [`GroupError::TooManyGroups`] past `wsc.groups` limits.
+    pub async fn join_websocket_group(
         &self,
         group_id: &str,
         user_id: &str,
     ) -> Result<bool, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.join_group(group_id, user_id)?)
+        Ok(self.inner.hub.join_group(group_id, user_id).await?)
     }
 
-    /// Removes a user from a group.
-    pub fn leave_websocket_group(
+    /// Removes a user from a group; whether the user was a member.
+    pub async fn leave_websocket_group(
         &self,
         group_id: &str,
         user_id: &str,
     ) -> Result<bool, GatewayError> {
         self.running()?;
-        Ok(self.inner.hub.leave_group(group_id, user_id)?)
+        Ok(self.inner.hub.leave_group(group_id, user_id).await?)
     }
 
     /// Online users on every node of the cluster, sorted (`GetOnlineUsers`); this node's

@@ -70,7 +70,7 @@ async fn a_group_member_relays_to_its_group_and_a_non_member_is_refused() {
     let mut joined = connect(&gateway, "user_id=j1").await;
     let mut outsider = connect(&gateway, "user_id=out").await;
     // j1 becomes a member through the shortcut rather than at connect.
-    assert!(gateway.join_websocket_group("g1", "j1").unwrap());
+    assert!(gateway.join_websocket_group("g1", "j1").await.unwrap());
 
     send(
         &mut member,

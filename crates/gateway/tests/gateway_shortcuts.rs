@@ -79,11 +79,11 @@ async fn assert_every_shortcut_is_not_running(gateway: &Gateway) {
     );
     not_running(
         "join_websocket_group",
-        gateway.join_websocket_group("g1", "u").map(drop),
+        gateway.join_websocket_group("g1", "u").await.map(drop),
     );
     not_running(
         "leave_websocket_group",
-        gateway.leave_websocket_group("g1", "u").map(drop),
+        gateway.leave_websocket_group("g1", "u").await.map(drop),
     );
     not_running(
         "get_websocket_online_users",
@@ -158,7 +158,7 @@ async fn user_ticket_group_and_broadcast_shortcuts_reach_their_clients() {
     assert_nothing_queued(&mut bob, "b1").await;
 
     // bob joins g1 through the shortcut; leaving takes him out again.
-    assert!(gateway.join_websocket_group("g1", "bob").unwrap());
+    assert!(gateway.join_websocket_group("g1", "bob").await.unwrap());
     let report = gateway
         .send_to_websocket_group("g1", HubMessage::text("g1 again"))
         .await
@@ -166,7 +166,7 @@ async fn user_ticket_group_and_broadcast_shortcuts_reach_their_clients() {
     assert_eq!(report.delivered, 2);
     assert_eq!(next_json(&mut alice).await["content"], "g1 again");
     assert_eq!(next_json(&mut bob).await["content"], "g1 again");
-    assert!(gateway.leave_websocket_group("g1", "bob").unwrap());
+    assert!(gateway.leave_websocket_group("g1", "bob").await.unwrap());
     let report = gateway
         .send_to_websocket_group("g1", HubMessage::text("g1 once more"))
         .await
@@ -250,19 +250,22 @@ async fn kick_notifies_and_closes_with_1008() {
 async fn membership_shortcuts_refuse_blank_ids_with_a_typed_error() {
     let gateway = started(local_config()).await;
     let invalid = |what: &str, result: Result<bool, GatewayError>| match result {
-        Err(GatewayError::Send(wsc_hub::SendError::InvalidTarget(_))) => {}
-        other => panic!("{what}: expected InvalidTarget, got {other:?}"),
+        Err(GatewayError::Group(wsc_hub::GroupError::InvalidId(_))) => {}
+        other => panic!("{what}: expected InvalidId, got {other:?}"),
     };
     invalid(
         "join blank group",
-        gateway.join_websocket_group("", "alice"),
+        gateway.join_websocket_group("", "alice").await,
     );
-    invalid("join blank user", gateway.join_websocket_group("vip", " "));
+    invalid(
+        "join blank user",
+        gateway.join_websocket_group("vip", " ").await,
+    );
     invalid(
         "leave blank group",
-        gateway.leave_websocket_group("", "alice"),
+        gateway.leave_websocket_group("", "alice").await,
     );
-    assert!(gateway.hub().group_members("vip").unwrap().is_empty());
+    assert!(gateway.hub().group_members("vip").await.unwrap().is_empty());
     gateway.stop().await.unwrap();
 }
 

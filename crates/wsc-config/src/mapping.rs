@@ -30,6 +30,8 @@ impl WscConfig {
         };
         hub.max_connections_per_user = self.multi_login.max_connections_per_user;
         hub.kick_notification = self.multi_login.kick_notification.clone();
+        hub.max_group_size = self.groups.max_group_size;
+        hub.max_groups_per_user = self.groups.max_groups_per_user;
         hub.max_connections = self.performance.max_connections_per_node;
         hub.limits = DecodeLimits {
             max_message_size: self.security.max_message_size,

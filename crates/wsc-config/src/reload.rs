@@ -31,6 +31,7 @@ pub const HOT_KEYS: &[&str] = &[
     "wsc.websocket_origins",
     "wsc.relay_status_messages",
     "wsc.multi_login.",
+    "wsc.groups.",
     "wsc.ack.",
     "wsc.recovery.",
     "wsc.security.enable_rate_limit",

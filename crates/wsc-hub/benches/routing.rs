@@ -92,11 +92,11 @@ impl Fixture {
             (hub, regs)
         });
         for i in (0..CONNECTIONS).step_by(GROUP_STRIDE) {
-            hub.join_group(GROUP_ID, &user(i)).unwrap();
+            rt.block_on(hub.join_group(GROUP_ID, &user(i))).unwrap();
         }
         assert_eq!(hub.connection_count(), CONNECTIONS);
         assert_eq!(
-            hub.group_members(GROUP_ID).unwrap().len(),
+            rt.block_on(hub.group_members(GROUP_ID)).unwrap().len(),
             CONNECTIONS / GROUP_STRIDE
         );
         Fixture { rt, hub, regs }

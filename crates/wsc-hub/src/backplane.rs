@@ -2,7 +2,7 @@
 //! and [`LocalOnly`], the default for a single node.
 //!
 //! A hub delivers to its own connections itself; the backplane carries what other nodes
-//! must deliver (routed messages, kicks, group membership) and answers presence queries
+//! must deliver (routed messages, kicks, group membership changes) and answers presence queries
 //! about the whole cluster. Its shape follows socketioxide's adapter (routing options as
 //! serializable data, a node drops nothing it did not publish itself because the backplane
 //! never sends a node its own envelopes) and Centrifugo's split of broker and presence
@@ -86,6 +86,13 @@ pub enum Envelope {
         /// Joined (true) or left (false).
         joined: bool,
     },
+    /// A group was disbanded: every membership of it ended.
+    Disbanded {
+        /// The node that accepted the change.
+        origin: String,
+        /// The group.
+        group_id: String,
+    },
 }
 
 impl Envelope {
@@ -95,6 +102,7 @@ impl Envelope {
             Envelope::Message { origin, .. }
             | Envelope::Kick { origin, .. }
             | Envelope::Membership { origin, .. }
+            | Envelope::Disbanded { origin, .. }
             | Envelope::Ack { origin, .. }
             | Envelope::Delivered { origin, .. } => origin,
         }

@@ -106,6 +106,12 @@ pub struct HubConfig {
     pub max_ticket_ids: usize,
     /// Group ids one connection may join at connect (0 = unlimited).
     pub max_group_ids: usize,
+    /// Members one group may have through [`Hub::join_group`](crate::Hub::join_group)
+    /// (0 = unlimited).
+    pub max_group_size: usize,
+    /// Groups one user may belong to through [`Hub::join_group`](crate::Hub::join_group)
+    /// (0 = unlimited).
+    pub max_groups_per_user: usize,
     /// Relay of client messages that name a ticket, group or user.
     pub relay: RelayPolicy,
 }
@@ -169,6 +175,8 @@ impl Default for HubConfig {
             max_outbound_message_size: 1024 * 1024,
             max_ticket_ids: 32,
             max_group_ids: 32,
+            max_group_size: 10_000,
+            max_groups_per_user: 100,
             relay: RelayPolicy::default(),
         }
     }

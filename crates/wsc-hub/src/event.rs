@@ -24,8 +24,14 @@ pub mod events {
     pub const MESSAGE_SENT: &str = "message.sent";
     /// An acknowledged delivery finally failed (the failure is in `detail`).
     pub const ACK_FAILED: &str = "ack.failed";
+    /// A user joined a group (the group is in `detail.group_id`).
+    pub const GROUP_JOINED: &str = "group.joined";
+    /// A user left a group (the group is in `detail.group_id`).
+    pub const GROUP_LEFT: &str = "group.left";
+    /// A group was disbanded (`detail.group_id`, and the former `detail.members`).
+    pub const GROUP_DISBANDED: &str = "group.disbanded";
     /// Every event name.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 10] = [
         WEBSOCKET_STARTED,
         WEBSOCKET_STOPPED,
         CLIENT_CONNECTED,
@@ -33,6 +39,9 @@ pub mod events {
         MESSAGE_RECEIVED,
         MESSAGE_SENT,
         ACK_FAILED,
+        GROUP_JOINED,
+        GROUP_LEFT,
+        GROUP_DISBANDED,
     ];
 }
 

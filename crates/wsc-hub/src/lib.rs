@@ -33,6 +33,7 @@ mod config;
 mod connection;
 mod event;
 mod fast_hash;
+mod groups;
 mod history;
 mod hub;
 mod identity;
@@ -54,6 +55,7 @@ pub use codec::{DecodeLimits, FrameError, Payload};
 pub use config::{HubConfig, MultiLoginPolicy, RelayPolicy, SlowConsumerPolicy, default_node_id};
 pub use connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 pub use event::{HubEvent, events};
+pub use groups::{GroupError, GroupLimits, GroupStore, JoinOutcome, MemoryGroups};
 pub use history::{
     HistoryStore, MemoryHistory, NewEntry, Recovery, Window, WindowEntry, WindowLimits,
 };

@@ -28,8 +28,17 @@ pub(crate) struct Registry {
     by_ticket: HashMap<String, Vec<ConnectionId>>,
     /// Groups joined by a connection at connect time; they end with the connection.
     group_conns: HashMap<String, HashSet<ConnectionId>>,
-    /// Groups joined by a user through the API; they outlive connections.
+    /// The stored group memberships of the users connected here (group -> users), an index
+    /// of the hub's `GroupStore` for routing: loaded when a user's first connection arrives,
+    /// kept up to date by joins and leaves from any node, dropped with the user's last
+    /// connection.
     group_users: HashMap<String, HashSet<String>>,
+    /// The same index the other way (user -> groups). A user with an entry (even an empty
+    /// one) has its memberships loaded.
+    user_groups: HashMap<String, HashSet<String>>,
+    /// Counts every membership change seen, applied or not, so a load that raced with one
+    /// can tell and read again.
+    membership_epoch: u64,
 }
 
 /// Why [`Registry::admit`] refused a connection.
@@ -218,22 +227,60 @@ impl Registry {
         out
     }
 
-    pub(crate) fn join_group(&mut self, group_id: &str, user_id: &str) -> bool {
-        self.group_users
-            .entry(group_id.to_owned())
-            .or_default()
-            .insert(user_id.to_owned())
+    /// Records a stored membership: indexed when the user's memberships are loaded here.
+    pub(crate) fn join_group(&mut self, group_id: &str, user_id: &str) {
+        self.membership_epoch += 1;
+        if let Some(groups) = self.user_groups.get_mut(user_id) {
+            groups.insert(group_id.to_owned());
+            self.group_users
+                .entry(group_id.to_owned())
+                .or_default()
+                .insert(user_id.to_owned());
+        }
     }
 
-    pub(crate) fn leave_group(&mut self, group_id: &str, user_id: &str) -> bool {
-        let Some(set) = self.group_users.get_mut(group_id) else {
-            return false;
-        };
-        let removed = set.remove(user_id);
-        if set.is_empty() {
-            self.group_users.remove(group_id);
+    /// Forgets a stored membership.
+    pub(crate) fn leave_group(&mut self, group_id: &str, user_id: &str) {
+        self.membership_epoch += 1;
+        if let Some(groups) = self.user_groups.get_mut(user_id) {
+            groups.remove(group_id);
+            remove_from_set(&mut self.group_users, group_id, user_id);
         }
-        removed
+    }
+
+    /// Forgets every stored membership of a group.
+    pub(crate) fn disband_group(&mut self, group_id: &str) {
+        self.membership_epoch += 1;
+        for user in self.group_users.remove(group_id).unwrap_or_default() {
+            if let Some(groups) = self.user_groups.get_mut(&user) {
+                groups.remove(group_id);
+            }
+        }
+    }
+
+    /// How many membership changes this registry has seen.
+    pub(crate) fn membership_epoch(&self) -> u64 {
+        self.membership_epoch
+    }
+
+    /// Indexes a user's stored memberships, replacing what was indexed.
+    pub(crate) fn set_user_groups(&mut self, user_id: &str, groups: Vec<String>) {
+        self.forget_user_groups(user_id);
+        for group in &groups {
+            self.group_users
+                .entry(group.clone())
+                .or_default()
+                .insert(user_id.to_owned());
+        }
+        self.user_groups
+            .insert(user_id.to_owned(), groups.into_iter().collect());
+    }
+
+    /// Drops a user's memberships from the index (the user's last connection left).
+    pub(crate) fn forget_user_groups(&mut self, user_id: &str) {
+        for group in self.user_groups.remove(user_id).unwrap_or_default() {
+            remove_from_set(&mut self.group_users, &group, user_id);
+        }
     }
 
     /// Whether a user belongs to a group: through the API, or with a connection that joined
@@ -247,23 +294,14 @@ impl Registry {
                 .any(|c| c.identity().group_ids.iter().any(|g| g == group_id))
     }
 
-    /// Members of a group: API members plus users with a connection that joined at connect.
-    pub(crate) fn group_members(&self, group_id: &str) -> Vec<String> {
-        let mut members: HashSet<&str> = self
-            .group_users
+    /// Users with a connection here that joined the group at connect (`group_id`).
+    pub(crate) fn bound_members(&self, group_id: &str) -> impl Iterator<Item = &str> {
+        self.group_conns
             .get(group_id)
             .into_iter()
             .flatten()
-            .map(String::as_str)
-            .collect();
-        for id in self.group_conns.get(group_id).into_iter().flatten() {
-            if let Some(conn) = self.by_id.get(id) {
-                members.insert(conn.user_id());
-            }
-        }
-        let mut members: Vec<String> = members.into_iter().map(str::to_owned).collect();
-        members.sort();
-        members
+            .filter_map(|id| self.by_id.get(id))
+            .map(|conn| conn.user_id())
     }
 
     fn ids<'a>(
@@ -274,6 +312,15 @@ impl Registry {
             .flatten()
             .filter_map(|id| self.by_id.get(id))
             .filter(|c| !c.is_closing())
+    }
+}
+
+fn remove_from_set(map: &mut HashMap<String, HashSet<String>>, key: &str, value: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            map.remove(key);
+        }
     }
 }
 

@@ -10,17 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{TIMEOUT, next_message};
-use wsc_hub::{Hub, HubConfig, HubMessage, Identity, MemoryBackplane};
+use wsc_hub::{Hub, HubConfig, HubMessage, Identity, MemoryBackplane, MemoryGroups};
 use wsc_testkit::cluster;
 
 /// Three started hubs (`a`, `b`, `c`) in one cluster.
 fn cluster() -> (MemoryBackplane, [Hub; 3]) {
     let backplane = MemoryBackplane::new();
+    // One group store for the three, as a cluster shares one Redis.
+    let groups = Arc::new(MemoryGroups::new());
     let node = |name: &str| {
         let mut config = HubConfig::default();
         config.node_id = name.to_owned();
         let hub = Hub::new(config);
         hub.set_backplane(Arc::new(backplane.clone()));
+        hub.set_group_store(groups.clone());
         hub.start();
         hub
     };

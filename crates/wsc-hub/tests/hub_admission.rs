@@ -10,8 +10,8 @@ use std::time::Duration;
 use support::{contents, drain_messages, started};
 use tokio::sync::{Notify, oneshot};
 use wsc_hub::{
-    AckStatus, DisconnectReason, HubConfig, HubMessage, Identity, IdentityError, InvalidId,
-    RegisterError, SendError,
+    AckStatus, DisconnectReason, GroupError, HubConfig, HubMessage, Identity, IdentityError,
+    InvalidId, RegisterError, SendError,
 };
 
 #[tokio::test]
@@ -252,11 +252,24 @@ async fn a_connection_admitted_while_stop_runs_is_refused_or_closed_with_1001() 
 async fn blank_ids_are_refused_by_membership_and_presence() {
     let hub = started(HubConfig::default());
     for blank in ["", "  ", "a\u{0}b"] {
-        assert_eq!(hub.join_group(blank, "alice"), Err(InvalidId("group_id")));
-        assert_eq!(hub.join_group("vip", blank), Err(InvalidId("user_id")));
-        assert_eq!(hub.leave_group(blank, "alice"), Err(InvalidId("group_id")));
-        assert_eq!(hub.leave_group("vip", blank), Err(InvalidId("user_id")));
-        assert_eq!(hub.group_members(blank), Err(InvalidId("group_id")));
+        let group_id = Err(GroupError::InvalidId(InvalidId("group_id")));
+        let user_id = Err(GroupError::InvalidId(InvalidId("user_id")));
+        assert_eq!(hub.join_group(blank, "alice").await, group_id);
+        assert_eq!(hub.join_group("vip", blank).await, user_id);
+        assert_eq!(hub.leave_group(blank, "alice").await, group_id);
+        assert_eq!(hub.leave_group("vip", blank).await, user_id);
+        assert_eq!(
+            hub.group_members(blank).await,
+            Err(GroupError::InvalidId(InvalidId("group_id")))
+        );
+        assert_eq!(
+            hub.disband_group(blank).await,
+            Err(GroupError::InvalidId(InvalidId("group_id")))
+        );
+        assert_eq!(
+            hub.user_groups(blank).await,
+            Err(GroupError::InvalidId(InvalidId("user_id")))
+        );
         assert_eq!(hub.user_connections(blank), Err(InvalidId("user_id")));
         assert!(matches!(
             hub.send_to_group(blank, HubMessage::text("x")).await,
@@ -268,7 +281,7 @@ async fn blank_ids_are_refused_by_membership_and_presence() {
         SendError::InvalidTarget("x").code()
     );
     assert!(
-        hub.group_members("vip").unwrap().is_empty(),
+        hub.group_members("vip").await.unwrap().is_empty(),
         "nothing was stored"
     );
 }

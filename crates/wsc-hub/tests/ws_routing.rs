@@ -149,18 +149,18 @@ async fn send_to_group_via_connect_time_groups_and_join_group() {
         .await;
     let mut u3 = server.connect_ready("user_id=u3&client_id=u3c").await;
 
-    assert_eq!(hub.group_members("a").unwrap(), vec!["u1".to_owned()]);
+    assert_eq!(hub.group_members("a").await.unwrap(), vec!["u1".to_owned()]);
     assert_eq!(
-        hub.group_members("b").unwrap(),
+        hub.group_members("b").await.unwrap(),
         vec!["u1".to_owned(), "u2".to_owned()]
     );
-    assert!(hub.join_group("a", "u3").unwrap());
+    assert!(hub.join_group("a", "u3").await.unwrap());
     assert!(
-        !hub.join_group("a", "u3").unwrap(),
+        !hub.join_group("a", "u3").await.unwrap(),
         "second join is not new"
     );
     assert_eq!(
-        hub.group_members("a").unwrap(),
+        hub.group_members("a").await.unwrap(),
         vec!["u1".to_owned(), "u3".to_owned()]
     );
 
@@ -186,9 +186,9 @@ async fn send_to_group_via_connect_time_groups_and_join_group() {
     }
     u3.assert_nothing_received().await;
 
-    assert!(hub.leave_group("a", "u3").unwrap());
-    assert!(!hub.leave_group("a", "u3").unwrap());
-    assert_eq!(hub.group_members("a").unwrap(), vec!["u1".to_owned()]);
+    assert!(hub.leave_group("a", "u3").await.unwrap());
+    assert!(!hub.leave_group("a", "u3").await.unwrap());
+    assert_eq!(hub.group_members("a").await.unwrap(), vec!["u1".to_owned()]);
     let report = hub
         .send_to_group("a", HubMessage::text("after leave"))
         .await

@@ -17,6 +17,7 @@ use wsc_hub::{Backplane, BackplaneError, BoxFuture, Envelope, Target, UserPage};
 
 use crate::attachment::{self, Attachment};
 use crate::error::Error;
+use crate::groups::RedisGroups;
 use crate::history::RedisHistory;
 use crate::offline::RedisOfflineStore;
 use crate::options::RedisOptions;
@@ -164,6 +165,11 @@ impl RedisBackplane {
     /// user, each kept for `ttl`.
     pub fn offline_store(&self, max_per_user: usize, ttl: Duration) -> RedisOfflineStore {
         RedisOfflineStore::with_redis(self.inner.redis.clone(), max_per_user, ttl)
+    }
+
+    /// A group store (memberships shared by every node) on the same pool and prefix.
+    pub fn groups(&self) -> RedisGroups {
+        RedisGroups::with_redis(self.inner.redis.clone())
     }
 
     /// A history store (sequence numbers and resume windows) on the same pool and prefix.

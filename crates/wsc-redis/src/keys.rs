@@ -10,6 +10,8 @@
 //! | `<p>{user:<id>}:offline:msgs` | hash | message id -> `<stored_at_ms>\|<json>` |
 //! | `<p>{user:<id>}:seq` | string | the user's last sequence number |
 //! | `<p>{user:<id>}:history` | sorted set | the user's resume window, scored by sequence number |
+//! | `<p>{groups}:group:<id>` | set | a group's members |
+//! | `<p>{groups}:user:<id>` | set | a user's groups |
 //! | `<p>node:<id>` | shard channel | envelopes for that node only |
 //! | `<p>broadcast` | shard channel | envelopes for every node |
 
@@ -84,6 +86,18 @@ impl Keys {
         format!("{}{{user:{user_id}}}:history", self.prefix)
     }
 
+    /// A group's members. Every membership key has the `{groups}` hash tag: one Redis
+    /// Cluster slot holds them all, so one script checks both limits and adds a member to
+    /// both sets atomically.
+    pub(crate) fn group_members(&self, group_id: &str) -> String {
+        format!("{}{{groups}}:group:{group_id}", self.prefix)
+    }
+
+    /// A user's groups (same slot as every group's members).
+    pub(crate) fn user_groups(&self, user_id: &str) -> String {
+        format!("{}{{groups}}:user:{user_id}", self.prefix)
+    }
+
     /// A user's offline messages by id.
     pub(crate) fn offline_messages(&self, user_id: &str) -> String {
         format!("{}{{user:{user_id}}}:offline:msgs", self.prefix)
@@ -107,5 +121,7 @@ mod tests {
         assert_eq!(keys.offline_messages("bob"), "t:{user:bob}:offline:msgs");
         assert_eq!(keys.history_counter("bob"), "t:{user:bob}:seq");
         assert_eq!(keys.history_window("bob"), "t:{user:bob}:history");
+        assert_eq!(keys.group_members("vip"), "t:{groups}:group:vip");
+        assert_eq!(keys.user_groups("bob"), "t:{groups}:user:bob");
     }
 }

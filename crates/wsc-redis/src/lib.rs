@@ -8,6 +8,9 @@
 //!   a bounded, deduplicated list per user with a TTL, shared by every node.
 //! - [`RedisHistory`] implements the hub's [`HistoryStore`](wsc_hub::HistoryStore): one
 //!   `seq_no` counter and resume window per user, shared by every node.
+//! - [`RedisGroups`] implements the hub's [`GroupStore`](wsc_hub::GroupStore): group
+//!   memberships shared by every node, the limits checked and the member added in one
+//!   script.
 //!
 //! Every key and channel starts with [`RedisOptions::key_prefix`]; every operation waits
 //! at most [`RedisOptions::connect_timeout`]. `docs/scaling.md` describes the keys, the
@@ -40,6 +43,7 @@ mod backplane;
 mod conn;
 mod endpoint;
 mod error;
+mod groups;
 mod history;
 mod keys;
 mod offline;
@@ -53,6 +57,7 @@ mod subscriber;
 
 pub use backplane::{BackplaneStats, RedisBackplane};
 pub use error::Error;
+pub use groups::RedisGroups;
 pub use history::RedisHistory;
 pub use offline::RedisOfflineStore;
 pub use options::RedisOptions;

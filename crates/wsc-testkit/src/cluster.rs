@@ -36,6 +36,9 @@ macro_rules! cross_node_scenarios {
             presence_names_the_nodes_of_a_user,
             a_kick_closes_the_user_on_every_node_after_the_notice,
             group_membership_made_on_one_node_routes_on_another,
+            a_membership_made_while_the_user_is_offline_reaches_the_user_on_any_node,
+            group_limits_hold_across_nodes_under_concurrent_joins,
+            a_group_disbanded_on_one_node_reaches_nobody_on_any_node,
             an_acknowledged_send_is_acked_by_a_connection_on_another_node,
             a_resend_reaches_the_other_node_too,
             an_acknowledged_send_to_a_connection_on_another_node,
@@ -259,9 +262,9 @@ pub async fn a_kick_closes_the_user_on_every_node_after_the_notice([a, b, _]: [&
 /// A group membership made on `a` routes a group send made on `c` to `b`.
 pub async fn group_membership_made_on_one_node_routes_on_another([a, b, c]: [&Hub; 3]) {
     let mut bob = b.register(Identity::new("bob")).await.unwrap();
-    assert!(a.join_group("vip", "bob").unwrap());
+    assert!(a.join_group("vip", "bob").await.unwrap());
     eventually("c learned the membership", || async {
-        c.group_members("vip").unwrap() == ["bob"]
+        c.group_members("vip").await.unwrap() == ["bob"]
     })
     .await;
     let report = c
@@ -270,6 +273,119 @@ pub async fn group_membership_made_on_one_node_routes_on_another([a, b, c]: [&Hu
         .unwrap();
     assert_eq!(report.nodes, 2, "published to a and b: {report:?}");
     assert_eq!(next_message(&mut bob).await["content"], "members only");
+}
+
+/// A group send made on `origin` after a membership change made on `origin` reaches the
+/// others in that order (both travel on the channel to every node), and a broadcast after
+/// it too: so `marker` being a connection's next message proves the group send did not
+/// reach it.
+async fn group_send_then_marker(origin: &Hub, group_id: &str) {
+    origin
+        .send_to_group(group_id, HubMessage::text("to the group"))
+        .await
+        .expect("group send");
+    origin
+        .broadcast(HubMessage::text("marker"), BroadcastOptions::default())
+        .await
+        .expect("marker broadcast");
+}
+
+/// A user added to a group while connected nowhere gets its messages once connected, on
+/// whichever node: the node loads the user's memberships from the shared store. A leave
+/// made on another node stops them there.
+pub async fn a_membership_made_while_the_user_is_offline_reaches_the_user_on_any_node(
+    [a, b, c]: [&Hub; 3],
+) {
+    assert!(a.join_group("club", "dora").await.unwrap());
+    assert!(!c.join_group("club", "dora").await.unwrap(), "one store");
+    assert_eq!(b.user_groups("dora").await.unwrap(), ["club"]);
+    let mut dora = b.register(Identity::new("dora")).await.unwrap();
+    let report = b
+        .send_to_group("club", HubMessage::text("welcome"))
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, 1, "indexed at admission: {report:?}");
+    assert_eq!(next_message(&mut dora).await["content"], "welcome");
+    group_send_then_marker(c, "club").await;
+    assert_eq!(next_message(&mut dora).await["content"], "to the group");
+    assert_eq!(next_message(&mut dora).await["content"], "marker");
+
+    assert!(a.leave_group("club", "dora").await.unwrap());
+    group_send_then_marker(a, "club").await;
+    assert_eq!(next_message(&mut dora).await["content"], "marker");
+    assert!(c.user_groups("dora").await.unwrap().is_empty());
+}
+
+/// With limits of 3 members per group and 2 groups per user on every node, joins made at
+/// the same moment on three nodes never pass either limit.
+pub async fn group_limits_hold_across_nodes_under_concurrent_joins(hubs: [&Hub; 3]) {
+    for hub in hubs {
+        let mut config = (*hub.config()).clone();
+        config.max_group_size = 3;
+        config.max_groups_per_user = 2;
+        hub.reconfigure(config);
+    }
+    let joins: Vec<_> = (0..12)
+        .map(|i| {
+            let hub = hubs[i % 3].clone();
+            tokio::spawn(async move { hub.join_group("small", &format!("user-{i}")).await })
+        })
+        .chain((0..6).map(|i| {
+            let hub = hubs[i % 3].clone();
+            tokio::spawn(async move { hub.join_group(&format!("room-{i}"), "ivy").await })
+        }))
+        .collect();
+    let mut results = Vec::new();
+    for join in joins {
+        results.push(join.await.expect("join task"));
+    }
+    let (small, ivy) = results.split_at(12);
+    assert_eq!(small.iter().filter(|r| r == &&Ok(true)).count(), 3);
+    assert_eq!(ivy.iter().filter(|r| r == &&Ok(true)).count(), 2);
+    for refused in small.iter().filter(|r| r != &&Ok(true)) {
+        assert!(
+            matches!(
+                refused,
+                Err(wsc_hub::GroupError::GroupFull { limit: 3, .. })
+            ),
+            "{refused:?}"
+        );
+    }
+    for refused in ivy.iter().filter(|r| r != &&Ok(true)) {
+        assert!(
+            matches!(
+                refused,
+                Err(wsc_hub::GroupError::TooManyGroups { limit: 2, .. })
+            ),
+            "{refused:?}"
+        );
+    }
+    for hub in hubs {
+        assert_eq!(hub.group_members("small").await.unwrap().len(), 3);
+        assert_eq!(hub.user_groups("ivy").await.unwrap().len(), 2);
+    }
+}
+
+/// Disbanding a group on `a` ends every membership: its members on `b` and `c` get no more
+/// group messages, and nobody is listed any more.
+pub async fn a_group_disbanded_on_one_node_reaches_nobody_on_any_node([a, b, c]: [&Hub; 3]) {
+    let mut dora = b.register(Identity::new("dora")).await.unwrap();
+    let mut eve = c.register(Identity::new("eve")).await.unwrap();
+    for user in ["dora", "eve"] {
+        assert!(b.join_group("band", user).await.unwrap());
+    }
+    group_send_then_marker(a, "band").await;
+    for registration in [&mut dora, &mut eve] {
+        assert_eq!(next_message(registration).await["content"], "to the group");
+        assert_eq!(next_message(registration).await["content"], "marker");
+    }
+    assert_eq!(a.disband_group("band").await.unwrap(), ["dora", "eve"]);
+    group_send_then_marker(a, "band").await;
+    for registration in [&mut dora, &mut eve] {
+        assert_eq!(next_message(registration).await["content"], "marker");
+    }
+    assert!(c.group_members("band").await.unwrap().is_empty());
+    assert!(b.user_groups("dora").await.unwrap().is_empty());
 }
 
 /// An acknowledged send made on `a` completes with the ack of a connection on `b`; a

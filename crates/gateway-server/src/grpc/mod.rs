@@ -11,8 +11,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 use wsc_hub::{
-    AckReport, AckStatus, BroadcastOptions, DeliveryReport, Hub, HubEvent, HubMessage, InvalidId,
-    SendError, events,
+    AckReport, AckStatus, BroadcastOptions, DeliveryReport, GroupError, Hub, HubEvent, HubMessage,
+    InvalidId, SendError, events,
 };
 
 /// The generated protocol types, client and server.
@@ -30,16 +30,20 @@ use proto::gateway_server::Gateway;
 use proto::*;
 
 /// The hub events the `Events` call streams.
-const STREAMED: [&str; 4] = [
+const STREAMED: [&str; 7] = [
     events::CLIENT_CONNECTED,
     events::CLIENT_DISCONNECTED,
     events::MESSAGE_RECEIVED,
     events::ACK_FAILED,
+    events::GROUP_JOINED,
+    events::GROUP_LEFT,
+    events::GROUP_DISBANDED,
 ];
 
 /// A hub event as the gRPC API shows it: `detail_json` is the message for
 /// `message.received`, `{"message","failure"}` for `ack.failed`, the disconnect reason for
-/// `client.disconnected`.
+/// `client.disconnected`, `{"group_id"}` (and `"members"` when disbanded) for the group
+/// events.
 fn to_proto(event: HubEvent) -> Event {
     let detail_json = match event.name {
         events::MESSAGE_RECEIVED => event.message.as_ref().map(json).unwrap_or_default(),
@@ -71,6 +75,17 @@ pub(crate) struct GatewayService {
 /// A blank or unusable id argument: the same `INVALID_ARGUMENT` as a send's bad target.
 fn invalid_id(e: InvalidId) -> Status {
     status(e.into())
+}
+
+fn group_status(e: GroupError) -> Status {
+    match e {
+        GroupError::InvalidId(_) => Status::invalid_argument(e.to_string()),
+        GroupError::GroupFull { .. } | GroupError::TooManyGroups { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
+        GroupError::Unavailable(_) => Status::unavailable(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
 }
 
 fn status(e: SendError) -> Status {
@@ -274,7 +289,8 @@ impl Gateway for GatewayService {
         let changed = self
             .hub
             .join_group(&request.group_id, &request.user_id)
-            .map_err(invalid_id)?;
+            .await
+            .map_err(group_status)?;
         Ok(Response::new(GroupMemberReply { changed }))
     }
 
@@ -286,7 +302,8 @@ impl Gateway for GatewayService {
         let changed = self
             .hub
             .leave_group(&request.group_id, &request.user_id)
-            .map_err(invalid_id)?;
+            .await
+            .map_err(group_status)?;
         Ok(Response::new(GroupMemberReply { changed }))
     }
 
@@ -297,8 +314,33 @@ impl Gateway for GatewayService {
         let members = self
             .hub
             .group_members(&request.into_inner().group_id)
-            .map_err(invalid_id)?;
+            .await
+            .map_err(group_status)?;
         Ok(Response::new(GroupMembersReply { members }))
+    }
+
+    async fn disband_group(
+        &self,
+        request: Request<GroupMembersRequest>,
+    ) -> Result<Response<GroupMembersReply>, Status> {
+        let members = self
+            .hub
+            .disband_group(&request.into_inner().group_id)
+            .await
+            .map_err(group_status)?;
+        Ok(Response::new(GroupMembersReply { members }))
+    }
+
+    async fn user_groups(
+        &self,
+        request: Request<UserGroupsRequest>,
+    ) -> Result<Response<UserGroupsReply>, Status> {
+        let groups = self
+            .hub
+            .user_groups(&request.into_inner().user_id)
+            .await
+            .map_err(group_status)?;
+        Ok(Response::new(UserGroupsReply { groups }))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'static>>;

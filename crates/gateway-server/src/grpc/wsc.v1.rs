@@ -124,6 +124,16 @@ pub struct GroupMembersReply {
     #[prost(string, repeated, tag = "1")]
     pub members: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UserGroupsRequest {
+    #[prost(string, tag = "1")]
+    pub user_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UserGroupsReply {
+    #[prost(string, repeated, tag = "1")]
+    pub groups: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EventsRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -418,7 +428,7 @@ pub mod gateway_client {
             req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "Stats"));
             self.inner.unary(req, path, codec).await
         }
-        /// Add a user to a group.
+        /// Add a user to a group (FAILED_PRECONDITION past max_group_size or max_groups_per_user).
         pub async fn join_group(
             &mut self,
             request: impl tonic::IntoRequest<super::GroupMemberRequest>,
@@ -489,7 +499,57 @@ pub mod gateway_client {
                 .insert(GrpcMethod::new("wsc.v1.Gateway", "GroupMembers"));
             self.inner.unary(req, path, codec).await
         }
-        /// Hub events as they happen: connects, disconnects, messages received, ack failures.
+        /// End every membership of a group; answers the members it had.
+        pub async fn disband_group(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GroupMembersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GroupMembersReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/DisbandGroup",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("wsc.v1.Gateway", "DisbandGroup"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The groups a user belongs to.
+        pub async fn user_groups(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UserGroupsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::UserGroupsReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/UserGroups",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "UserGroups"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Hub events as they happen: connects, disconnects, messages received, ack failures,
+        /// group joins, leaves and disbands.
         pub async fn events(
             &mut self,
             request: impl tonic::IntoRequest<super::EventsRequest>,
@@ -574,7 +634,7 @@ pub mod gateway_server {
             &self,
             request: tonic::Request<super::StatsRequest>,
         ) -> std::result::Result<tonic::Response<super::StatsReply>, tonic::Status>;
-        /// Add a user to a group.
+        /// Add a user to a group (FAILED_PRECONDITION past max_group_size or max_groups_per_user).
         async fn join_group(
             &self,
             request: tonic::Request<super::GroupMemberRequest>,
@@ -598,13 +658,27 @@ pub mod gateway_server {
             tonic::Response<super::GroupMembersReply>,
             tonic::Status,
         >;
+        /// End every membership of a group; answers the members it had.
+        async fn disband_group(
+            &self,
+            request: tonic::Request<super::GroupMembersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GroupMembersReply>,
+            tonic::Status,
+        >;
+        /// The groups a user belongs to.
+        async fn user_groups(
+            &self,
+            request: tonic::Request<super::UserGroupsRequest>,
+        ) -> std::result::Result<tonic::Response<super::UserGroupsReply>, tonic::Status>;
         /// Server streaming response type for the Events method.
         type EventsStream: tonic::codegen::tokio_stream::Stream<
                 Item = std::result::Result<super::Event, tonic::Status>,
             >
             + std::marker::Send
             + 'static;
-        /// Hub events as they happen: connects, disconnects, messages received, ack failures.
+        /// Hub events as they happen: connects, disconnects, messages received, ack failures,
+        /// group joins, leaves and disbands.
         async fn events(
             &self,
             request: tonic::Request<super::EventsRequest>,
@@ -1195,6 +1269,96 @@ pub mod gateway_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GroupMembersSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/DisbandGroup" => {
+                    #[allow(non_camel_case_types)]
+                    struct DisbandGroupSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::GroupMembersRequest>
+                    for DisbandGroupSvc<T> {
+                        type Response = super::GroupMembersReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GroupMembersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::disband_group(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DisbandGroupSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/UserGroups" => {
+                    #[allow(non_camel_case_types)]
+                    struct UserGroupsSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::UserGroupsRequest>
+                    for UserGroupsSvc<T> {
+                        type Response = super::UserGroupsReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UserGroupsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::user_groups(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UserGroupsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

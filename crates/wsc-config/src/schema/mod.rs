@@ -250,6 +250,8 @@ pub struct WscConfig {
     pub relay: RelayConfig,
     /// Multi-login policy.
     pub multi_login: MultiLoginConfig,
+    /// Group membership limits.
+    pub groups: GroupsConfig,
     /// Acknowledged delivery.
     pub ack: AckConfig,
     /// Offline messages.
@@ -286,6 +288,7 @@ impl Default for WscConfig {
             relay_status_messages: hub.relay_status_messages,
             relay: RelayConfig::default(),
             multi_login: MultiLoginConfig::default(),
+            groups: GroupsConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
             recovery: RecoveryConfig::default(),
@@ -345,6 +348,28 @@ impl Default for MultiLoginConfig {
             },
             max_connections_per_user: hub.max_connections_per_user,
             kick_notification: hub.kick_notification,
+        }
+    }
+}
+
+/// Group membership limits (memberships made through the API or the hub, not the groups a
+/// connection joins at connect, which `wsc.security.max_group_ids` bounds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct GroupsConfig {
+    /// Members one group may have (0 = unlimited).
+    pub max_group_size: usize,
+    /// Groups one user may belong to (0 = unlimited).
+    pub max_groups_per_user: usize,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        let hub = HubConfig::default();
+        GroupsConfig {
+            max_group_size: hub.max_group_size,
+            max_groups_per_user: hub.max_groups_per_user,
         }
     }
 }

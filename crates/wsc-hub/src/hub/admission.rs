@@ -119,6 +119,7 @@ impl Hub {
         }
         self.commit_replay(&conn, &mut backlog);
         if !was_online {
+            self.load_user_groups(conn.user_id()).await;
             self.user_came_online(conn.user_id()).await;
         }
         Counters::add(&self.inner.counters.connections_accepted, 1);

@@ -152,6 +152,9 @@ impl Hub {
                     registry.leave_group(&group_id, &user_id);
                 }
             }
+            Envelope::Disbanded { group_id, .. } => {
+                self.inner.registry.write().disband_group(&group_id);
+            }
         }
     }
 
@@ -265,10 +268,11 @@ impl Hub {
         let (user_gone, empty) = {
             let mut registry = self.inner.registry.write();
             let removed = registry.remove(conn.id()).is_some();
-            (
-                removed && !registry.is_user_online(conn.user_id()),
-                registry.len() == 0,
-            )
+            let user_gone = removed && !registry.is_user_online(conn.user_id());
+            if user_gone {
+                registry.forget_user_groups(conn.user_id());
+            }
+            (user_gone, registry.len() == 0)
         };
         if user_gone {
             self.user_went_offline(conn.user_id());

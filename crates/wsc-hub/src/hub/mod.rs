@@ -1,13 +1,15 @@
 //! [`Hub`]: the hub of one node. Its operations live in one file per concern:
 //! `admission` (register), `router` (sends), `numbering` (`seq_no` and the resume window),
-//! `acked` (acknowledged sends), `acked_remote` (their recipients on other nodes), `replay` (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
-//! `presence` (queries), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
+//! `acked` (acknowledged sends), `acked_remote` (their recipients on other nodes), `replay`
+//! (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
+//! `presence` (queries), `groups` (group membership), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
 //! `registration` (the transport's handle).
 
 mod acked;
 mod acked_remote;
 mod admission;
 mod cluster;
+mod groups;
 mod hooks;
 mod inbound;
 mod lifecycle;
@@ -40,6 +42,7 @@ use crate::codec::{self, FrameError, Payload};
 use crate::config::{HubConfig, RelayPolicy, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionId, ConnectionInfo, DisconnectReason, Outbound};
 use crate::event::{HubEvent, events};
+use crate::groups::{GroupStore, MemoryGroups};
 use crate::history::Recovery;
 use crate::identity::Identity;
 use crate::message::{HubMessage, MessageType, SYSTEM, Source};
@@ -100,6 +103,8 @@ struct Inner {
     histories: numbering::Histories,
     turns: numbering::Turns,
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
+    /// Where group memberships are kept ([`MemoryGroups`] unless a shared store is set).
+    groups: RwLock<Arc<dyn GroupStore>>,
     /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
     backplane: RwLock<Arc<dyn Backplane>>,
     /// `backplane.has_peers()`, kept at hand: one relaxed load per send on a single node.
@@ -143,6 +148,7 @@ impl Hub {
                 histories: numbering::Histories::default(),
                 turns: numbering::Turns::default(),
                 store: RwLock::new(store),
+                groups: RwLock::new(Arc::new(MemoryGroups::new())),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
                 peers: AtomicBool::new(false),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,

@@ -1,4 +1,4 @@
-//! Queries: who is online, a user's connections, group membership, stats.
+//! Queries: who is online, a user's connections, stats.
 
 use super::*;
 
@@ -46,31 +46,6 @@ impl Hub {
         self.inner.registry.read().get(id).cloned()
     }
 
-    /// Adds a user to a group (kept until [`Hub::leave_group`], across reconnects).
-    /// Returns whether the user was not a member yet.
-    pub fn join_group(&self, group_id: &str, user_id: &str) -> Result<bool, InvalidId> {
-        InvalidId::check(group_id, "group_id")?;
-        InvalidId::check(user_id, "user_id")?;
-        let added = self.inner.registry.write().join_group(group_id, user_id);
-        self.publish_membership(group_id, user_id, true);
-        Ok(added)
-    }
-
-    /// Removes a user from a group. Returns whether it was a member through the API.
-    pub fn leave_group(&self, group_id: &str, user_id: &str) -> Result<bool, InvalidId> {
-        InvalidId::check(group_id, "group_id")?;
-        InvalidId::check(user_id, "user_id")?;
-        let removed = self.inner.registry.write().leave_group(group_id, user_id);
-        self.publish_membership(group_id, user_id, false);
-        Ok(removed)
-    }
-
-    /// Users in a group, sorted.
-    pub fn group_members(&self, group_id: &str) -> Result<Vec<String>, InvalidId> {
-        InvalidId::check(group_id, "group_id")?;
-        Ok(self.inner.registry.read().group_members(group_id))
-    }
-
     /// An exact snapshot of the counters.
     pub fn stats(&self) -> HubStats {
         let (connections, users) = {
@@ -90,15 +65,5 @@ impl Hub {
             (connections, users, pending, dropped),
             uptime,
         )
-    }
-
-    /// Group membership is kept on every node: the change goes to the others too.
-    fn publish_membership(&self, group_id: &str, user_id: &str, joined: bool) {
-        self.publish_later(Envelope::Membership {
-            origin: self.node_id().to_owned(),
-            group_id: group_id.to_owned(),
-            user_id: user_id.to_owned(),
-            joined,
-        });
     }
 }

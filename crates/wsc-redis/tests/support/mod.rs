@@ -222,6 +222,7 @@ impl Cluster {
             let hub = Hub::new(config);
             hub.set_backplane(Arc::new(backplane.clone()));
             hub.set_history(Arc::new(backplane.history()));
+            hub.set_group_store(Arc::new(backplane.groups()));
             hub.start();
             hubs.push(hub);
             backplanes.push(backplane);
