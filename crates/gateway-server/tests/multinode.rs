@@ -1,6 +1,7 @@
 //! Three `gateway-server` processes on one Redis (a throwaway `redis-server` of this test,
 //! so it can be stopped): messages sent through one node's HTTP API reach clients on the
-//! others, once; a node killed with SIGKILL mid-stream loses no acknowledged message (they
+//! others, once, and group memberships made through one node are listed and routed by the
+//! others; a node killed with SIGKILL mid-stream loses no acknowledged message (they
 //! arrive after its client reconnects to another node); Redis stopped and restarted empty
 //! mid-stream: sends say `unavailable` meanwhile, and delivery resumes without restarting
 //! any node.
@@ -167,6 +168,26 @@ async fn messages_cross_processes_once_and_come_back_after_a_redis_restart() {
     for client in [&mut phone, &mut desk, &mut bob] {
         assert_eq!(next_json(client).await["content"], "everyone");
     }
+    // Group memberships live in Redis: made through n1, listed by n2, routed to n3.
+    let (status, _) = support::http(
+        n1.api(),
+        "PUT",
+        "/api/v1/groups/crew/members/bob",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, members) = get(n2.api(), "/api/v1/groups/crew/members").await;
+    assert_eq!(members["members"], json!(["bob"]), "{members}");
+    let (status, _) = post(
+        n2.api(),
+        "/api/v1/groups/crew/messages",
+        r#"{"content":"crew"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(next_json(&mut bob).await["content"], "crew");
     for (client, label) in [(&mut phone, "p1"), (&mut desk, "d1"), (&mut bob, "b1")] {
         assert_nothing_pending(client, label).await;
     }

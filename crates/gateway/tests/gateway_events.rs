@@ -351,6 +351,16 @@ async fn every_event_fires_exactly_once_over_a_session() {
         .await
         .unwrap();
     assert_eq!(next_json(&mut client).await["content"], "one send");
+    assert!(gateway.join_websocket_group("crew", "gina").await.unwrap());
+    assert!(gateway.leave_websocket_group("crew", "gina").await.unwrap());
+    assert!(
+        gateway
+            .hub()
+            .disband_group("crew")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let report = gateway
         .send_to_websocket_user_with_ack(
             "gina",
@@ -368,7 +378,8 @@ async fn every_event_fires_exactly_once_over_a_session() {
     gateway.stop().await.unwrap();
     all.extend(drain(&mut rx));
 
-    // One connection, one client message, one plain send, one unacknowledged send. Whether
+    // One connection, one client message, one plain send, one join, one leave, one disband,
+    // one unacknowledged send. Whether
     // an acknowledged send also reports `message.sent` is not documented: not counted.
     all.retain(|e| {
         e.name != events::MESSAGE_SENT || !e.message.as_ref().is_some_and(|m| m.require_ack)

@@ -1,7 +1,8 @@
 //! Groups on one node: membership belongs to the user (every device, across reconnects),
 //! the limits refuse with typed errors and change nothing, concurrent joins never pass a
-//! limit, a group message reaches members only, leaving and disbanding stop it, and every
-//! change is an event.
+//! limit, a group message reaches members only, leaving and disbanding stop it, every
+//! change is an event, and a store that cannot be reached refuses changes but never a
+//! connection.
 
 mod support;
 
@@ -9,8 +10,8 @@ use std::sync::Arc;
 
 use support::{contents, drain_messages, started};
 use wsc_hub::{
-    GroupError, GroupLimits, GroupStore, Hub, HubConfig, HubMessage, Identity, JoinOutcome,
-    MemoryGroups, events,
+    BoxFuture, GroupError, GroupLimits, GroupStore, Hub, HubConfig, HubMessage, Identity,
+    JoinOutcome, MemoryGroups, StoreError, events,
 };
 
 fn limited(max_group_size: usize, max_groups_per_user: usize) -> Hub {
@@ -231,4 +232,50 @@ async fn a_shared_store_is_read_when_the_user_connects() {
         .unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(contents(&drain_messages(&mut ann)), ["hello"]);
+}
+
+/// A group store that cannot be reached (Redis down).
+struct Unreachable;
+
+impl GroupStore for Unreachable {
+    fn join(&self, _: &str, _: &str, _: GroupLimits) -> BoxFuture<Result<JoinOutcome, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("down".into())) })
+    }
+    fn leave(&self, _: &str, _: &str) -> BoxFuture<Result<bool, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("down".into())) })
+    }
+    fn members(&self, _: &str) -> BoxFuture<Result<Vec<String>, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("down".into())) })
+    }
+    fn groups_of(&self, _: &str) -> BoxFuture<Result<Vec<String>, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("down".into())) })
+    }
+    fn disband(&self, _: &str) -> BoxFuture<Result<Vec<String>, StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("down".into())) })
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_refuses_changes_and_still_admits_connections() {
+    let hub = started(HubConfig::default());
+    hub.set_group_store(Arc::new(Unreachable));
+    let refused = hub.join_group("g", "ann").await.unwrap_err();
+    assert_eq!(refused, GroupError::Unavailable("down".into()));
+    assert_eq!(refused.code(), "unavailable");
+    assert_eq!(
+        hub.group_members("g").await.unwrap_err().code(),
+        "unavailable"
+    );
+    let mut bound = hub
+        .register(Identity::new("ann").with_groups(["g"]))
+        .await
+        .expect("admitted without its stored groups");
+    assert_eq!(hub.stats().cluster_errors, 1, "the failed load is counted");
+    hub.send_to_group("g", HubMessage::text("connect-time groups work"))
+        .await
+        .unwrap();
+    assert_eq!(
+        contents(&drain_messages(&mut bound)),
+        ["connect-time groups work"]
+    );
 }
