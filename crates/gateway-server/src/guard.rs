@@ -167,7 +167,7 @@ impl<C: Clock + Clone> HandshakeLimiter<C> {
 
     /// How many clients are tracked.
     #[cfg(test)]
-    fn tracked(&self) -> usize {
+    pub(crate) fn tracked(&self) -> usize {
         self.current().map_or(0, |current| current.limiter.len())
     }
 }

@@ -258,11 +258,14 @@ fn host_port(host: &str, port: u16) -> String {
 
 /// Forgets idle clients of the handshake limiter every [`guard::SWEEP_EVERY`], until
 /// shutdown; this keeps the sweep's linear cost off the handshakes themselves.
-fn sweep_handshake_limiter(
+fn sweep_handshake_limiter<C>(
     tracker: &TaskTracker,
-    limiter: Arc<HandshakeLimiter>,
+    limiter: Arc<HandshakeLimiter<C>>,
     shutdown: CancellationToken,
-) {
+) where
+    C: governor::clock::Clock + Clone + Send + Sync + 'static,
+    C::Instant: Send + Sync,
+{
     tracker.spawn(async move {
         let mut every = tokio::time::interval(guard::SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -562,5 +565,25 @@ mod tests {
         keyed.api.keys = vec!["k".to_owned()];
         keyed.wsc.security.enable_auth = true;
         assert!(insecure_settings(&keyed).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handshake_limiter_forgets_idle_clients_every_10_s() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = Arc::new(HandshakeLimiter::with_clock(clock.clone()));
+        let (tracker, shutdown) = (TaskTracker::new(), CancellationToken::new());
+        sweep_handshake_limiter(&tracker, limiter.clone(), shutdown.clone());
+        // The first sweep runs at once, with nothing to forget.
+        tokio::task::yield_now().await;
+        assert!(limiter.allow("192.0.2.1".parse().unwrap(), 5));
+        // Idle long enough for a whole burst again: forgotten at the next sweep, not before.
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(9_900)).await;
+        assert_eq!(limiter.tracked(), 1, "swept before 10 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(limiter.tracked(), 0, "not swept at 10 s");
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }

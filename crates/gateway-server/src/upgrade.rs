@@ -7,15 +7,17 @@
 //! `wsc_hub::tungstenite::serve` (cheaper per frame than going through axum's wrapper).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use wsc_hub::{RegisterError, tungstenite};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use wsc_hub::{RegisterError, Registration, tungstenite};
 
 use crate::error::{ApiError, ErrorCode, ErrorMessage};
 use crate::handshake::{self, Transport};
@@ -98,31 +100,7 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         client_id = client_id.as_deref().unwrap_or_default()
     );
     state.connections.spawn(tracing::Instrument::instrument(
-        async move {
-            // The client must take over the connection within the handshake timeout; otherwise
-            // the registration is dropped (and unregistered) instead of lingering.
-            let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
-                Ok(Ok(upgraded)) => upgraded,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "upgrade failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("upgrade not completed within the handshake timeout");
-                    return;
-                }
-            };
-            let mut ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            match registration {
-                Some(registration) => tungstenite::serve(registration, ws).await,
-                None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
-            }
-        },
+        take_over(on_upgrade, handshake_timeout, registration, refusal, config),
         span,
     ));
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -144,6 +122,38 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         extensions.insert(ErrorMessage(reason));
     }
     response
+}
+
+/// After the `101`: waits (at most `handshake_timeout`) for hyper to hand over the
+/// connection, then serves the registration on it, or closes it with the connect
+/// callback's `refusal` (1008). When the connection is not handed over in time, or the
+/// upgrade fails, the registration is dropped here, which unregisters it.
+async fn take_over<U>(
+    on_upgrade: U,
+    handshake_timeout: Duration,
+    registration: Option<Registration>,
+    refusal: String,
+    config: WebSocketConfig,
+) where
+    U: Future<Output = hyper::Result<Upgraded>>,
+{
+    let upgraded = match tokio::time::timeout(handshake_timeout, on_upgrade).await {
+        Ok(Ok(upgraded)) => upgraded,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("upgrade not completed within the handshake timeout");
+            return;
+        }
+    };
+    let mut ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    match registration {
+        Some(registration) => tungstenite::serve(registration, ws).await,
+        None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
+    }
 }
 
 fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -218,4 +228,49 @@ fn choose_subprotocol(headers: &HeaderMap) -> Result<Option<HeaderValue>, ApiErr
         .find(|p| **p == SUBPROTOCOL)
         .or(offered.first());
     Ok(chosen.and_then(|p| HeaderValue::from_str(p).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_not_handed_over_within_the_handshake_timeout_is_unregistered() {
+        let hub = wsc_hub::Hub::new(wsc_hub::HubConfig::default());
+        hub.start();
+        let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
+        hub.on_client_disconnect(move |conn, reason| {
+            let _ = ended_tx.send((conn.client_id().to_owned(), reason.clone()));
+        });
+        let registration = hub
+            .register(wsc_hub::Identity::new("late").with_client_id("c-late"))
+            .await
+            .expect("registered");
+        let config = tungstenite::websocket_config(&hub.config());
+        // hyper never hands the connection over; the timeout is the configured default.
+        let never = std::future::pending::<hyper::Result<Upgraded>>();
+        let defaults = wsc_config::GatewayConfig::default();
+        let handshake_timeout =
+            crate::state::UpgradePolicy::from_config(&defaults).handshake_timeout;
+        let task = tokio::spawn(take_over(
+            never,
+            handshake_timeout,
+            Some(registration),
+            String::new(),
+            config,
+        ));
+        tokio::time::sleep(Duration::from_millis(9_900)).await;
+        assert_eq!(hub.connection_count(), 1, "dropped before the timeout");
+        assert!(!task.is_finished());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(task.is_finished(), "still waiting after the timeout");
+        task.await.expect("the task ends cleanly");
+        assert_eq!(hub.connection_count(), 0, "not unregistered");
+        let (client_id, reason) = ended.try_recv().expect("a disconnect callback");
+        assert_eq!(client_id, "c-late");
+        assert!(
+            matches!(reason, wsc_hub::DisconnectReason::ConnectionLost { .. }),
+            "{reason:?}"
+        );
+    }
 }

@@ -185,3 +185,26 @@ async fn the_byte_rate_is_1008() {
     );
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn breaking_the_websocket_protocol_is_1008_protocol_error() {
+    let server = start(local_config()).await;
+    let addr = server.public_addr();
+    // A client frame must be masked: an unmasked text frame "hi".
+    let mut unmasked = SilentClient::connect(addr, "/ws?user_id=pro").await;
+    unmasked.send_raw(&[0x81, 0x02, b'h', b'i']).await;
+    let (code, reason) = unmasked.close_frame().await;
+    assert_eq!(code, 1008, "{reason}");
+    // The detail is the WebSocket library's text (today "Received an unmasked frame from
+    // client"); the documented part is the prefix.
+    let detail = reason.strip_prefix("protocol error: ").expect("the prefix");
+    assert!(detail.contains("unmasked"), "{reason}");
+    // Opcode 0x3 is reserved: a masked, empty frame with it.
+    let mut reserved = SilentClient::connect(addr, "/ws?user_id=pro2").await;
+    reserved.send_raw(&[0x83, 0x80, 1, 2, 3, 4]).await;
+    let (code, reason) = reserved.close_frame().await;
+    assert_eq!(code, 1008, "{reason}");
+    let detail = reason.strip_prefix("protocol error: ").expect("the prefix");
+    assert!(!detail.is_empty(), "{reason}");
+    server.stop(WAIT).await;
+}

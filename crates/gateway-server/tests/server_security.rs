@@ -1,4 +1,4 @@
-//! Upgrade security end to end: signed tokens (HS256, RS256), IP lists, the per-IP handshake
+//! Upgrade security end to end: signed tokens (every algorithm), IP lists, the per-IP handshake
 //! rate limit. Every refusal is an HTTP error with a JSON body before the upgrade.
 
 mod support;
@@ -448,6 +448,55 @@ async fn es256_and_eddsa_tokens_verify_with_their_pem_public_keys() {
         Ok(())
     );
     server.stop(WAIT).await;
+}
+
+/// Starts a server for `configured` with `public_key`; a token signed with `accepted`
+/// upgrades, one signed with `refused` (same key where it fits) is 401 with the exact text.
+async fn pinned_to(
+    configured: TokenAlgorithm,
+    public_key: &str,
+    accepted: (Algorithm, &EncodingKey),
+    refused: (Algorithm, &EncodingKey),
+) {
+    let server = start(server_config(configured, "", public_key)).await;
+    let addr = server.public_addr();
+    assert_eq!(
+        try_token(addr, &signed(accepted.0, accepted.1, "signed-user")).await,
+        Ok(()),
+        "{configured}"
+    );
+    let (status, body) = try_token(addr, &signed(refused.0, refused.1, "mallory"))
+        .await
+        .expect_err("pinned to the configured algorithm");
+    assert_eq!(
+        invalid(status, &body),
+        (401, "invalid_token", "the token uses another algorithm"),
+        "{configured} must refuse {:?}",
+        refused.0
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn ps256_ps384_ps512_and_es384_tokens_verify_and_another_algorithm_is_refused() {
+    let rsa_public = include_str!("fixtures/rs256-public.pem");
+    let rsa = EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-private.pem")).unwrap();
+    for (configured, algorithm, other) in [
+        (TokenAlgorithm::Ps256, Algorithm::PS256, Algorithm::RS256),
+        (TokenAlgorithm::Ps384, Algorithm::PS384, Algorithm::PS256),
+        (TokenAlgorithm::Ps512, Algorithm::PS512, Algorithm::RS512),
+    ] {
+        pinned_to(configured, rsa_public, (algorithm, &rsa), (other, &rsa)).await;
+    }
+    let es384 = EncodingKey::from_ec_pem(include_bytes!("fixtures/es384-private.pem")).unwrap();
+    let es256 = EncodingKey::from_ec_pem(include_bytes!("fixtures/es256-private.pem")).unwrap();
+    pinned_to(
+        TokenAlgorithm::Es384,
+        include_str!("fixtures/es384-public.pem"),
+        (Algorithm::ES384, &es384),
+        (Algorithm::ES256, &es256),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -535,3 +535,95 @@ async fn a_posted_body_that_is_not_utf8_is_400() {
     assert!(answer.contains(r#""error":"invalid_utf8""#), "{answer}");
     stopped(server).await;
 }
+
+/// The comma list of a header in a lower-cased head, sorted.
+fn header_list<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}: ");
+    let line = head
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name} in {head}"));
+    let mut items: Vec<&str> = line.split(',').map(str::trim).collect();
+    items.sort_unstable();
+    items
+}
+
+#[tokio::test]
+async fn cors_allows_credentials_and_the_client_headers_and_exposes_the_id_headers() {
+    let mut config = local_config();
+    config.wsc.websocket_origins = vec!["https://app.example".to_owned()];
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization,content-type,last-event-id,x-wsc-session",
+        ),
+    ];
+    let (status, head, _) =
+        wsc_testkit::http::raw(addr, "OPTIONS", "/sse/send", &preflight, None).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(
+        header_list(&head, "access-control-allow-credentials"),
+        ["true"]
+    );
+    assert_eq!(
+        header_list(&head, "access-control-allow-headers"),
+        [
+            "authorization",
+            "content-type",
+            "last-event-id",
+            "x-wsc-session"
+        ]
+    );
+
+    // The stream itself: the origin and credentials allowed, the id headers readable.
+    let stream = sse::open(
+        addr,
+        "/sse?user_id=cor",
+        &[("origin", "https://app.example")],
+    )
+    .await
+    .expect("opens");
+    let header = |name: &str| {
+        stream
+            .headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", stream.headers))
+            .to_str()
+            .expect("ASCII")
+            .to_ascii_lowercase()
+    };
+    assert_eq!(header("access-control-allow-origin"), "https://app.example");
+    assert_eq!(header("access-control-allow-credentials"), "true");
+    let exposed = header("access-control-expose-headers");
+    let mut exposed: Vec<&str> = exposed.split(',').map(str::trim).collect();
+    exposed.sort_unstable();
+    assert_eq!(exposed, ["x-wsc-client-id", "x-wsc-node-id"]);
+    drop(stream);
+    stopped(server).await;
+}
+
+#[tokio::test]
+async fn a_stream_logged_in_elsewhere_ends_with_force_offline_then_disconnected_1008() {
+    let mut config = local_config();
+    config.wsc.multi_login.max_connections_per_user = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let mut stream = open(addr, "user_id=bo&client_id=phone").await;
+    stream.connected().await;
+    let _newer = connect(addr, "user_id=bo&client_id=laptop").await;
+    let events = stream.until_end().await;
+    let names: Vec<_> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(names, ["force_offline", "disconnected"], "{events:?}");
+    assert_eq!(events[0].json()["data"]["reason"], "login_elsewhere");
+    let closing = events.last().expect("events").json();
+    assert_eq!(
+        closing["data"],
+        json!({"code": 1008, "reason": "logged in elsewhere"})
+    );
+    assert_eq!(closing["content"], "logged in elsewhere", "{closing}");
+    stopped(server).await;
+}

@@ -1,7 +1,8 @@
-//! TLS on the public (`wss://`) and API (`https://`) listeners, with a throwaway CA made in
-//! the test (rcgen; no key files are checked in): round trips, a plain-text client refused
-//! without harm, certificate rotation while a connection stays open, a bad new pair that
-//! leaves the old one in place, and start-up refusals.
+//! TLS on the public (`wss://`), API (`https://`) and gRPC listeners, with a throwaway CA
+//! made in the test (rcgen; no key files are checked in): round trips, a plain-text client
+//! refused without harm, the 10 s handshake deadline, `min_version`, the API sharing the
+//! public port, certificate rotation (also on gRPC, by the 2-second poll) while a connection
+//! stays open, a bad new pair that leaves the old one in place, and start-up refusals.
 
 mod support;
 
@@ -400,5 +401,162 @@ async fn grpc_runs_over_tls_with_mutual_tls() {
     let (status, body) = get(server.api_addr(), "/ready").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["grpc.tls"], "ok");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_tls_12_client_is_refused_when_min_version_is_13() {
+    let pki = test_pki("min-version");
+    pki.issue("v1");
+    let mut config = tls_config(&pki);
+    config.wsc.tls.min_version = "1.3".to_owned();
+    config.http.tls.min_version = "1.3".to_owned();
+    let server = Server::new(config).start().await.expect("starts");
+    let tls12 = TlsConnector::from(Arc::new(
+        pki.client_config_with_versions(&[&rustls::version::TLS12]),
+    ));
+    let tls13 = TlsConnector::from(Arc::new(
+        pki.client_config_with_versions(&[&rustls::version::TLS13]),
+    ));
+    for addr in [server.public_addr(), server.api_addr()] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let handshake = tokio::time::timeout(WAIT, tls12.connect(name, tcp))
+            .await
+            .expect("the handshake ends in time");
+        let error = handshake.expect_err("a TLS 1.2 client must fail the handshake");
+        assert!(
+            error.to_string().contains("ProtocolVersion"),
+            "{addr}: {error}"
+        );
+        let stream = tls(&tls13, addr).await;
+        assert_eq!(
+            stream.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+    }
+    // The default (1.2) admits the TLS 1.2 client.
+    let server_12 = Server::new(tls_config(&pki)).start().await.expect("starts");
+    let stream = tls(&tls12, server_12.public_addr()).await;
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    server.stop(WAIT).await;
+    server_12.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn the_api_on_the_public_port_speaks_tls_with_wsc_tls() {
+    let pki = test_pki("shared-port");
+    pki.issue("v1");
+    let mut config = local_config();
+    config.wsc.tls.enabled = true;
+    config.wsc.tls.cert_file = path(&pki.cert());
+    config.wsc.tls.key_file = path(&pki.key());
+    let port = wsc_testkit::free_port();
+    config.wsc.node_port = port;
+    config.http.port = port;
+    let server = Server::new(config).start().await.expect("starts");
+    assert_eq!(server.api_addr(), server.public_addr());
+    let connector = connector(&pki);
+    let mut ws = wss(&connector, &server, "user_id=sha").await;
+    ping(&mut ws).await;
+    let (status, body) = https(
+        &connector,
+        server.public_addr(),
+        "POST",
+        "/api/v1/users/sha/messages",
+        r#"{"content":"one port"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(report["delivered"], 1, "{report}");
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_does_not_come_is_dropped_after_10_s() {
+    let pki = test_pki("handshake-deadline");
+    pki.issue("v1");
+    let server = Server::new(tls_config(&pki)).start().await.expect("starts");
+    let mut idle = TcpStream::connect(server.public_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        idle.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server drops the connection within 20 s");
+    let waited = started.elapsed();
+    assert!(read.is_ok() || answer.is_empty(), "{read:?}");
+    assert!(answer.is_empty(), "the server wrote {answer:?}");
+    assert!(
+        waited >= std::time::Duration::from_secs(9),
+        "dropped after {waited:?}, before the 10 s deadline"
+    );
+    assert!(
+        waited <= std::time::Duration::from_secs(13),
+        "dropped only after {waited:?}"
+    );
+    // TLS clients are served meanwhile and after.
+    let (status, _) = https(&connector(&pki), server.api_addr(), "GET", "/health", "").await;
+    assert_eq!(status, 200);
+    server.stop(WAIT).await;
+}
+
+/// Polls (by handshakes every 50 ms) until `addr` serves `wanted`; how long that took.
+async fn until_served(
+    connector: &TlsConnector,
+    addr: std::net::SocketAddr,
+    wanted: &CertificateDer<'static>,
+) -> std::time::Duration {
+    let since = std::time::Instant::now();
+    while served(connector, addr).await != *wanted {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(5),
+            "the new certificate was not served within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    since.elapsed()
+}
+
+#[tokio::test]
+async fn the_grpc_certificate_is_reloaded_by_the_2_s_poll() {
+    let pki = test_pki("grpc-reload");
+    let first = pki.issue("v1");
+    let mut config = local_config();
+    config.grpc.tls.enabled = true;
+    config.grpc.tls.cert_file = path(&pki.cert());
+    config.grpc.tls.key_file = path(&pki.key());
+    let server = Server::new(config).start().await.expect("starts");
+    let grpc = server.grpc_addr().expect("gRPC on");
+    let connector = connector(&pki);
+    assert_eq!(served(&connector, grpc).await, first);
+
+    // No call to `reload_certificates`: the poll finds each new pair. The first one tells
+    // when a poll just ran; the next pair then waits for the following poll, 2 s later.
+    let second = pki.issue("v2");
+    until_served(&connector, grpc, &second).await;
+    let third = pki.issue("v3");
+    let waited = until_served(&connector, grpc, &third).await;
+    assert!(
+        waited >= std::time::Duration::from_millis(1500),
+        "served after {waited:?}: sooner than the next poll"
+    );
+    assert!(
+        waited <= std::time::Duration::from_millis(3500),
+        "served after {waited:?}: later than the next poll"
+    );
+    // And the calls go on over the new certificate.
+    let channel = grpc_tls(&pki, &server, None).await.expect("a TLS channel");
+    let stats = gateway_server::grpc::proto::gateway_client::GatewayClient::new(channel)
+        .stats(gateway_server::grpc::proto::StatsRequest {})
+        .await
+        .expect("a call over the reloaded certificate");
+    assert!(!stats.into_inner().stats_json.is_empty());
     server.stop(WAIT).await;
 }

@@ -140,3 +140,41 @@ async fn another_users_client_id_comes_before_the_node_capacity() {
     assert_eq!(got, (409, "client_id_in_use".to_owned()));
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn a_stopping_hub_comes_after_the_user_type_and_before_the_id_lists() {
+    let mut config = strict();
+    config.wsc.security.max_group_ids = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    server.hub().stop(std::time::Duration::ZERO).await;
+    let got = refusal(addr, "GET", "user_id=a&user_type=admin&group_id=g1,g2", &[]).await;
+    assert_eq!(got, (403, "user_type_not_allowed".to_owned()));
+    let got = refusal(
+        addr,
+        "GET",
+        "user_id=a&user_type=customer&group_id=g1,g2",
+        &[],
+    )
+    .await;
+    assert_eq!(got, (503, "shutting_down".to_owned()));
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn another_users_client_id_comes_before_the_per_user_limit() {
+    let mut config = local_config();
+    config.wsc.multi_login.policy = wsc_config::LoginPolicy::KickNew;
+    config.wsc.multi_login.max_connections_per_user = 1;
+    let server = start(config).await;
+    let addr = server.public_addr();
+    let _alice = connect(addr, "user_id=alice&client_id=c1").await;
+    let _bob = connect(addr, "user_id=bob&client_id=b1").await;
+    // Bob is at his limit, and c1 is Alice's: the client id is named.
+    let got = refusal(addr, "GET", "user_id=bob&client_id=c1", &[]).await;
+    assert_eq!(got, (409, "client_id_in_use".to_owned()));
+    // Without the client id, the limit is what refuses him.
+    let got = refusal(addr, "GET", "user_id=bob&client_id=b2", &[]).await;
+    assert_eq!(got, (409, "user_connection_limit".to_owned()));
+    server.stop(WAIT).await;
+}

@@ -1,16 +1,19 @@
 //! Several hubs linked by the in-memory backplane: the shared cross-node scenarios
 //! (`wsc_testkit::cluster`: user sends, broadcasts, scope, tickets, presence, kicks, group
 //! membership, acks and resends), plus what is particular to one process: a user on no
-//! node is stored offline where the send was made, a stopped node leaves, and an ack that
-//! never comes is stored at the origin.
+//! node is stored offline where the send was made, a stopped node leaves, an ack that
+//! never comes is stored at the origin, and a node that dies mid-send adds no outcomes.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{TIMEOUT, next_message};
-use wsc_hub::{Hub, HubConfig, HubMessage, Identity, MemoryBackplane, MemoryGroups};
+use support::{TIMEOUT, ack_frame, next_message};
+use wsc_hub::{
+    AckStatus, Backplane, Envelope, Hub, HubConfig, HubMessage, Identity, MemoryBackplane,
+    MemoryGroups,
+};
 use wsc_testkit::cluster;
 
 /// Three started hubs (`a`, `b`, `c`) in one cluster.
@@ -81,4 +84,58 @@ async fn an_ack_that_never_comes_is_stored_at_the_origin_and_replayed_there() {
     let (_, [a, b, c]) = cluster();
     cluster::an_ack_that_never_comes_is_stored_offline_and_reported_on_the_origin([&a, &b, &c], &a)
         .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_dies_mid_send_adds_no_outcomes_and_the_send_ends_after_one_timeout() {
+    let (backplane, [a, b, _c]) = cluster();
+    // A node that took the send and died before answering: attached, it never reads.
+    let (ghost_inbox, mut ghost) = tokio::sync::mpsc::channel(16);
+    backplane.attach("ghost", ghost_inbox).await.unwrap();
+    let mut member = b
+        .register(
+            Identity::new("bob")
+                .with_client_id("bob-b")
+                .with_groups(["crew"]),
+        )
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(5);
+    let started = tokio::time::Instant::now();
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_group_with_ack("crew", HubMessage::text("all hands"), timeout, 0)
+                .await
+        })
+    };
+    let frame = next_message(&mut member).await;
+    let id = frame["message_id"].as_str().unwrap().to_owned();
+    member.handle_text(&ack_frame(&id)).await;
+    let report = tokio::time::timeout(TIMEOUT, send)
+        .await
+        .expect("the send ends")
+        .unwrap()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(500),
+        "the send ended after {took:?}, not after one timeout"
+    );
+    let outcomes: Vec<(String, AckStatus, u32)> = report
+        .outcomes
+        .into_iter()
+        .map(|o| (o.target, o.status, o.attempts))
+        .collect();
+    let acked = AckStatus::Acked {
+        client_id: "bob-b".to_owned(),
+    };
+    assert_eq!(outcomes, [("bob-b".to_owned(), acked, 1)]);
+    assert_eq!(a.stats().ack_failures, 0);
+    assert_eq!(a.stats().acks_pending, 0);
+    // The dead node was handed the send (so the origin waited for it).
+    assert!(
+        matches!(ghost.try_recv(), Ok(Envelope::Message { .. })),
+        "the dead node never got the send"
+    );
 }

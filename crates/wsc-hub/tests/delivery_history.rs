@@ -1,6 +1,7 @@
 //! The history seam: a shared `HistoryStore` numbers a user's messages across nodes and
 //! lets a client resume on another node; a message numbered while a client registers is
-//! replayed to it; a refused message takes no number.
+//! replayed to it; a refused message takes no number; while the shared store cannot be
+//! reached, messages leave unnumbered, stay out of the window and count as cluster errors.
 
 mod support;
 
@@ -165,4 +166,81 @@ async fn a_user_message_too_large_for_its_number_is_refused_and_takes_no_number(
         raw.len() <= limit,
         "a delivered frame stays within the limit"
     );
+}
+
+/// A shared store that cannot be reached while `down` is set.
+struct UnreachableHistory {
+    inner: MemoryHistory,
+    down: AtomicBool,
+}
+
+impl UnreachableHistory {
+    fn unavailable<T: Send + 'static>(&self) -> Option<BoxFuture<Result<T, StoreError>>> {
+        self.down.load(Ordering::SeqCst).then(|| {
+            let refused: BoxFuture<Result<T, StoreError>> =
+                Box::pin(async { Err(StoreError::Unavailable("connection refused".to_owned())) });
+            refused
+        })
+    }
+}
+
+impl HistoryStore for UnreachableHistory {
+    fn append(
+        &self,
+        user_id: &str,
+        entry: NewEntry,
+        limits: WindowLimits,
+    ) -> BoxFuture<Result<i64, StoreError>> {
+        self.unavailable()
+            .unwrap_or_else(|| self.inner.append(user_id, entry, limits))
+    }
+
+    fn read(&self, user_id: &str, after: i64) -> BoxFuture<Result<Window, StoreError>> {
+        self.unavailable()
+            .unwrap_or_else(|| self.inner.read(user_id, after))
+    }
+}
+
+#[tokio::test]
+async fn with_the_shared_history_unreachable_messages_leave_unnumbered_and_count_as_cluster_errors()
+{
+    let history = Arc::new(UnreachableHistory {
+        inner: MemoryHistory::new(),
+        down: AtomicBool::new(false),
+    });
+    let (a, b) = two_nodes(history.clone());
+    let mut phone = a.register(Identity::new("alice")).await.unwrap();
+    a.send_to_user("alice", HubMessage::text("one"))
+        .await
+        .unwrap();
+
+    history.down.store(true, Ordering::SeqCst);
+    let report = a
+        .send_to_user("alice", HubMessage::text("two"))
+        .await
+        .expect("local delivery goes on");
+    assert_eq!(report.delivered, 1);
+    assert_eq!(a.stats().cluster_errors, 1);
+    history.down.store(false, Ordering::SeqCst);
+
+    a.send_to_user("alice", HubMessage::text("three"))
+        .await
+        .unwrap();
+    let live = drain_messages(&mut phone);
+    assert_eq!(contents(&live), ["one", "two", "three"]);
+    assert_eq!(seqs(&live), [1, 0, 2], "the unnumbered one took no number");
+    assert_eq!(a.stats().cluster_errors, 1);
+    drop(phone);
+
+    // The window never held it: a resume from 0 on the other node replays the numbered ones.
+    let mut again = b
+        .register(Identity::new("alice").with_last_seq(0))
+        .await
+        .unwrap();
+    let frames = drain_messages(&mut again);
+    let (notice, replayed) = frames.split_last().unwrap();
+    assert_eq!(contents(replayed), ["one", "three"]);
+    assert_eq!(notice["data"]["recovered"], true, "{notice}");
+    assert_eq!(notice["data"]["latest_seq"], 2, "{notice}");
+    assert_eq!(b.stats().cluster_errors, 0);
 }

@@ -204,6 +204,67 @@ async fn a_refused_registration_leaves_no_pending_ack_and_no_replay_count() {
 }
 
 #[tokio::test]
+async fn a_registration_refused_as_node_full_replays_and_counts_nothing() {
+    let hub = started(support::config(|c| c.max_connections = 1));
+    // Bob's first registration waits in the connect callback: past the early capacity
+    // check, before the offline replay is loaded.
+    let (entered_tx, entered) = oneshot::channel::<()>();
+    let entered_tx = parking_lot::Mutex::new(Some(entered_tx));
+    let gate = Arc::new(Notify::new());
+    {
+        let gate = gate.clone();
+        hub.on_client_connect(move |conn| {
+            let first_bob = conn.user_id() == "bob" && entered_tx.lock().is_some();
+            if let Some(tx) = first_bob.then(|| entered_tx.lock().take()).flatten() {
+                let _ = tx.send(());
+            }
+            let gate = gate.clone();
+            async move {
+                if first_bob {
+                    gate.notified().await;
+                }
+                Ok(())
+            }
+        });
+    }
+    let report = hub
+        .send_to_user_with_ack(
+            "bob",
+            HubMessage::text("ack me"),
+            Duration::from_millis(10),
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes[0].status, AckStatus::StoredOffline);
+
+    let registering = {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.register(Identity::new("bob")).await })
+    };
+    entered.await.unwrap();
+    // Carol takes the node's only place meanwhile.
+    let carol = hub.register(Identity::new("carol")).await.unwrap();
+    gate.notify_one();
+    let refused = registering.await.unwrap().unwrap_err();
+    assert_eq!(refused, RegisterError::NodeFull { limit: 1 });
+    // The early check refuses too.
+    let refused = hub.register(Identity::new("bob")).await.unwrap_err();
+    assert_eq!(refused, RegisterError::NodeFull { limit: 1 });
+    let stats = hub.stats();
+    assert_eq!(stats.acks_pending, 0, "the refusal leaked a pending ack");
+    assert_eq!(stats.offline_replayed, 0, "the refusal counted a replay");
+    assert_eq!(stats.connections_rejected, 2);
+
+    // The message is still stored: bob gets it once there is room.
+    drop(carol);
+    let mut bob = hub.register(Identity::new("bob")).await.unwrap();
+    assert_eq!(contents(&drain_messages(&mut bob)), ["ack me"]);
+    let stats = hub.stats();
+    assert_eq!((stats.acks_pending, stats.offline_replayed), (1, 1));
+}
+
+#[tokio::test]
 async fn a_connection_admitted_while_stop_runs_is_refused_or_closed_with_1001() {
     let hub = started(HubConfig::default());
     let (entered_tx, entered) = oneshot::channel::<()>();

@@ -1,10 +1,14 @@
-//! Inbound limits: frame size (close 1009) and the per-connection rate limit (close 1008).
+//! Inbound limits: frame size (close 1009) and the per-connection rate limit (close 1008),
+//! which every data frame counts, valid or not.
 
 mod support;
 
 use std::time::Duration;
 
 use support::{Disconnects, TestServer, config, duplex_client};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use wsc_hub::{DisconnectReason, Hub, Identity};
 
 fn ping_of_len(len: usize) -> String {
@@ -93,4 +97,51 @@ async fn inbound_rate_limit_allows_the_limit_in_every_second() {
         matches!(reason, DisconnectReason::PolicyViolation { .. }),
         "{reason:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_text_frames_count_against_the_frame_rate() {
+    let hub = Hub::new(config(|c| c.max_inbound_per_second = 3));
+    hub.start();
+    let (mut client, server_task) = duplex_client(&hub, Identity::new("alice")).await;
+
+    // Two frames that are not JSON, each answered, then one valid frame: the limit is three.
+    client.send_text("not json").await;
+    client.expect_error("invalid_json").await;
+    client.send_text(r#"{"id":"#).await;
+    client.expect_error("invalid_json").await;
+    client.ping().await;
+    client
+        .send_text(r#"{"message_type":"ping","id":"fourth"}"#)
+        .await;
+    assert_eq!(
+        client.expect_close().await,
+        (
+            1008,
+            "rate limit exceeded: more than 3 messages per second".to_owned()
+        )
+    );
+    server_task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_utf8_frame_counts_against_the_frame_rate() {
+    let hub = Hub::new(config(|c| c.max_inbound_per_second = 2));
+    hub.start();
+    let (mut client, server_task) = duplex_client(&hub, Identity::new("alice")).await;
+    client.ping().await;
+    client.ping().await;
+    // The third frame of the second is over the limit: the rate limit closes the connection
+    // (1008) before the frame is answered as invalid UTF-8 (an error frame and 1007).
+    let raw = Frame::message(vec![0xffu8, 0xfe], OpCode::Data(Data::Text), true);
+    client.send(Message::Frame(raw)).await;
+    assert_eq!(
+        client.expect_close().await,
+        (
+            1008,
+            "rate limit exceeded: more than 2 messages per second".to_owned()
+        )
+    );
+    server_task.await.unwrap();
+    assert_eq!(hub.stats().invalid_frames, 0);
 }

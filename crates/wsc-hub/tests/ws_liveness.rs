@@ -215,3 +215,35 @@ async fn any_inbound_frame_counts_as_liveness() {
     );
     server_task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn binary_frames_count_as_liveness() {
+    let hub = Hub::new(liveness_config());
+    hub.start();
+    let mut disconnects = Disconnects::record(&hub);
+    // The client only writes: it never reads, so it answers no ping and its binary frames
+    // are the only sign of life.
+    let (mut client, server_task) = duplex_client(&hub, Identity::new("alice")).await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        client.send(Message::binary(vec![1u8, 2, 3])).await;
+    }
+    // Twelve seconds, four timeouts: still online, every frame handled (and refused).
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(disconnects.count(), 0);
+    assert!(hub.is_user_online("alice"));
+    assert_eq!(hub.stats().invalid_frames, 6);
+
+    // Then silence: the timeout applies from the last binary frame.
+    let last = Instant::now();
+    let (_, reason) = tokio::time::timeout(Duration::from_secs(60), disconnects.next())
+        .await
+        .expect("never closed");
+    assert_eq!(reason, DisconnectReason::Timeout);
+    assert!(
+        last.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        last.elapsed()
+    );
+    server_task.await.unwrap();
+}

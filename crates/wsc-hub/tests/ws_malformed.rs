@@ -4,11 +4,11 @@
 mod support;
 
 use serde_json::Value;
-use support::{Client, TestServer};
+use support::{Client, TestServer, config, drain_messages, started};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use wsc_hub::HubConfig;
+use wsc_hub::{HubConfig, Identity};
 
 async fn client() -> (TestServer, Client) {
     let server = TestServer::start(HubConfig::default()).await;
@@ -168,4 +168,90 @@ async fn every_malformed_frame_in_a_row_on_one_connection() {
     let stats = server.hub.stats();
     assert_eq!(stats.invalid_frames, cases.len() as u64 + 1);
     assert_eq!(server.hub.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn an_alias_with_its_canonical_name_or_an_unknown_source_refuses_the_frame() {
+    let error = assert_text_refused(
+        r#"{"id":"d1","type":"text","message_type":"text"}"#,
+        "invalid_message",
+    )
+    .await;
+    assert_eq!(error["reply_to_msg_id"], "d1", "{error}");
+    let error = assert_text_refused(
+        r#"{"id":"s1","message_type":"ping","source":"elsewhere"}"#,
+        "invalid_message",
+    )
+    .await;
+    assert_eq!(error["reply_to_msg_id"], "s1", "{error}");
+
+    // `online` and `offline` are the accepted values (and the frame is handled).
+    let (server, mut client) = client().await;
+    for source in ["online", "offline"] {
+        client
+            .send_text(&format!(
+                r#"{{"id":"ok-{source}","message_type":"ping","source":"{source}"}}"#
+            ))
+            .await;
+        let pong = client.recv_json().await;
+        assert_eq!(pong["message_type"], "pong", "{pong}");
+        assert_eq!(pong["id"], format!("ok-{source}"), "{pong}");
+    }
+    assert_eq!(server.hub.stats().invalid_frames, 0);
+}
+
+#[tokio::test]
+async fn too_deep_names_the_frames_id_and_frames_that_cannot_be_read_name_none() {
+    let (_server, mut client) = client().await;
+    // An object nested too deep still names the `id` it carried.
+    let deep = nested(33).replacen('{', r#"{"id":"deep-1","#, 1);
+    client.send_text(&deep).await;
+    let error = client.expect_error("too_deep").await;
+    assert_eq!(error["reply_to_msg_id"], "deep-1", "{error}");
+
+    // Each of these carries an `id` the server could find, and none is named.
+    let no_reply: [(Message, &str); 4] = [
+        (Message::text(r#"{"id":"j1","content":"#), "invalid_json"),
+        (Message::text(r#"[{"id":"o1"}]"#), "not_an_object"),
+        (
+            Message::binary(br#"{"id":"b1"}"#.to_vec()),
+            "binary_not_supported",
+        ),
+        (Message::text(r#""{\"id\":\"s1\"}""#), "not_an_object"),
+    ];
+    for (frame, code) in no_reply {
+        client.send(frame).await;
+        let error = client.expect_error(code).await;
+        assert!(error.get("reply_to_msg_id").is_none(), "{code}: {error}");
+    }
+    client.ping().await;
+
+    // invalid_utf8: the error frame names nothing, then 1007.
+    let mut bytes = br#"{"id":"u1","content":""#.to_vec();
+    bytes.extend([0xff, 0xfe]);
+    bytes.extend(br#""}"#);
+    let raw = Frame::message(bytes, OpCode::Data(Data::Text), true);
+    client.send(Message::Frame(raw)).await;
+    let error = client.expect_error("invalid_utf8").await;
+    assert!(error.get("reply_to_msg_id").is_none(), "{error}");
+    assert_eq!(client.expect_close().await.0, 1007);
+}
+
+#[tokio::test]
+async fn too_large_names_no_id() {
+    // Over a WebSocket the transport closes with 1009 first; the hub's own check answers a
+    // frame handed to it directly (as a transport without a size limit would).
+    let hub = started(config(|c| c.limits.max_message_size = 64));
+    let mut registration = hub
+        .register(Identity::new("alice"))
+        .await
+        .expect("register");
+    let text = format!(r#"{{"id":"big-1","content":"{}"}}"#, "x".repeat(100));
+    registration.handle_text(&text).await;
+    let frames = drain_messages(&mut registration);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    let error = &frames[0];
+    assert_eq!(error["message_type"], "error", "{error}");
+    assert_eq!(error["data"]["code"], "too_large", "{error}");
+    assert!(error.get("reply_to_msg_id").is_none(), "{error}");
 }

@@ -1,6 +1,7 @@
 //! `RedisHistory`: one `seq_no` counter and resume window per user for the whole cluster.
 //! Numbers stay unique under concurrent appends from several nodes, the window is bounded
 //! and expires, scope travels with each message, and a client resumes on another node.
+//! With its Redis gone, a hub delivers locally, unnumbered, and counts a cluster error.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use support::scenarios::{self, NODES};
-use support::{Cluster, TIMEOUT, cleanup, eventually, options, require_redis};
+use support::{Cluster, TIMEOUT, cleanup, eventually, next_message, options, require_redis};
 use wsc_hub::codec::{self, UNNUMBERED};
 use wsc_hub::{HistoryStore, HubMessage, NewEntry, WindowLimits};
 use wsc_redis::RedisHistory;
@@ -108,4 +109,31 @@ async fn a_client_resumes_on_another_node_with_the_numbers_of_the_cluster() {
     let cluster = Cluster::start(NODES).await;
     scenarios::a_client_resumes_on_another_node_with_the_numbers_of_the_cluster(&cluster).await;
     cluster.finish().await;
+}
+
+#[tokio::test]
+async fn with_its_redis_gone_a_user_message_leaves_unnumbered_and_counts_a_cluster_error() {
+    let mut redis = wsc_testkit::redis_server::RedisServer::start();
+    let options = wsc_redis::RedisOptions::new(redis.url())
+        .with_key_prefix("wsc-test:history-down:")
+        .with_connect_timeout(Duration::from_millis(500));
+    let hub = wsc_hub::Hub::new(wsc_hub::HubConfig::default());
+    hub.set_history(std::sync::Arc::new(RedisHistory::new(&options).unwrap()));
+    hub.start();
+    let mut phone = hub.register(wsc_hub::Identity::new("dora")).await.unwrap();
+    hub.send_to_user("dora", HubMessage::text("one"))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut phone).await["seq_no"], 1);
+
+    redis.kill();
+    let report = tokio::time::timeout(TIMEOUT, hub.send_to_user("dora", HubMessage::text("two")))
+        .await
+        .expect("the send does not hang on a dead Redis")
+        .expect("local delivery goes on");
+    assert_eq!(report.delivered, 1);
+    let frame = next_message(&mut phone).await;
+    assert_eq!(frame["content"], "two");
+    assert_eq!(frame["seq_no"], 0, "{frame}");
+    assert_eq!(hub.stats().cluster_errors, 1);
 }

@@ -87,6 +87,20 @@ impl Pki {
         self.client_builder().with_no_client_auth()
     }
 
+    /// A rustls client setup that trusts only this CA and speaks only `versions` (for
+    /// example only TLS 1.2, against a server whose `min_version` is 1.3).
+    pub fn client_config_with_versions(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> ClientConfig {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .with_root_certificates(self.roots())
+            .with_no_client_auth()
+    }
+
     /// A rustls client setup that trusts this CA and shows a client certificate it issued
     /// (common name `billing-service`).
     pub fn client_config_with_cert(&self) -> ClientConfig {
@@ -105,13 +119,17 @@ impl Pki {
     fn client_builder(
         &self,
     ) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("CA added");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
-            .with_root_certificates(roots)
+            .with_root_certificates(self.roots())
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("CA added");
+        roots
     }
 
     /// `config` with `wsc.tls` and `http.tls` on, using this CA's server files.

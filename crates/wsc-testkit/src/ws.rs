@@ -177,6 +177,16 @@ impl SilentClient {
         SilentClient(stream)
     }
 
+    /// Writes `bytes` to the socket as they are: a frame built by hand, for example one that
+    /// breaks the WebSocket protocol (unmasked, or with a reserved opcode).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        tokio::time::timeout(WAIT, self.0.write_all(bytes))
+            .await
+            .expect("written in time")
+            .expect("written");
+    }
+
     /// Reads the server's frames (pings, text) up to its close frame: its code and reason.
     pub async fn close_frame(mut self) -> (u16, String) {
         use tokio::io::AsyncReadExt;

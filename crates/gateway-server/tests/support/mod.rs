@@ -39,3 +39,45 @@ pub(crate) async fn connect(addr: SocketAddr, query: &str) -> Client {
 pub(crate) async fn assert_nothing_pending(ws: &mut Client, label: &str) {
     wsc_testkit::ws::assert_nothing_queued(ws, &format!("barrier-{label}")).await;
 }
+
+/// A `tracing` log kept in memory (plain text, one line per event), for tests that read
+/// what the server logged.
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// A subscriber writing every event at `level` or above into this log.
+    pub(crate) fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
+    /// Everything logged so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
