@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::callbacks::BoxFuture;
 use crate::codec::Payload;
+use crate::membership::MembershipKind;
 use crate::route::Route;
 
 /// What one node publishes for the others.
@@ -75,12 +76,16 @@ pub enum Envelope {
         /// Whether a `kick_out` frame precedes the close.
         notify: bool,
     },
-    /// A user joined or left a group through the API.
+    /// A user joined or left a group, or became or stopped being a ticket's participant.
     Membership {
         /// The node that accepted the change.
         origin: String,
-        /// The group.
-        group_id: String,
+        /// A group or a ticket.
+        #[serde(default, rename = "of")]
+        kind: MembershipKind,
+        /// The group or ticket id.
+        #[serde(alias = "group_id")]
+        id: String,
         /// The user.
         user_id: String,
         /// Joined (true) or left (false).

@@ -112,6 +112,15 @@ pub struct HubConfig {
     /// Groups one user may belong to through [`Hub::join_group`](crate::Hub::join_group)
     /// (0 = unlimited).
     pub max_groups_per_user: usize,
+    /// Tickets one agent takes at most (its capacity when it becomes available).
+    pub max_tickets_per_agent: usize,
+    /// Whether a new ticket goes to the least-loaded agent with room (and queued tickets to
+    /// agents as they get room); without it tickets wait for a transfer.
+    pub ticket_auto_assign: bool,
+    /// An open ticket without activity for this long is closed (`Duration::ZERO`: never).
+    pub ticket_timeout: Duration,
+    /// User types whose connections are agents that take tickets.
+    pub agent_types: Vec<String>,
     /// Relay of client messages that name a ticket, group or user.
     pub relay: RelayPolicy,
 }
@@ -177,6 +186,10 @@ impl Default for HubConfig {
             max_group_ids: 32,
             max_group_size: 10_000,
             max_groups_per_user: 100,
+            max_tickets_per_agent: 5,
+            ticket_auto_assign: true,
+            ticket_timeout: Duration::from_secs(30 * 60),
+            agent_types: vec!["agent".to_owned()],
             relay: RelayPolicy::default(),
         }
     }

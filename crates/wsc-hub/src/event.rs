@@ -30,8 +30,16 @@ pub mod events {
     pub const GROUP_LEFT: &str = "group.left";
     /// A group was disbanded (`detail.group_id`, and the former `detail.members`).
     pub const GROUP_DISBANDED: &str = "group.disbanded";
+    /// A ticket was opened (the ticket is in `detail`).
+    pub const TICKET_CREATED: &str = "ticket.created";
+    /// A ticket went to an agent, when opened or from the queue (the ticket in `detail`).
+    pub const TICKET_ASSIGNED: &str = "ticket.assigned";
+    /// A ticket moved to another agent (the ticket in `detail`).
+    pub const TICKET_TRANSFERRED: &str = "ticket.transferred";
+    /// A ticket closed, by a call or its timeout (`detail.close_reason` says which).
+    pub const TICKET_CLOSED: &str = "ticket.closed";
     /// Every event name.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 14] = [
         WEBSOCKET_STARTED,
         WEBSOCKET_STOPPED,
         CLIENT_CONNECTED,
@@ -42,6 +50,10 @@ pub mod events {
         GROUP_JOINED,
         GROUP_LEFT,
         GROUP_DISBANDED,
+        TICKET_CREATED,
+        TICKET_ASSIGNED,
+        TICKET_TRANSFERRED,
+        TICKET_CLOSED,
     ];
 }
 

@@ -37,6 +37,7 @@ mod groups;
 mod history;
 mod hub;
 mod identity;
+mod membership;
 mod memory_backplane;
 pub mod message;
 mod offline;
@@ -45,6 +46,7 @@ mod report;
 mod route;
 pub mod sse;
 mod stats;
+mod tickets;
 pub mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
@@ -63,6 +65,7 @@ pub use hub::{BroadcastOptions, Hub, Registration, UserPresence, error_code};
 pub use identity::{
     DEFAULT_USER_TYPE, Identity, IdentityError, IdentityParams, MAX_IDENTITY_LEN, ParamName,
 };
+pub use membership::MembershipKind;
 pub use memory_backplane::MemoryBackplane;
 pub use message::{HubMessage, MessageType, Priority, Source};
 pub use offline::{MemoryOfflineStore, OfflineStore, StoreError};
@@ -72,3 +75,7 @@ pub use report::{
 };
 pub use route::{Route, Target};
 pub use stats::{HubStats, LATENCY_BUCKETS_US, LatencyHistogram};
+pub use tickets::{
+    AgentLoad, CLOSED_RETENTION_MS, MemoryTickets, NewTicket, Ticket, TicketChange, TicketError,
+    TicketState, TicketStore,
+};

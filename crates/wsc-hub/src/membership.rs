@@ -67,7 +67,8 @@ impl MemberIndex {
                 .or_default()
                 .insert(user.to_owned());
         }
-        self.sets_of.insert(user.to_owned(), sets.into_iter().collect());
+        self.sets_of
+            .insert(user.to_owned(), sets.into_iter().collect());
     }
 
     /// Drops a user (its last connection here closed).
@@ -83,7 +84,9 @@ impl MemberIndex {
     }
 
     pub(crate) fn contains(&self, set: &str, user: &str) -> bool {
-        self.users_of.get(set).is_some_and(|users| users.contains(user))
+        self.users_of
+            .get(set)
+            .is_some_and(|users| users.contains(user))
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::MultiLoginPolicy;
 use crate::connection::{Connection, ConnectionId, DisconnectReason};
+use crate::membership::{MemberIndex, MembershipKind};
 use crate::route::{Route, Target};
 
 /// The connections removed to admit a new one, with why.
@@ -28,14 +29,10 @@ pub(crate) struct Registry {
     by_ticket: HashMap<String, Vec<ConnectionId>>,
     /// Groups joined by a connection at connect time; they end with the connection.
     group_conns: HashMap<String, HashSet<ConnectionId>>,
-    /// The stored group memberships of the users connected here (group -> users), an index
-    /// of the hub's `GroupStore` for routing: loaded when a user's first connection arrives,
-    /// kept up to date by joins and leaves from any node, dropped with the user's last
-    /// connection.
-    group_users: HashMap<String, HashSet<String>>,
-    /// The same index the other way (user -> groups). A user with an entry (even an empty
-    /// one) has its memberships loaded.
-    user_groups: HashMap<String, HashSet<String>>,
+    /// The stored group memberships of the users connected here.
+    groups: MemberIndex,
+    /// The tickets the users connected here take part in (customer or agent).
+    tickets: MemberIndex,
     /// Counts every membership change seen, applied or not, so a load that raced with one
     /// can tell and read again.
     membership_epoch: u64,
@@ -181,10 +178,6 @@ impl Registry {
         self.ids(self.by_user.get(user_id))
     }
 
-    pub(crate) fn ticket(&self, ticket_id: &str) -> impl Iterator<Item = &Arc<Connection>> {
-        self.ids(self.by_ticket.get(ticket_id))
-    }
-
     /// Every open connection (closing ones are no longer route targets).
     pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
         self.by_id.values().filter(|c| !c.is_closing())
@@ -206,17 +199,27 @@ impl Registry {
     /// Connections in a group: those that joined at connect plus every connection of the
     /// users who joined through the API, each once.
     pub(crate) fn group(&self, group_id: &str) -> Vec<&Arc<Connection>> {
+        let direct = self.group_conns.get(group_id).into_iter().flatten();
+        self.bound_and_members(direct, self.groups.users(group_id))
+    }
+
+    /// Connections on a ticket: those bound at connect plus every connection of its
+    /// participants (customer and agent), each once.
+    pub(crate) fn ticket(&self, ticket_id: &str) -> Vec<&Arc<Connection>> {
+        let direct = self.by_ticket.get(ticket_id).into_iter().flatten();
+        self.bound_and_members(direct, self.tickets.users(ticket_id))
+    }
+
+    /// The open connections among `bound` and those of `members`, each once.
+    fn bound_and_members<'a>(
+        &'a self,
+        bound: impl Iterator<Item = &'a ConnectionId>,
+        members: impl Iterator<Item = &'a String>,
+    ) -> Vec<&'a Arc<Connection>> {
         let mut seen = HashSet::default();
         let mut out = Vec::new();
-        let direct = self.group_conns.get(group_id).into_iter().flatten();
-        let via_users = self
-            .group_users
-            .get(group_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|user| self.by_user.get(user))
-            .flatten();
-        for id in direct.chain(via_users) {
+        let via_users = members.filter_map(|user| self.by_user.get(user)).flatten();
+        for id in bound.chain(via_users) {
             if seen.insert(*id)
                 && let Some(conn) = self.by_id.get(id)
                 && !conn.is_closing()
@@ -227,35 +230,27 @@ impl Registry {
         out
     }
 
-    /// Records a stored membership: indexed when the user's memberships are loaded here.
-    pub(crate) fn join_group(&mut self, group_id: &str, user_id: &str) {
+    fn index(&mut self, kind: MembershipKind) -> &mut MemberIndex {
         self.membership_epoch += 1;
-        if let Some(groups) = self.user_groups.get_mut(user_id) {
-            groups.insert(group_id.to_owned());
-            self.group_users
-                .entry(group_id.to_owned())
-                .or_default()
-                .insert(user_id.to_owned());
+        match kind {
+            MembershipKind::Ticket => &mut self.tickets,
+            _ => &mut self.groups,
         }
+    }
+
+    /// Records a stored membership: indexed when the user's memberships are loaded here.
+    pub(crate) fn add_member(&mut self, kind: MembershipKind, set: &str, user_id: &str) {
+        self.index(kind).add(set, user_id);
     }
 
     /// Forgets a stored membership.
-    pub(crate) fn leave_group(&mut self, group_id: &str, user_id: &str) {
-        self.membership_epoch += 1;
-        if let Some(groups) = self.user_groups.get_mut(user_id) {
-            groups.remove(group_id);
-            remove_from_set(&mut self.group_users, group_id, user_id);
-        }
+    pub(crate) fn remove_member(&mut self, kind: MembershipKind, set: &str, user_id: &str) {
+        self.index(kind).remove(set, user_id);
     }
 
-    /// Forgets every stored membership of a group.
-    pub(crate) fn disband_group(&mut self, group_id: &str) {
-        self.membership_epoch += 1;
-        for user in self.group_users.remove(group_id).unwrap_or_default() {
-            if let Some(groups) = self.user_groups.get_mut(&user) {
-                groups.remove(group_id);
-            }
-        }
+    /// Forgets every stored membership of a group or ticket.
+    pub(crate) fn remove_set(&mut self, kind: MembershipKind, set: &str) {
+        self.index(kind).remove_set(set);
     }
 
     /// How many membership changes this registry has seen.
@@ -263,32 +258,27 @@ impl Registry {
         self.membership_epoch
     }
 
-    /// Indexes a user's stored memberships, replacing what was indexed.
-    pub(crate) fn set_user_groups(&mut self, user_id: &str, groups: Vec<String>) {
-        self.forget_user_groups(user_id);
-        for group in &groups {
-            self.group_users
-                .entry(group.clone())
-                .or_default()
-                .insert(user_id.to_owned());
-        }
-        self.user_groups
-            .insert(user_id.to_owned(), groups.into_iter().collect());
+    /// Indexes a user's stored groups and tickets, replacing what was indexed.
+    pub(crate) fn load_memberships(
+        &mut self,
+        user_id: &str,
+        groups: Vec<String>,
+        tickets: Vec<String>,
+    ) {
+        self.groups.load(user_id, groups);
+        self.tickets.load(user_id, tickets);
     }
 
     /// Drops a user's memberships from the index (the user's last connection left).
-    pub(crate) fn forget_user_groups(&mut self, user_id: &str) {
-        for group in self.user_groups.remove(user_id).unwrap_or_default() {
-            remove_from_set(&mut self.group_users, &group, user_id);
-        }
+    pub(crate) fn forget_memberships(&mut self, user_id: &str) {
+        self.groups.forget(user_id);
+        self.tickets.forget(user_id);
     }
 
     /// Whether a user belongs to a group: through the API, or with a connection that joined
     /// it at connect.
     pub(crate) fn is_group_member(&self, group_id: &str, user_id: &str) -> bool {
-        self.group_users
-            .get(group_id)
-            .is_some_and(|users| users.contains(user_id))
+        self.groups.contains(group_id, user_id)
             || self
                 .ids(self.by_user.get(user_id))
                 .any(|c| c.identity().group_ids.iter().any(|g| g == group_id))
@@ -312,15 +302,6 @@ impl Registry {
             .flatten()
             .filter_map(|id| self.by_id.get(id))
             .filter(|c| !c.is_closing())
-    }
-}
-
-fn remove_from_set(map: &mut HashMap<String, HashSet<String>>, key: &str, value: &str) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(value);
-        if set.is_empty() {
-            map.remove(key);
-        }
     }
 }
 

@@ -119,8 +119,11 @@ impl Hub {
         }
         self.commit_replay(&conn, &mut backlog);
         if !was_online {
-            self.load_user_groups(conn.user_id()).await;
+            self.load_memberships(conn.user_id()).await;
             self.user_came_online(conn.user_id()).await;
+            if self.is_agent(&conn.identity().user_type) {
+                self.agent_came_online(conn.user_id()).await;
+            }
         }
         Counters::add(&self.inner.counters.connections_accepted, 1);
         self.emit_event(|| HubEvent {

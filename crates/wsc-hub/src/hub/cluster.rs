@@ -140,20 +140,24 @@ impl Hub {
                 self.kick_local(&user_id, &reason, notify);
             }
             Envelope::Membership {
-                group_id,
+                kind,
+                id,
                 user_id,
                 joined,
                 ..
             } => {
                 let mut registry = self.inner.registry.write();
                 if joined {
-                    registry.join_group(&group_id, &user_id);
+                    registry.add_member(kind, &id, &user_id);
                 } else {
-                    registry.leave_group(&group_id, &user_id);
+                    registry.remove_member(kind, &id, &user_id);
                 }
             }
             Envelope::Disbanded { group_id, .. } => {
-                self.inner.registry.write().disband_group(&group_id);
+                self.inner
+                    .registry
+                    .write()
+                    .remove_set(MembershipKind::Group, &group_id);
             }
         }
     }
@@ -270,12 +274,15 @@ impl Hub {
             let removed = registry.remove(conn.id()).is_some();
             let user_gone = removed && !registry.is_user_online(conn.user_id());
             if user_gone {
-                registry.forget_user_groups(conn.user_id());
+                registry.forget_memberships(conn.user_id());
             }
             (user_gone, registry.len() == 0)
         };
         if user_gone {
             self.user_went_offline(conn.user_id());
+            if self.is_agent(&conn.identity().user_type) {
+                self.agent_went_offline(conn.user_id());
+            }
         }
         empty
     }

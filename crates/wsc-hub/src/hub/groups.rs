@@ -2,17 +2,10 @@
 //! disband; and the index of the members connected here that group routes read.
 //!
 //! The [`GroupStore`] is the truth (shared by every node in a cluster); this node's
-//! registry indexes the memberships of the users connected here. A change is written to the
-//! store first, then to this node's index, then published to the other nodes, which update
-//! their own index. A user's memberships are loaded into the index when the user's first
-//! connection here is admitted.
+//! registry indexes the memberships of the users connected here (`hub/membership.rs`).
 
 use super::*;
 use crate::groups::{GroupError, GroupLimits, GroupStore, JoinOutcome};
-
-/// How often a load that raced with membership changes reads again before keeping what it
-/// read (the next change fixes the index anyway).
-const LOAD_ATTEMPTS: usize = 3;
 
 impl Hub {
     /// Replaces the group store (the default is a [`MemoryGroups`](crate::MemoryGroups) of
@@ -48,7 +41,9 @@ impl Hub {
             }),
             JoinOutcome::AlreadyMember => Ok(false),
             _ => {
-                self.membership_changed(group_id, user_id, true).await;
+                self.membership_changed(MembershipKind::Group, group_id, user_id, true)
+                    .await;
+                self.emit_group_event(events::GROUP_JOINED, group_id, user_id);
                 Ok(true)
             }
         }
@@ -60,7 +55,9 @@ impl Hub {
         InvalidId::check(user_id, "user_id")?;
         let removed = self.group_store().leave(group_id, user_id).await?;
         if removed {
-            self.membership_changed(group_id, user_id, false).await;
+            self.membership_changed(MembershipKind::Group, group_id, user_id, false)
+                .await;
+            self.emit_group_event(events::GROUP_LEFT, group_id, user_id);
         }
         Ok(removed)
     }
@@ -71,7 +68,10 @@ impl Hub {
     pub async fn disband_group(&self, group_id: &str) -> Result<Vec<String>, GroupError> {
         InvalidId::check(group_id, "group_id")?;
         let members = self.group_store().disband(group_id).await?;
-        self.inner.registry.write().disband_group(group_id);
+        self.inner
+            .registry
+            .write()
+            .remove_set(MembershipKind::Group, group_id);
         self.publish(|hub| Envelope::Disbanded {
             origin: hub.node_id().to_owned(),
             group_id: group_id.to_owned(),
@@ -108,60 +108,11 @@ impl Hub {
         Ok(self.group_store().groups_of(user_id).await?)
     }
 
-    /// Applies a stored change to this node's index, tells the other nodes and emits the
-    /// event.
-    async fn membership_changed(&self, group_id: &str, user_id: &str, joined: bool) {
-        {
-            let mut registry = self.inner.registry.write();
-            if joined {
-                registry.join_group(group_id, user_id);
-            } else {
-                registry.leave_group(group_id, user_id);
-            }
-        }
-        self.publish(|hub| Envelope::Membership {
-            origin: hub.node_id().to_owned(),
-            group_id: group_id.to_owned(),
-            user_id: user_id.to_owned(),
-            joined,
-        })
-        .await;
-        let name = if joined {
-            events::GROUP_JOINED
-        } else {
-            events::GROUP_LEFT
-        };
+    fn emit_group_event(&self, name: &'static str, group_id: &str, user_id: &str) {
         self.emit_event(|| HubEvent {
             user_id: user_id.to_owned(),
             detail: serde_json::json!({ "group_id": group_id }),
             ..HubEvent::new(name)
         });
-    }
-
-    /// Loads a user's memberships into this node's index (the user's first connection here
-    /// was just admitted). A change seen while reading means the read may be stale: read
-    /// again. A store that cannot be reached leaves the user without stored groups here
-    /// (logged and counted); connect-time groups and every other route still work.
-    pub(super) async fn load_user_groups(&self, user_id: &str) {
-        for _ in 0..LOAD_ATTEMPTS {
-            let epoch = self.inner.registry.read().membership_epoch();
-            let groups = match self.group_store().groups_of(user_id).await {
-                Ok(groups) => groups,
-                Err(e) => {
-                    Counters::add(&self.inner.counters.cluster_errors, 1);
-                    tracing::warn!(user_id, error = %e, "loading the user's groups failed");
-                    return;
-                }
-            };
-            let mut registry = self.inner.registry.write();
-            if !registry.is_user_online(user_id) {
-                return;
-            }
-            let raced = registry.membership_epoch() != epoch;
-            registry.set_user_groups(user_id, groups);
-            if !raced {
-                return;
-            }
-        }
     }
 }

@@ -118,5 +118,6 @@ impl Hub {
             store.purge_expired();
         }
         self.prune_histories();
+        self.sweep_tickets();
     }
 }

@@ -2,8 +2,10 @@
 //! `admission` (register), `router` (sends), `numbering` (`seq_no` and the resume window),
 //! `acked` (acknowledged sends), `acked_remote` (their recipients on other nodes), `replay`
 //! (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
-//! `presence` (queries), `groups` (group membership), `hooks` (callbacks), `lifecycle` (start, stop, liveness) and
-//! `registration` (the transport's handle).
+//! `presence` (queries), `groups` (group membership), `tickets` (ticket lifecycle and
+//! agents), `membership` (the index of groups and tickets of the users connected here),
+//! `hooks` (callbacks), `lifecycle` (start, stop, liveness) and `registration` (the
+//! transport's handle).
 
 mod acked;
 mod acked_remote;
@@ -13,12 +15,14 @@ mod groups;
 mod hooks;
 mod inbound;
 mod lifecycle;
+mod membership;
 mod numbering;
 mod outbox;
 mod presence;
 mod registration;
 mod replay;
 mod router;
+mod tickets;
 
 pub use cluster::UserPresence;
 pub use registration::Registration;
@@ -45,6 +49,7 @@ use crate::event::{HubEvent, events};
 use crate::groups::{GroupStore, MemoryGroups};
 use crate::history::Recovery;
 use crate::identity::Identity;
+use crate::membership::MembershipKind;
 use crate::message::{HubMessage, MessageType, SYSTEM, Source};
 use crate::offline::{MemoryOfflineStore, OfflineStore};
 use crate::registry::{AdmitError, Registry};
@@ -54,6 +59,7 @@ use crate::report::{
 };
 use crate::route::{Route, Target};
 use crate::stats::{Counters, HubStats};
+use crate::tickets::{MemoryTickets, TicketStore};
 
 use replay::Backlog;
 
@@ -97,6 +103,8 @@ struct Inner {
     running: AtomicBool,
     started_at: Mutex<Option<std::time::Instant>>,
     origin: tokio::time::Instant,
+    /// Wall-clock milliseconds at `origin` (ticket times advance with tokio's clock).
+    origin_unix_ms: u64,
     timer: Mutex<Option<CancellationToken>>,
     emptied: Notify,
     acks: AckTracker,
@@ -105,6 +113,9 @@ struct Inner {
     store: RwLock<Option<Arc<dyn OfflineStore>>>,
     /// Where group memberships are kept ([`MemoryGroups`] unless a shared store is set).
     groups: RwLock<Arc<dyn GroupStore>>,
+    /// Where tickets and agents' workloads are kept ([`MemoryTickets`] unless a shared store
+    /// is set).
+    tickets: RwLock<Arc<dyn TicketStore>>,
     /// Links this node to the others; [`LocalOnly`] unless a backplane is set.
     backplane: RwLock<Arc<dyn Backplane>>,
     /// `backplane.has_peers()`, kept at hand: one relaxed load per send on a single node.
@@ -142,6 +153,9 @@ impl Hub {
                 running: AtomicBool::new(false),
                 started_at: Mutex::new(None),
                 origin: tokio::time::Instant::now(),
+                origin_unix_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
                 timer: Mutex::new(None),
                 emptied: Notify::new(),
                 acks: AckTracker::default(),
@@ -149,6 +163,7 @@ impl Hub {
                 turns: numbering::Turns::default(),
                 store: RwLock::new(store),
                 groups: RwLock::new(Arc::new(MemoryGroups::new())),
+                tickets: RwLock::new(Arc::new(MemoryTickets::new())),
                 backplane: RwLock::new(Arc::new(LocalOnly)),
                 peers: AtomicBool::new(false),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,

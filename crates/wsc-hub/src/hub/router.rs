@@ -193,6 +193,7 @@ impl Hub {
         async move {
             self.ensure_running()?;
             let mut route = ticket_route(ticket_id, &mut msg)?;
+            self.touch_ticket(ticket_id);
             self.dispatch(&mut route, &mut msg, false).await
         }
     }
