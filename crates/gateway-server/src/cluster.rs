@@ -25,8 +25,8 @@ pub(crate) fn redis_options(config: &GatewayConfig) -> RedisOptions {
 }
 
 /// Links the hub to Redis as the configuration says, before it starts: with
-/// `wsc.distributed.enabled`, as a node of the cluster (backplane, shared history and group
-/// memberships); with
+/// `wsc.distributed.enabled`, as a node of the cluster (backplane, shared history, group
+/// memberships and tickets); with
 /// `wsc.offline.store: redis`, with the shared offline store. Returns the Redis link when
 /// one is used (for readiness), or `None` when `wsc.redis.enabled` is false.
 ///
@@ -41,6 +41,7 @@ pub(crate) fn link(config: &GatewayConfig, hub: &Hub) -> Result<Option<RedisBack
         hub.set_backplane(Arc::new(backplane.clone()));
         hub.set_history(Arc::new(backplane.history()));
         hub.set_group_store(Arc::new(backplane.groups()));
+        hub.set_ticket_store(Arc::new(backplane.tickets()));
     }
     let offline = &config.wsc.offline;
     if offline.enabled && offline.store == OfflineStore::Redis {

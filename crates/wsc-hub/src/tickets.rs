@@ -124,6 +124,17 @@ pub struct TicketChange {
     pub assigned: Vec<Ticket>,
 }
 
+impl TicketChange {
+    /// A change of `ticket` alone (no previous agent, nothing else assigned).
+    pub fn new(ticket: Ticket) -> Self {
+        TicketChange {
+            ticket,
+            previous_agent: String::new(),
+            assigned: Vec::new(),
+        }
+    }
+}
+
 /// Why a ticket operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

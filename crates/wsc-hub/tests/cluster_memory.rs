@@ -12,21 +12,23 @@ use std::time::Duration;
 use support::{TIMEOUT, ack_frame, next_message};
 use wsc_hub::{
     AckStatus, Backplane, Envelope, Hub, HubConfig, HubMessage, Identity, MemoryBackplane,
-    MemoryGroups,
+    MemoryGroups, MemoryTickets,
 };
 use wsc_testkit::cluster;
 
 /// Three started hubs (`a`, `b`, `c`) in one cluster.
 fn cluster() -> (MemoryBackplane, [Hub; 3]) {
     let backplane = MemoryBackplane::new();
-    // One group store for the three, as a cluster shares one Redis.
+    // One group store and one ticket store for the three, as a cluster shares one Redis.
     let groups = Arc::new(MemoryGroups::new());
+    let tickets = Arc::new(MemoryTickets::new());
     let node = |name: &str| {
         let mut config = HubConfig::default();
         config.node_id = name.to_owned();
         let hub = Hub::new(config);
         hub.set_backplane(Arc::new(backplane.clone()));
         hub.set_group_store(groups.clone());
+        hub.set_ticket_store(tickets.clone());
         hub.start();
         hub
     };

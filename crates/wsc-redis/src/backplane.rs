@@ -25,6 +25,7 @@ use crate::pool::Redis;
 use crate::presence::{self, Presence};
 use crate::push::Counters;
 use crate::registry;
+use crate::tickets::RedisTickets;
 
 /// A [`Backplane`] on Redis: one per node (per hub).
 ///
@@ -170,6 +171,11 @@ impl RedisBackplane {
     /// A group store (memberships shared by every node) on the same pool and prefix.
     pub fn groups(&self) -> RedisGroups {
         RedisGroups::with_redis(self.inner.redis.clone())
+    }
+
+    /// A ticket store (tickets, the queue, agents' workloads) on the same pool and prefix.
+    pub fn tickets(&self) -> RedisTickets {
+        RedisTickets::with_redis(self.inner.redis.clone())
     }
 
     /// A history store (sequence numbers and resume windows) on the same pool and prefix.

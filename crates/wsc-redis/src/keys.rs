@@ -12,6 +12,7 @@
 //! | `<p>{user:<id>}:history` | sorted set | the user's resume window, scored by sequence number |
 //! | `<p>{groups}:group:<id>` | set | a group's members |
 //! | `<p>{groups}:user:<id>` | set | a user's groups |
+//! | `<p>{presence}:desk:...` | hashes, sets, sorted sets | tickets, the queue, agents' capacity, load and nodes (`lua/tickets_common.lua`) |
 //! | `<p>node:<id>` | shard channel | envelopes for that node only |
 //! | `<p>broadcast` | shard channel | envelopes for every node |
 
@@ -86,6 +87,12 @@ impl Keys {
         format!("{}{{user:{user_id}}}:history", self.prefix)
     }
 
+    /// What every ticket key starts with. Ticket keys share the registry's `{presence}`
+    /// tag: the assignment script checks in the same step that an agent's node is alive.
+    pub(crate) fn tickets_prefix(&self) -> String {
+        format!("{}{{presence}}:desk:", self.prefix)
+    }
+
     /// A group's members. Every membership key has the `{groups}` hash tag: one Redis
     /// Cluster slot holds them all, so one script checks both limits and adds a member to
     /// both sets atomically.
@@ -123,5 +130,6 @@ mod tests {
         assert_eq!(keys.history_window("bob"), "t:{user:bob}:history");
         assert_eq!(keys.group_members("vip"), "t:{groups}:group:vip");
         assert_eq!(keys.user_groups("bob"), "t:{groups}:user:bob");
+        assert_eq!(keys.tickets_prefix(), "t:{presence}:desk:");
     }
 }

@@ -11,6 +11,8 @@
 //! - [`RedisGroups`] implements the hub's [`GroupStore`](wsc_hub::GroupStore): group
 //!   memberships shared by every node, the limits checked and the member added in one
 //!   script.
+//! - [`RedisTickets`] implements the hub's [`TicketStore`](wsc_hub::TicketStore): tickets,
+//!   the queue and agents' workloads for the cluster, each change one script.
 //!
 //! Every key and channel starts with [`RedisOptions::key_prefix`]; every operation waits
 //! at most [`RedisOptions::connect_timeout`]. `docs/scaling.md` describes the keys, the
@@ -54,6 +56,7 @@ mod push;
 mod readiness;
 mod registry;
 mod subscriber;
+mod tickets;
 
 pub use backplane::{BackplaneStats, RedisBackplane};
 pub use error::Error;
@@ -61,3 +64,4 @@ pub use groups::RedisGroups;
 pub use history::RedisHistory;
 pub use offline::RedisOfflineStore;
 pub use options::RedisOptions;
+pub use tickets::RedisTickets;

@@ -39,6 +39,9 @@ macro_rules! cross_node_scenarios {
             a_membership_made_while_the_user_is_offline_reaches_the_user_on_any_node,
             group_limits_hold_across_nodes_under_concurrent_joins,
             a_group_disbanded_on_one_node_reaches_nobody_on_any_node,
+            the_agent_limit_holds_across_nodes_under_concurrent_opens,
+            ticket_participants_on_other_nodes_get_its_notices_and_messages,
+            a_queued_ticket_goes_to_an_agent_connecting_on_another_node,
             an_acknowledged_send_is_acked_by_a_connection_on_another_node,
             a_resend_reaches_the_other_node_too,
             an_acknowledged_send_to_a_connection_on_another_node,
@@ -386,6 +389,137 @@ pub async fn a_group_disbanded_on_one_node_reaches_nobody_on_any_node([a, b, c]:
     }
     assert!(c.group_members("band").await.unwrap().is_empty());
     assert!(b.user_groups("dora").await.unwrap().is_empty());
+}
+
+/// An agent's connection.
+async fn agent(hub: &Hub, id: &str) -> Registration {
+    hub.register(Identity::new(id).with_user_type("agent"))
+        .await
+        .expect("agent admitted")
+}
+
+/// The next frame's (message type, ticket id, the ticket's agent).
+async fn next_notice(registration: &mut Registration) -> (String, String, String) {
+    let frame = next_message(registration).await;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        text(&frame["message_type"]),
+        text(&frame["ticket_id"]),
+        text(&frame["data"]["ticket"]["agent_id"]),
+    )
+}
+
+fn notice(kind: &str, ticket: &str, agent: &str) -> (String, String, String) {
+    (kind.to_owned(), ticket.to_owned(), agent.to_owned())
+}
+
+/// With a capacity of 2 tickets per agent and one agent on `b` and one on `c`, ten tickets
+/// opened at the same moment on three nodes give each agent exactly 2 and queue the rest.
+pub async fn the_agent_limit_holds_across_nodes_under_concurrent_opens(hubs: [&Hub; 3]) {
+    for hub in hubs {
+        let mut config = (*hub.config()).clone();
+        config.max_tickets_per_agent = 2;
+        hub.reconfigure(config);
+    }
+    let _a1 = agent(hubs[1], "a1").await;
+    let _a2 = agent(hubs[2], "a2").await;
+    let opens: Vec<_> = (0..10)
+        .map(|i| {
+            let hub = hubs[i % 3].clone();
+            tokio::spawn(async move {
+                hub.open_ticket(wsc_hub::NewTicket::new(format!("c{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for open in opens {
+        open.await.expect("open task").expect("opened");
+    }
+    for hub in hubs {
+        let loads: Vec<(String, usize)> = hub
+            .agent_workloads()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.agent_id, a.load))
+            .collect();
+        assert_eq!(loads, [("a1".to_owned(), 2), ("a2".to_owned(), 2)]);
+        assert_eq!(hub.ticket_queue().await.unwrap().len(), 6);
+    }
+}
+
+/// A ticket opened on `a` for a customer on `c`, assigned to an agent on `b`: both get its
+/// notices and its messages; once closed, its messages reach nobody.
+pub async fn ticket_participants_on_other_nodes_get_its_notices_and_messages([a, b, c]: [&Hub; 3]) {
+    let mut ag = agent(b, "ag").await;
+    let mut cu = c.register(Identity::new("cu")).await.unwrap();
+    let ticket = a
+        .open_ticket(wsc_hub::NewTicket::new("cu").with_id("t-x"))
+        .await
+        .unwrap();
+    assert_eq!(ticket.agent_id, "ag");
+    assert_eq!(
+        next_notice(&mut cu).await,
+        notice("ticket_created", "t-x", "ag")
+    );
+    assert_eq!(
+        next_notice(&mut cu).await,
+        notice("ticket_assigned", "t-x", "ag")
+    );
+    assert_eq!(
+        next_notice(&mut ag).await,
+        notice("ticket_assigned", "t-x", "ag")
+    );
+    let report = a
+        .send_to_ticket("t-x", HubMessage::text("on the ticket"))
+        .await
+        .unwrap();
+    assert_eq!(report.nodes, 2, "{report:?}");
+    for registration in [&mut ag, &mut cu] {
+        assert_eq!(next_message(registration).await["content"], "on the ticket");
+    }
+    a.close_ticket("t-x", "").await.unwrap();
+    for registration in [&mut ag, &mut cu] {
+        assert_eq!(
+            next_notice(registration).await,
+            notice("ticket_closed", "t-x", "ag")
+        );
+    }
+    a.send_to_ticket("t-x", HubMessage::text("after close"))
+        .await
+        .unwrap();
+    a.broadcast(HubMessage::text("marker"), BroadcastOptions::default())
+        .await
+        .unwrap();
+    for registration in [&mut ag, &mut cu] {
+        assert_eq!(next_message(registration).await["content"], "marker");
+    }
+}
+
+/// A ticket opened on `a` while no agent is available waits in the queue; an agent
+/// connecting on `c` takes it, and the customer on `b` learns it.
+pub async fn a_queued_ticket_goes_to_an_agent_connecting_on_another_node([a, b, c]: [&Hub; 3]) {
+    let mut cu = b.register(Identity::new("cu")).await.unwrap();
+    let ticket = a
+        .open_ticket(wsc_hub::NewTicket::new("cu").with_id("t-q"))
+        .await
+        .unwrap();
+    assert_eq!(ticket.state, wsc_hub::TicketState::Queued);
+    assert_eq!(
+        next_notice(&mut cu).await,
+        notice("ticket_created", "t-q", "")
+    );
+    let mut late = agent(c, "late").await;
+    assert_eq!(
+        next_notice(&mut late).await,
+        notice("ticket_assigned", "t-q", "late")
+    );
+    assert_eq!(
+        next_notice(&mut cu).await,
+        notice("ticket_assigned", "t-q", "late")
+    );
+    assert!(b.ticket_queue().await.unwrap().is_empty());
+    assert_eq!(b.ticket("t-q").await.unwrap().unwrap().agent_id, "late");
 }
 
 /// An acknowledged send made on `a` completes with the ack of a connection on `b`; a

@@ -223,6 +223,7 @@ impl Cluster {
             hub.set_backplane(Arc::new(backplane.clone()));
             hub.set_history(Arc::new(backplane.history()));
             hub.set_group_store(Arc::new(backplane.groups()));
+            hub.set_ticket_store(Arc::new(backplane.tickets()));
             hub.start();
             hubs.push(hub);
             backplanes.push(backplane);
