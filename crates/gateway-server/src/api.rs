@@ -35,6 +35,7 @@ use crate::state::AppState;
 use crate::{layers, metrics, openapi, ops};
 
 mod groups;
+mod tickets;
 
 /// Largest accepted API request body.
 const MAX_BODY: usize = 1024 * 1024;
@@ -59,6 +60,12 @@ pub(crate) fn router(state: &AppState, config: &GatewayConfig) -> Router<AppStat
         .routes(routes!(groups::join_group, groups::leave_group))
         .routes(routes!(groups::disband_group))
         .routes(routes!(groups::user_groups))
+        .routes(routes!(tickets::open_ticket))
+        .routes(routes!(tickets::ticket_queue))
+        .routes(routes!(tickets::ticket))
+        .routes(routes!(tickets::transfer_ticket))
+        .routes(routes!(tickets::close_ticket))
+        .routes(routes!(tickets::agents))
         .split_for_parts();
     doc.merge(rest_doc);
     let api = layers::timeout(sends, layers::SEND_TIMEOUT)

@@ -81,3 +81,19 @@ impl From<wsc_hub::GroupError> for ApiError {
         ApiError::new(status, e.code(), e.to_string())
     }
 }
+
+impl From<wsc_hub::TicketError> for ApiError {
+    fn from(e: wsc_hub::TicketError) -> Self {
+        use wsc_hub::TicketError as E;
+        let status = match e {
+            E::InvalidId(_) => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::AlreadyExists(_) | E::Closed(_) | E::AgentUnavailable(_) | E::AgentFull { .. } => {
+                StatusCode::CONFLICT
+            }
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}

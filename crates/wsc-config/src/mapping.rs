@@ -32,6 +32,10 @@ impl WscConfig {
         hub.kick_notification = self.multi_login.kick_notification.clone();
         hub.max_group_size = self.groups.max_group_size;
         hub.max_groups_per_user = self.groups.max_groups_per_user;
+        hub.max_tickets_per_agent = self.tickets.max_tickets_per_agent;
+        hub.ticket_auto_assign = self.tickets.auto_assign;
+        hub.ticket_timeout = self.tickets.timeout;
+        hub.agent_types = self.tickets.agent_types.clone();
         hub.max_connections = self.performance.max_connections_per_node;
         hub.limits = DecodeLimits {
             max_message_size: self.security.max_message_size,

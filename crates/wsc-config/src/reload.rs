@@ -32,6 +32,7 @@ pub const HOT_KEYS: &[&str] = &[
     "wsc.relay_status_messages",
     "wsc.multi_login.",
     "wsc.groups.",
+    "wsc.tickets.",
     "wsc.ack.",
     "wsc.recovery.",
     "wsc.security.enable_rate_limit",

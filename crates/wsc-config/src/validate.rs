@@ -255,12 +255,13 @@ const MAX_SOCKET_BUFFER: usize = 1024 * 1024;
 const MAX_QUEUE_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Every duration key with its value.
-fn durations(config: &GatewayConfig) -> [(&'static str, std::time::Duration); 12] {
+fn durations(config: &GatewayConfig) -> [(&'static str, std::time::Duration); 13] {
     let wsc = &config.wsc;
     [
         ("wsc.heartbeat_interval", wsc.heartbeat_interval),
         ("wsc.client_timeout", wsc.client_timeout),
         ("wsc.ack.timeout", wsc.ack.timeout),
+        ("wsc.tickets.timeout", wsc.tickets.timeout),
         ("wsc.offline.ttl", wsc.offline.ttl),
         ("wsc.recovery.history_ttl", wsc.recovery.history_ttl),
         ("wsc.sse.heartbeat", wsc.sse.heartbeat),

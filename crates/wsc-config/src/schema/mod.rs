@@ -252,6 +252,8 @@ pub struct WscConfig {
     pub multi_login: MultiLoginConfig,
     /// Group membership limits.
     pub groups: GroupsConfig,
+    /// Tickets and agents.
+    pub tickets: TicketsConfig,
     /// Acknowledged delivery.
     pub ack: AckConfig,
     /// Offline messages.
@@ -289,6 +291,7 @@ impl Default for WscConfig {
             relay: RelayConfig::default(),
             multi_login: MultiLoginConfig::default(),
             groups: GroupsConfig::default(),
+            tickets: TicketsConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
             recovery: RecoveryConfig::default(),
@@ -370,6 +373,34 @@ impl Default for GroupsConfig {
         GroupsConfig {
             max_group_size: hub.max_group_size,
             max_groups_per_user: hub.max_groups_per_user,
+        }
+    }
+}
+
+/// Tickets: agents' capacity, auto-assignment and the inactivity timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TicketsConfig {
+    /// Tickets one agent takes at most.
+    pub max_tickets_per_agent: usize,
+    /// Whether new and queued tickets go to the least-loaded agent with room.
+    pub auto_assign: bool,
+    /// An open ticket without activity for this long closes (0 = never).
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// User types whose connections are agents.
+    pub agent_types: Vec<String>,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        let hub = HubConfig::default();
+        TicketsConfig {
+            max_tickets_per_agent: hub.max_tickets_per_agent,
+            auto_assign: hub.ticket_auto_assign,
+            timeout: hub.ticket_timeout,
+            agent_types: hub.agent_types,
         }
     }
 }
