@@ -185,3 +185,77 @@ async fn the_ticket_routes_are_in_the_openapi_document() {
     }
     server.stop(WAIT).await;
 }
+
+#[tokio::test]
+async fn grpc_opens_transfers_closes_and_lists_with_the_rest_apis_codes() {
+    use ::gateway_server::grpc::proto::{
+        CloseTicketRequest, OpenTicketRequest, TicketDeskRequest, TicketRequest,
+        TransferTicketRequest,
+    };
+    use tonic::Code;
+    let server = start(desk()).await;
+    let mut grpc = grpc(&server).await;
+    let ws = server.public_addr();
+    let _ann = connect(ws, "user_id=ann&user_type=agent").await;
+    let parse = |text: &str| -> Value { serde_json::from_str(text).unwrap() };
+    let open = |id: &str| OpenTicketRequest {
+        customer_id: "carl".into(),
+        ticket_id: id.into(),
+        vip: false,
+    };
+    let t1 = grpc.open_ticket(open("t1")).await.unwrap().into_inner();
+    assert_eq!(parse(&t1.ticket_json)["agent_id"], "ann");
+    let exists = grpc.open_ticket(open("t1")).await.unwrap_err();
+    assert_eq!(exists.code(), Code::AlreadyExists);
+    grpc.open_ticket(open("t2")).await.unwrap();
+    let desk = grpc
+        .ticket_desk(TicketDeskRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(parse(&desk.queue_json)[0]["ticket_id"], "t2");
+    assert_eq!(parse(&desk.agents_json)[0]["load"], 1);
+    let full = grpc
+        .transfer_ticket(TransferTicketRequest {
+            ticket_id: "t2".into(),
+            agent_id: "ann".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (full.code(), full.message()),
+        (
+            Code::FailedPrecondition,
+            "agent ann is full: at most 1 tickets"
+        )
+    );
+    let closed = grpc
+        .close_ticket(CloseTicketRequest {
+            ticket_id: "t1".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(parse(&closed.ticket_json)["state"], "closed");
+    let t2 = grpc
+        .get_ticket(TicketRequest {
+            ticket_id: "t2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        parse(&t2.ticket_json)["agent_id"],
+        "ann",
+        "the freed place took t2"
+    );
+    let missing = grpc
+        .get_ticket(TicketRequest {
+            ticket_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    server.stop(WAIT).await;
+}

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 use wsc_hub::{
     AckReport, AckStatus, BroadcastOptions, DeliveryReport, GroupError, Hub, HubEvent, HubMessage,
-    InvalidId, SendError, events,
+    InvalidId, NewTicket, SendError, Ticket, TicketError, events,
 };
 
 /// The generated protocol types, client and server.
@@ -30,7 +30,7 @@ use proto::gateway_server::Gateway;
 use proto::*;
 
 /// The hub events the `Events` call streams.
-const STREAMED: [&str; 7] = [
+const STREAMED: [&str; 11] = [
     events::CLIENT_CONNECTED,
     events::CLIENT_DISCONNECTED,
     events::MESSAGE_RECEIVED,
@@ -38,12 +38,16 @@ const STREAMED: [&str; 7] = [
     events::GROUP_JOINED,
     events::GROUP_LEFT,
     events::GROUP_DISBANDED,
+    events::TICKET_CREATED,
+    events::TICKET_ASSIGNED,
+    events::TICKET_TRANSFERRED,
+    events::TICKET_CLOSED,
 ];
 
 /// A hub event as the gRPC API shows it: `detail_json` is the message for
 /// `message.received`, `{"message","failure"}` for `ack.failed`, the disconnect reason for
 /// `client.disconnected`, `{"group_id"}` (and `"members"` when disbanded) for the group
-/// events.
+/// events, the ticket for the ticket events.
 fn to_proto(event: HubEvent) -> Event {
     let detail_json = match event.name {
         events::MESSAGE_RECEIVED => event.message.as_ref().map(json).unwrap_or_default(),
@@ -86,6 +90,25 @@ fn group_status(e: GroupError) -> Status {
         GroupError::Unavailable(_) => Status::unavailable(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
+}
+
+fn ticket_status(e: TicketError) -> Status {
+    match e {
+        TicketError::InvalidId(_) => Status::invalid_argument(e.to_string()),
+        TicketError::NotFound(_) => Status::not_found(e.to_string()),
+        TicketError::AlreadyExists(_) => Status::already_exists(e.to_string()),
+        TicketError::Closed(_)
+        | TicketError::AgentFull { .. }
+        | TicketError::AgentUnavailable(_) => Status::failed_precondition(e.to_string()),
+        TicketError::Unavailable(_) => Status::unavailable(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn ticket_reply(ticket: &Ticket) -> Response<TicketReply> {
+    Response::new(TicketReply {
+        ticket_json: json(ticket),
+    })
 }
 
 fn status(e: SendError) -> Status {
@@ -341,6 +364,67 @@ impl Gateway for GatewayService {
             .await
             .map_err(group_status)?;
         Ok(Response::new(UserGroupsReply { groups }))
+    }
+
+    async fn open_ticket(
+        &self,
+        request: Request<OpenTicketRequest>,
+    ) -> Result<Response<TicketReply>, Status> {
+        let request = request.into_inner();
+        let ticket = NewTicket::new(request.customer_id)
+            .with_id(request.ticket_id)
+            .vip(request.vip);
+        let ticket = self.hub.open_ticket(ticket).await.map_err(ticket_status)?;
+        Ok(ticket_reply(&ticket))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<TicketRequest>,
+    ) -> Result<Response<TicketReply>, Status> {
+        let ticket_id = request.into_inner().ticket_id;
+        match self.hub.ticket(&ticket_id).await.map_err(ticket_status)? {
+            Some(ticket) => Ok(ticket_reply(&ticket)),
+            None => Err(ticket_status(TicketError::NotFound(ticket_id))),
+        }
+    }
+
+    async fn transfer_ticket(
+        &self,
+        request: Request<TransferTicketRequest>,
+    ) -> Result<Response<TicketReply>, Status> {
+        let request = request.into_inner();
+        let ticket = self
+            .hub
+            .transfer_ticket(&request.ticket_id, &request.agent_id)
+            .await
+            .map_err(ticket_status)?;
+        Ok(ticket_reply(&ticket))
+    }
+
+    async fn close_ticket(
+        &self,
+        request: Request<CloseTicketRequest>,
+    ) -> Result<Response<TicketReply>, Status> {
+        let request = request.into_inner();
+        let ticket = self
+            .hub
+            .close_ticket(&request.ticket_id, &request.reason)
+            .await
+            .map_err(ticket_status)?;
+        Ok(ticket_reply(&ticket))
+    }
+
+    async fn ticket_desk(
+        &self,
+        _: Request<TicketDeskRequest>,
+    ) -> Result<Response<TicketDeskReply>, Status> {
+        let queue = self.hub.ticket_queue().await.map_err(ticket_status)?;
+        let agents = self.hub.agent_workloads().await.map_err(ticket_status)?;
+        Ok(Response::new(TicketDeskReply {
+            queue_json: json(&queue),
+            agents_json: json(&agents),
+        }))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'static>>;

@@ -134,6 +134,53 @@ pub struct UserGroupsReply {
     #[prost(string, repeated, tag = "1")]
     pub groups: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct OpenTicketRequest {
+    #[prost(string, tag = "1")]
+    pub customer_id: ::prost::alloc::string::String,
+    /// Generated when empty.
+    #[prost(string, tag = "2")]
+    pub ticket_id: ::prost::alloc::string::String,
+    #[prost(bool, tag = "3")]
+    pub vip: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TicketRequest {
+    #[prost(string, tag = "1")]
+    pub ticket_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TransferTicketRequest {
+    #[prost(string, tag = "1")]
+    pub ticket_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub agent_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CloseTicketRequest {
+    #[prost(string, tag = "1")]
+    pub ticket_id: ::prost::alloc::string::String,
+    /// Empty means "closed".
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TicketReply {
+    /// The ticket as the REST API shows it.
+    #[prost(string, tag = "1")]
+    pub ticket_json: ::prost::alloc::string::String,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TicketDeskRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TicketDeskReply {
+    /// The queued tickets in the order agents take them, as a JSON array.
+    #[prost(string, tag = "1")]
+    pub queue_json: ::prost::alloc::string::String,
+    /// Every agent's workload, as a JSON array.
+    #[prost(string, tag = "2")]
+    pub agents_json: ::prost::alloc::string::String,
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct EventsRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -548,8 +595,116 @@ pub mod gateway_client {
             req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "UserGroups"));
             self.inner.unary(req, path, codec).await
         }
+        /// Open a ticket for a customer (assigned to the least-loaded agent with room, or queued).
+        pub async fn open_ticket(
+            &mut self,
+            request: impl tonic::IntoRequest<super::OpenTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/OpenTicket",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "OpenTicket"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// A ticket (NOT_FOUND when there is none).
+        pub async fn get_ticket(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/wsc.v1.Gateway/GetTicket");
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "GetTicket"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Move an open ticket to another agent (FAILED_PRECONDITION when full, away or closed).
+        pub async fn transfer_ticket(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TransferTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/TransferTicket",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("wsc.v1.Gateway", "TransferTicket"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Close an open ticket.
+        pub async fn close_ticket(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CloseTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/CloseTicket",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("wsc.v1.Gateway", "CloseTicket"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The queued tickets and every agent's workload.
+        pub async fn ticket_desk(
+            &mut self,
+            request: impl tonic::IntoRequest<super::TicketDeskRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::TicketDeskReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/wsc.v1.Gateway/TicketDesk",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut().insert(GrpcMethod::new("wsc.v1.Gateway", "TicketDesk"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Hub events as they happen: connects, disconnects, messages received, ack failures,
-        /// group joins, leaves and disbands.
+        /// group joins, leaves and disbands, ticket changes.
         pub async fn events(
             &mut self,
             request: impl tonic::IntoRequest<super::EventsRequest>,
@@ -671,6 +826,31 @@ pub mod gateway_server {
             &self,
             request: tonic::Request<super::UserGroupsRequest>,
         ) -> std::result::Result<tonic::Response<super::UserGroupsReply>, tonic::Status>;
+        /// Open a ticket for a customer (assigned to the least-loaded agent with room, or queued).
+        async fn open_ticket(
+            &self,
+            request: tonic::Request<super::OpenTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status>;
+        /// A ticket (NOT_FOUND when there is none).
+        async fn get_ticket(
+            &self,
+            request: tonic::Request<super::TicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status>;
+        /// Move an open ticket to another agent (FAILED_PRECONDITION when full, away or closed).
+        async fn transfer_ticket(
+            &self,
+            request: tonic::Request<super::TransferTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status>;
+        /// Close an open ticket.
+        async fn close_ticket(
+            &self,
+            request: tonic::Request<super::CloseTicketRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketReply>, tonic::Status>;
+        /// The queued tickets and every agent's workload.
+        async fn ticket_desk(
+            &self,
+            request: tonic::Request<super::TicketDeskRequest>,
+        ) -> std::result::Result<tonic::Response<super::TicketDeskReply>, tonic::Status>;
         /// Server streaming response type for the Events method.
         type EventsStream: tonic::codegen::tokio_stream::Stream<
                 Item = std::result::Result<super::Event, tonic::Status>,
@@ -678,7 +858,7 @@ pub mod gateway_server {
             + std::marker::Send
             + 'static;
         /// Hub events as they happen: connects, disconnects, messages received, ack failures,
-        /// group joins, leaves and disbands.
+        /// group joins, leaves and disbands, ticket changes.
         async fn events(
             &self,
             request: tonic::Request<super::EventsRequest>,
@@ -1359,6 +1539,229 @@ pub mod gateway_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = UserGroupsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/OpenTicket" => {
+                    #[allow(non_camel_case_types)]
+                    struct OpenTicketSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::OpenTicketRequest>
+                    for OpenTicketSvc<T> {
+                        type Response = super::TicketReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::OpenTicketRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::open_ticket(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = OpenTicketSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/GetTicket" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetTicketSvc<T: Gateway>(pub Arc<T>);
+                    impl<T: Gateway> tonic::server::UnaryService<super::TicketRequest>
+                    for GetTicketSvc<T> {
+                        type Response = super::TicketReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TicketRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::get_ticket(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetTicketSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/TransferTicket" => {
+                    #[allow(non_camel_case_types)]
+                    struct TransferTicketSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::TransferTicketRequest>
+                    for TransferTicketSvc<T> {
+                        type Response = super::TicketReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TransferTicketRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::transfer_ticket(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = TransferTicketSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/CloseTicket" => {
+                    #[allow(non_camel_case_types)]
+                    struct CloseTicketSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::CloseTicketRequest>
+                    for CloseTicketSvc<T> {
+                        type Response = super::TicketReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CloseTicketRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::close_ticket(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CloseTicketSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/wsc.v1.Gateway/TicketDesk" => {
+                    #[allow(non_camel_case_types)]
+                    struct TicketDeskSvc<T: Gateway>(pub Arc<T>);
+                    impl<
+                        T: Gateway,
+                    > tonic::server::UnaryService<super::TicketDeskRequest>
+                    for TicketDeskSvc<T> {
+                        type Response = super::TicketDeskReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::TicketDeskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Gateway>::ticket_desk(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = TicketDeskSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
