@@ -340,7 +340,8 @@ async fn every_event_fires_exactly_once_over_a_session() {
     let gateway = built(local_config());
     let mut rx = record_all(&gateway);
     gateway.start().await.unwrap();
-    let mut client = connect(&gateway, "user_id=gina").await;
+    // gina is an agent, so a ticket can be assigned to her.
+    let mut client = connect(&gateway, "user_id=gina&user_type=agent").await;
     send(&mut client, r#"{"content":"one message"}"#).await;
     let mut all = Vec::new();
     let (event, before) = until(&mut rx, events::MESSAGE_RECEIVED).await;
@@ -361,6 +362,27 @@ async fn every_event_fires_exactly_once_over_a_session() {
             .unwrap()
             .is_empty()
     );
+    let hub = gateway.hub();
+    let ticket = hub
+        .open_ticket(wsc_hub::NewTicket::new("carl").with_id("t1"))
+        .await
+        .unwrap();
+    assert_eq!(ticket.agent_id, "gina");
+    assert_eq!(
+        next_json(&mut client).await["message_type"],
+        "ticket_assigned"
+    );
+    // A second agent, available without a connection (so no second client event).
+    hub.ticket_store()
+        .agent_available("hal", hub.node_id(), 5, true, 0)
+        .await
+        .unwrap();
+    hub.transfer_ticket("t1", "hal").await.unwrap();
+    assert_eq!(
+        next_json(&mut client).await["message_type"],
+        "ticket_transfer"
+    );
+    hub.close_ticket("t1", "").await.unwrap();
     let report = gateway
         .send_to_websocket_user_with_ack(
             "gina",
@@ -379,10 +401,15 @@ async fn every_event_fires_exactly_once_over_a_session() {
     all.extend(drain(&mut rx));
 
     // One connection, one client message, one plain send, one join, one leave, one disband,
-    // one unacknowledged send. Whether
-    // an acknowledged send also reports `message.sent` is not documented: not counted.
+    // one ticket opened (and assigned), transferred and closed, one unacknowledged send. Whether
+    // an acknowledged send also reports `message.sent` is not documented: not counted. The
+    // ticket notices are sends of their own: not counted either.
     all.retain(|e| {
-        e.name != events::MESSAGE_SENT || !e.message.as_ref().is_some_and(|m| m.require_ack)
+        e.name != events::MESSAGE_SENT
+            || !e
+                .message
+                .as_ref()
+                .is_some_and(|m| m.require_ack || !m.ticket_id.is_empty())
     });
     let counted: Vec<(&str, usize)> = events::ALL
         .iter()
