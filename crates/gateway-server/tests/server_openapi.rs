@@ -45,6 +45,15 @@ async fn the_openapi_document_matches_the_routes() {
     )
     .await;
 
+    // And a ticket, so its routes answer for it.
+    let (status, _) = post(
+        api,
+        "/api/v1/tickets",
+        r#"{"customer_id":"oa-user","ticket_id":"oa-ticket"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+
     let (status, doc) = get(api, "/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert!(
@@ -407,6 +416,64 @@ async fn every_response_field_is_in_the_openapi_document() {
         let (status, body) = http(api, &method.to_ascii_uppercase(), real, &[], None).await;
         assert_eq!(status, 200, "{real}: {body}");
         check(method, path, status, &body);
+    }
+
+    // Groups: a user's groups, then a disband.
+    for (method, path, real) in [
+        (
+            "get",
+            "/api/v1/users/{user_id}/groups",
+            "/api/v1/users/doc-user/groups",
+        ),
+        (
+            "delete",
+            "/api/v1/groups/{group_id}",
+            "/api/v1/groups/doc-group",
+        ),
+    ] {
+        let (status, body) = http(api, &method.to_ascii_uppercase(), real, &[], None).await;
+        assert_eq!(status, 200, "{real}: {body}");
+        check(method, path, status, &body);
+    }
+
+    // Tickets: one queued for a customer who is away, taken by an agent who connects, moved
+    // to the same agent (a no-op) and closed.
+    let (status, body) = post(
+        api,
+        "/api/v1/tickets",
+        r#"{"customer_id":"doc-away","ticket_id":"doc-t","vip":true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    check("post", "/api/v1/tickets", status, &body);
+    let (status, body) = get(api, "/api/v1/tickets/queue").await;
+    assert_eq!(body["total"], 1, "{body}");
+    check("get", "/api/v1/tickets/queue", status, &body);
+    let _agent = connect(ws_addr, "user_id=doc-agent&user_type=agent").await;
+    for (method, path, real, body) in [
+        ("get", "/api/v1/agents", "/api/v1/agents", None),
+        (
+            "get",
+            "/api/v1/tickets/{ticket_id}",
+            "/api/v1/tickets/doc-t",
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/tickets/{ticket_id}/transfer",
+            "/api/v1/tickets/doc-t/transfer",
+            Some(r#"{"agent_id":"doc-agent"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/tickets/{ticket_id}/close",
+            "/api/v1/tickets/doc-t/close",
+            Some(r#"{"reason":"done"}"#),
+        ),
+    ] {
+        let (status, answer) = http(api, &method.to_ascii_uppercase(), real, &[], body).await;
+        assert_eq!(status, 200, "{real}: {answer}");
+        check(method, path, status, &answer);
     }
 
     // Errors, with the documented error schema.
