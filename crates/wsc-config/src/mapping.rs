@@ -36,6 +36,8 @@ impl WscConfig {
         hub.ticket_auto_assign = self.tickets.auto_assign;
         hub.ticket_timeout = self.tickets.timeout;
         hub.agent_types = self.tickets.agent_types.clone();
+        hub.ticket_history_size = self.tickets.history_size;
+        hub.ticket_client_requests = self.tickets.client_requests;
         hub.max_connections = self.performance.max_connections_per_node;
         hub.limits = DecodeLimits {
             max_message_size: self.security.max_message_size,

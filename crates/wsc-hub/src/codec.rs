@@ -70,6 +70,10 @@ pub enum FrameError {
     /// A message-received callback refused the frame.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// A ticket request frame (`ticket_created`, `ticket_closed`, `ticket_transfer`) was
+    /// refused; the code is the ticket error's (`ticket_not_found`, `agent_full`, ...).
+    #[error("{0}")]
+    Ticket(crate::tickets::TicketError),
 }
 
 impl FrameError {
@@ -87,6 +91,7 @@ impl FrameError {
             FrameError::MissingReceiver(_) => "missing_receiver",
             FrameError::RelayDenied(_) => "relay_denied",
             FrameError::Rejected(_) => "rejected",
+            FrameError::Ticket(e) => e.code(),
         }
     }
 

@@ -121,6 +121,12 @@ pub struct HubConfig {
     pub ticket_timeout: Duration,
     /// User types whose connections are agents that take tickets.
     pub agent_types: Vec<String>,
+    /// Messages of a ticket kept for an agent who takes it (assigned from the queue or
+    /// transferred); 0 keeps none.
+    pub ticket_history_size: usize,
+    /// Whether clients may open (`ticket_created`), close (`ticket_closed`) and transfer
+    /// (`ticket_transfer`) tickets with frames; off, those frames go to the callbacks.
+    pub ticket_client_requests: bool,
     /// Relay of client messages that name a ticket, group or user.
     pub relay: RelayPolicy,
 }
@@ -190,6 +196,8 @@ impl Default for HubConfig {
             ticket_auto_assign: true,
             ticket_timeout: Duration::from_secs(30 * 60),
             agent_types: vec!["agent".to_owned()],
+            ticket_history_size: 50,
+            ticket_client_requests: true,
             relay: RelayPolicy::default(),
         }
     }

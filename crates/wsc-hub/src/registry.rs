@@ -275,6 +275,11 @@ impl Registry {
         self.tickets.forget(user_id);
     }
 
+    /// Whether a user takes part in a ticket (its customer or agent), as indexed here.
+    pub(crate) fn is_ticket_participant(&self, ticket_id: &str, user_id: &str) -> bool {
+        self.tickets.contains(ticket_id, user_id)
+    }
+
     /// Whether a user belongs to a group: through the API, or with a connection that joined
     /// it at connect.
     pub(crate) fn is_group_member(&self, group_id: &str, user_id: &str) -> bool {

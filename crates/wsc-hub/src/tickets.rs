@@ -162,6 +162,15 @@ pub enum TicketError {
         /// Its capacity.
         limit: usize,
     },
+    /// The user may not do this to the ticket (a client frame of someone who is not its
+    /// customer or agent, or an agent opening a ticket).
+    #[error("{user_id} may not do this to ticket {ticket_id}")]
+    Forbidden {
+        /// The ticket (empty when opening).
+        ticket_id: String,
+        /// The user.
+        user_id: String,
+    },
     /// The ticket store could not be reached; nothing changed.
     #[error("ticket store unavailable: {0}")]
     Unavailable(String),
@@ -177,6 +186,7 @@ impl TicketError {
             TicketError::Closed(_) => "ticket_closed",
             TicketError::AgentUnavailable(_) => "agent_unavailable",
             TicketError::AgentFull { .. } => "agent_full",
+            TicketError::Forbidden { .. } => "ticket_forbidden",
             TicketError::Unavailable(_) => "unavailable",
         }
     }
@@ -233,8 +243,17 @@ pub trait TicketStore: Send + Sync + 'static {
         auto_assign: bool,
         now_ms: u64,
     ) -> BoxFuture<Result<TicketChange, TicketError>>;
-    /// Records activity on an open ticket (a message), postponing its timeout.
-    fn touch(&self, ticket_id: &str, now_ms: u64) -> BoxFuture<Result<(), TicketError>>;
+    /// Records a message sent to an open ticket: keeps its frame among the ticket's last
+    /// `keep` (0: none) and postpones the ticket's timeout. Nothing for another id.
+    fn record(
+        &self,
+        ticket_id: &str,
+        frame: String,
+        keep: usize,
+        now_ms: u64,
+    ) -> BoxFuture<Result<(), TicketError>>;
+    /// The frames kept by [`record`](Self::record), oldest first.
+    fn history(&self, ticket_id: &str) -> BoxFuture<Result<Vec<String>, TicketError>>;
     /// Closes the open tickets without activity for `timeout_ms` (0: none), reason
     /// `timeout`, and forgets tickets closed more than [`CLOSED_RETENTION_MS`] ago.
     fn expire(
@@ -267,6 +286,8 @@ struct Desk {
     queue: BTreeMap<(bool, u64, u64), String>,
     next: u64,
     agents: BTreeMap<String, Agent>,
+    /// The last messages of each known ticket, oldest first.
+    history: HashMap<String, std::collections::VecDeque<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -504,12 +525,36 @@ impl TicketStore for MemoryTickets {
         self.with(|desk| desk.close(ticket_id, reason, auto_assign, now_ms))
     }
 
-    fn touch(&self, ticket_id: &str, now_ms: u64) -> BoxFuture<Result<(), TicketError>> {
+    fn record(
+        &self,
+        ticket_id: &str,
+        frame: String,
+        keep: usize,
+        now_ms: u64,
+    ) -> BoxFuture<Result<(), TicketError>> {
         self.with(|desk| {
-            if let Ok(ticket) = desk.open_ticket(ticket_id) {
-                ticket.updated_at_ms = now_ms;
+            let Ok(ticket) = desk.open_ticket(ticket_id) else {
+                return Ok(());
+            };
+            ticket.updated_at_ms = now_ms;
+            if keep > 0 {
+                let kept = desk.history.entry(ticket_id.to_owned()).or_default();
+                kept.push_back(frame);
+                while kept.len() > keep {
+                    kept.pop_front();
+                }
             }
             Ok(())
+        })
+    }
+
+    fn history(&self, ticket_id: &str) -> BoxFuture<Result<Vec<String>, TicketError>> {
+        self.with(|desk| {
+            Ok(desk
+                .history
+                .get(ticket_id)
+                .map(|kept| kept.iter().cloned().collect())
+                .unwrap_or_default())
         })
     }
 
@@ -524,6 +569,10 @@ impl TicketStore for MemoryTickets {
                 t.state != TicketState::Closed
                     || now_ms.saturating_sub(t.updated_at_ms) < CLOSED_RETENTION_MS
             });
+            let Desk {
+                tickets, history, ..
+            } = desk;
+            history.retain(|id, _| tickets.contains_key(id));
             if timeout_ms == 0 {
                 return Ok(Vec::new());
             }

@@ -188,12 +188,23 @@ async fn ticket_messages_reach_the_participants_only_and_follow_a_transfer() {
 
     let moved = hub.transfer_ticket("t1", "a2").await.unwrap();
     assert_eq!(moved.agent_id, "a2");
-    for r in [&mut a1, &mut a2, &mut carl] {
+    for r in [&mut a1, &mut carl] {
         assert_eq!(
             notices(r),
             [notice("ticket_transfer", "t1", "assigned", "a2")]
         );
     }
+    let to_a2 = drain_messages(&mut a2);
+    assert_eq!(to_a2[0]["message_type"], "ticket_transfer");
+    assert_eq!(
+        (&to_a2[1]["content"], &to_a2[1]["source"], to_a2.len()),
+        (
+            &serde_json::json!("hello"),
+            &serde_json::json!("offline"),
+            2
+        ),
+        "the new agent gets the conversation so far"
+    );
     hub.send_to_ticket("t1", HubMessage::text("now a2"))
         .await
         .unwrap();
@@ -363,4 +374,199 @@ async fn ticket_changes_are_events() {
             wsc_hub::events::TICKET_CLOSED,
         ]
     );
+}
+
+/// Frames a client sends (`handle_text`, the transport's inbound path).
+async fn send_frame(registration: &mut Registration, frame: Value) {
+    registration.handle_text(&frame.to_string()).await;
+}
+
+/// The `data.code` of each error frame ready now.
+fn error_codes(registration: &mut Registration) -> Vec<String> {
+    drain_messages(registration)
+        .iter()
+        .filter(|f| f["message_type"] == "error")
+        .map(|f| f["data"]["code"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn clients_open_close_and_transfer_tickets_with_frames() {
+    let hub = desk(5);
+    let mut ann = agent(&hub, "ann").await;
+    let mut bob = agent(&hub, "bob").await;
+    let mut carl = hub.register(Identity::new("carl")).await.unwrap();
+    let mut zed = hub.register(Identity::new("zed")).await.unwrap();
+
+    send_frame(
+        &mut carl,
+        serde_json::json!({"message_type": "ticket_created", "ticket_id": "t1"}),
+    )
+    .await;
+    assert_eq!(
+        notices(&mut carl),
+        [
+            notice("ticket_created", "t1", "assigned", "ann"),
+            notice("ticket_assigned", "t1", "assigned", "ann"),
+        ]
+    );
+    drain_messages(&mut ann);
+    send_frame(
+        &mut ann,
+        serde_json::json!({"id": "f1", "message_type": "ticket_created"}),
+    )
+    .await;
+    assert_eq!(
+        error_codes(&mut ann),
+        ["ticket_forbidden"],
+        "agents do not open tickets"
+    );
+    send_frame(
+        &mut zed,
+        serde_json::json!({"message_type": "ticket_closed", "ticket_id": "t1"}),
+    )
+    .await;
+    assert_eq!(
+        error_codes(&mut zed),
+        ["ticket_forbidden"],
+        "not a participant"
+    );
+    send_frame(&mut carl, serde_json::json!({"message_type": "ticket_transfer", "ticket_id": "t1", "receiver": "bob"})).await;
+    assert_eq!(
+        error_codes(&mut carl),
+        ["ticket_forbidden"],
+        "only its agent transfers"
+    );
+    send_frame(
+        &mut ann,
+        serde_json::json!({"message_type": "ticket_closed", "ticket_id": "nope"}),
+    )
+    .await;
+    assert_eq!(error_codes(&mut ann), ["ticket_not_found"]);
+
+    send_frame(&mut ann, serde_json::json!({"message_type": "ticket_transfer", "ticket_id": "t1", "receiver": "bob"})).await;
+    assert_eq!(hub.ticket("t1").await.unwrap().unwrap().agent_id, "bob");
+    assert_eq!(
+        notices(&mut bob),
+        [notice("ticket_transfer", "t1", "assigned", "bob")]
+    );
+    send_frame(&mut carl, serde_json::json!({"message_type": "ticket_closed", "ticket_id": "t1", "content": "solved"})).await;
+    let closed = hub.ticket("t1").await.unwrap().unwrap();
+    assert_eq!(
+        (closed.state, closed.close_reason.as_str()),
+        (TicketState::Closed, "solved")
+    );
+    assert_eq!(
+        notices(&mut bob),
+        [notice("ticket_closed", "t1", "closed", "bob")]
+    );
+}
+
+#[tokio::test]
+async fn with_client_requests_off_ticket_frames_reach_the_callbacks() {
+    let mut config = HubConfig::default();
+    config.ticket_client_requests = false;
+    let hub = started(config);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    hub.on_message_received(move |_, msg| {
+        let _ = tx.send(msg.message_type.to_string());
+        Box::pin(async { Ok(()) })
+    });
+    let mut carl = hub.register(Identity::new("carl")).await.unwrap();
+    send_frame(
+        &mut carl,
+        serde_json::json!({"message_type": "ticket_created", "ticket_id": "t1"}),
+    )
+    .await;
+    assert_eq!(rx.try_recv().unwrap(), "ticket_created");
+    assert_eq!(hub.ticket("t1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_agent_who_takes_a_ticket_later_gets_the_conversation_so_far() {
+    let mut config = HubConfig::default();
+    config.max_tickets_per_agent = 5;
+    config.ticket_history_size = 2;
+    let hub = started(config);
+    hub.open_ticket(NewTicket::new("carl").with_id("t1"))
+        .await
+        .unwrap();
+    for text in ["one", "two", "three"] {
+        hub.send_to_ticket("t1", HubMessage::text(text))
+            .await
+            .unwrap();
+    }
+    tokio::task::yield_now().await;
+    let mut ann = agent(&hub, "ann").await;
+    let frames = drain_messages(&mut ann);
+    let seen: Vec<(&str, &str, &str)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f["message_type"].as_str().unwrap(),
+                f["content"].as_str().unwrap_or(""),
+                f["source"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ticket_assigned", "", ""),
+            ("text", "two", "offline"),
+            ("text", "three", "offline"),
+        ],
+        "the last 2 kept, after the notice"
+    );
+    let _bob = agent(&hub, "bob").await;
+    hub.send_to_ticket("t1", HubMessage::text("four"))
+        .await
+        .unwrap();
+    tokio::task::yield_now().await;
+    let mut bob = hub
+        .register(Identity::new("bob").with_user_type("agent"))
+        .await
+        .unwrap();
+    hub.transfer_ticket("t1", "bob").await.unwrap();
+    let contents: Vec<String> = drain_messages(&mut bob)
+        .iter()
+        .map(|f| f["content"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        contents,
+        ["", "three", "four"],
+        "the notice, then the history"
+    );
+}
+
+#[tokio::test]
+async fn with_the_relay_on_participants_write_to_their_ticket_without_a_connect_binding() {
+    let mut config = HubConfig::default();
+    config.relay.enabled = true;
+    let hub = started(config);
+    let mut ann = agent(&hub, "ann").await;
+    let mut carl = hub.register(Identity::new("carl")).await.unwrap();
+    let mut zed = hub.register(Identity::new("zed")).await.unwrap();
+    hub.open_ticket(NewTicket::new("carl").with_id("t1"))
+        .await
+        .unwrap();
+    drain_messages(&mut ann);
+    drain_messages(&mut carl);
+    send_frame(
+        &mut carl,
+        serde_json::json!({"content": "help", "ticket_id": "t1"}),
+    )
+    .await;
+    let got = drain_messages(&mut ann);
+    assert_eq!(
+        (got.len(), &got[0]["content"], &got[0]["sender"]),
+        (1, &serde_json::json!("help"), &serde_json::json!("carl"))
+    );
+    send_frame(
+        &mut zed,
+        serde_json::json!({"content": "spy", "ticket_id": "t1"}),
+    )
+    .await;
+    assert_eq!(error_codes(&mut zed), ["rejected"], "not a participant");
+    assert!(drain_messages(&mut ann).is_empty());
 }

@@ -98,13 +98,18 @@ return change_json(id, previous, assigned)
 static CLOSE: LazyLock<Script> =
     LazyLock::new(|| script("return close(ARGV[2], ARGV[3], ARGV[4] == '1')"));
 
-/// ARGV: P, id.
-static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+/// ARGV: P, id, frame, keep.
+static RECORD: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-if redis.call('ZSCORE', P .. 'ticket_activity', ARGV[2]) then
-  redis.call('ZADD', P .. 'ticket_activity', NOW, ARGV[2])
-  redis.call('HSET', tkey(ARGV[2]), 'updated_at_ms', NOW)
+local id, keep = ARGV[2], tonumber(ARGV[4])
+if redis.call('ZSCORE', P .. 'ticket_activity', id) then
+  redis.call('ZADD', P .. 'ticket_activity', NOW, id)
+  redis.call('HSET', tkey(id), 'updated_at_ms', NOW)
+  if keep > 0 then
+    redis.call('RPUSH', P .. 'history:' .. id, ARGV[3])
+    redis.call('LTRIM', P .. 'history:' .. id, -keep, -1)
+  end
 end
 return 'null'
 ",
@@ -255,6 +260,39 @@ impl RedisTickets {
     }
 }
 
+impl RedisTickets {
+    /// The strings of a list (`LRANGE`, in order) or a set (`SMEMBERS`, sorted).
+    fn list(
+        &self,
+        command: &'static str,
+        key: String,
+        range: bool,
+    ) -> BoxFuture<Result<Vec<String>, TicketError>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let redis = &store.redis;
+            let mut values: Vec<String> = redis
+                .bounded(async {
+                    let mut conn = redis.conn().await?;
+                    let mut cmd = redis::cmd(command);
+                    cmd.arg(&key);
+                    if range {
+                        cmd.arg(0).arg(-1);
+                    }
+                    cmd.query_async(&mut conn)
+                        .await
+                        .map_err(|e| redis.command_error(e))
+                })
+                .await
+                .map_err(|e: Error| TicketError::from(wsc_hub::StoreError::from(e)))?;
+            if !range {
+                values.sort_unstable();
+            }
+            Ok(values)
+        })
+    }
+}
+
 fn flag(on: bool) -> String {
     if on { "1" } else { "0" }.to_owned()
 }
@@ -327,9 +365,21 @@ impl TicketStore for RedisTickets {
         Box::pin(async move { change.await.map(TicketChange::from) })
     }
 
-    fn touch(&self, ticket_id: &str, _now_ms: u64) -> BoxFuture<Result<(), TicketError>> {
-        let done = self.call::<Option<()>>(&TOUCH, vec![ticket_id.to_owned()]);
+    fn record(
+        &self,
+        ticket_id: &str,
+        frame: String,
+        keep: usize,
+        _now_ms: u64,
+    ) -> BoxFuture<Result<(), TicketError>> {
+        let args = vec![ticket_id.to_owned(), frame, keep.to_string()];
+        let done = self.call::<Option<()>>(&RECORD, args);
         Box::pin(async move { done.await.map(drop) })
+    }
+
+    fn history(&self, ticket_id: &str) -> BoxFuture<Result<Vec<String>, TicketError>> {
+        let key = format!("{}history:{ticket_id}", self.redis.keys().tickets_prefix());
+        self.list("LRANGE", key, true)
     }
 
     fn expire(
@@ -348,27 +398,11 @@ impl TicketStore for RedisTickets {
     }
 
     fn tickets_of(&self, user_id: &str) -> BoxFuture<Result<Vec<String>, TicketError>> {
-        let store = self.clone();
         let key = format!(
             "{}user_tickets:{user_id}",
             self.redis.keys().tickets_prefix()
         );
-        Box::pin(async move {
-            let redis = &store.redis;
-            let mut ids: Vec<String> = redis
-                .bounded(async {
-                    let mut conn = redis.conn().await?;
-                    redis::cmd("SMEMBERS")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| redis.command_error(e))
-                })
-                .await
-                .map_err(|e: Error| TicketError::from(wsc_hub::StoreError::from(e)))?;
-            ids.sort_unstable();
-            Ok(ids)
-        })
+        self.list("SMEMBERS", key, false)
     }
 
     fn agents(&self) -> BoxFuture<Result<Vec<AgentLoad>, TicketError>> {

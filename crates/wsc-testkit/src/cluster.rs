@@ -497,7 +497,8 @@ pub async fn ticket_participants_on_other_nodes_get_its_notices_and_messages([a,
 }
 
 /// A ticket opened on `a` while no agent is available waits in the queue; an agent
-/// connecting on `c` takes it, and the customer on `b` learns it.
+/// connecting on `c` takes it with the conversation so far, and the customer on `b` learns
+/// it.
 pub async fn a_queued_ticket_goes_to_an_agent_connecting_on_another_node([a, b, c]: [&Hub; 3]) {
     let mut cu = b.register(Identity::new("cu")).await.unwrap();
     let ticket = a
@@ -509,10 +510,24 @@ pub async fn a_queued_ticket_goes_to_an_agent_connecting_on_another_node([a, b, 
         next_notice(&mut cu).await,
         notice("ticket_created", "t-q", "")
     );
+    // The customer writes while waiting; the agent gets it after the notice.
+    a.send_to_ticket("t-q", HubMessage::text("anyone?"))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut cu).await["content"], "anyone?");
+    eventually("the message is kept for the agent", || async {
+        c.ticket_store().history("t-q").await.unwrap().len() == 1
+    })
+    .await;
     let mut late = agent(c, "late").await;
     assert_eq!(
         next_notice(&mut late).await,
         notice("ticket_assigned", "t-q", "late")
+    );
+    let kept = next_message(&mut late).await;
+    assert_eq!(
+        (kept["content"].as_str(), kept["source"].as_str()),
+        (Some("anyone?"), Some("offline"))
     );
     assert_eq!(
         next_notice(&mut cu).await,

@@ -391,6 +391,10 @@ pub struct TicketsConfig {
     pub timeout: Duration,
     /// User types whose connections are agents.
     pub agent_types: Vec<String>,
+    /// Messages of a ticket kept for an agent who takes it later (0 = none).
+    pub history_size: usize,
+    /// Whether clients open, close and transfer tickets with frames.
+    pub client_requests: bool,
 }
 
 impl Default for TicketsConfig {
@@ -401,6 +405,8 @@ impl Default for TicketsConfig {
             auto_assign: hub.ticket_auto_assign,
             timeout: hub.ticket_timeout,
             agent_types: hub.agent_types,
+            history_size: hub.ticket_history_size,
+            client_requests: hub.ticket_client_requests,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! A client frame after decoding: stamping, pong, ack, resume, status relay, the relay
-//! policy, interceptors and the message-received callbacks.
+//! A client frame after decoding: stamping, pong, ack, resume, ticket requests, status
+//! relay, the relay policy, interceptors and the message-received callbacks.
 
 use super::*;
 
@@ -64,6 +64,9 @@ impl Hub {
             }
         }
         let config = self.config();
+        if config.ticket_client_requests && self.ticket_request(conn, &msg, &frame_id).await {
+            return false;
+        }
         if msg.message_type.is_forwardable() && config.relay_status_messages {
             self.relay(conn, msg, &frame_id).await;
             return false;
@@ -134,7 +137,13 @@ impl Hub {
     ) -> Result<(), String> {
         let identity = conn.identity();
         let sent = if !msg.ticket_id.is_empty() {
-            if !identity.ticket_ids.contains(&msg.ticket_id) {
+            let bound = identity.ticket_ids.contains(&msg.ticket_id)
+                || self
+                    .inner
+                    .registry
+                    .read()
+                    .is_ticket_participant(&msg.ticket_id, conn.user_id());
+            if !bound {
                 return Err(format!(
                     "relay_denied: not bound to ticket {}",
                     msg.ticket_id

@@ -193,8 +193,11 @@ impl Hub {
         async move {
             self.ensure_running()?;
             let mut route = ticket_route(ticket_id, &mut msg)?;
-            self.touch_ticket(ticket_id);
-            self.dispatch(&mut route, &mut msg, false).await
+            let report = self.dispatch(&mut route, &mut msg, false).await;
+            if report.is_ok() {
+                self.record_ticket_message(ticket_id, &msg);
+            }
+            report
         }
     }
 

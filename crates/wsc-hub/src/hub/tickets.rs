@@ -93,6 +93,72 @@ impl Hub {
         self.ticket_store().get(ticket_id).await
     }
 
+    /// A ticket request from a client frame: `ticket_created` opens a ticket for the sender
+    /// (not an agent), `ticket_closed` closes one the sender takes part in (reason: the
+    /// frame's `content`, else `closed`), `ticket_transfer` moves one from the sender (its
+    /// agent) to `receiver`. Returns whether the frame was one of them; a refusal is an
+    /// error frame with the ticket error's code, a success is the usual notices.
+    pub(super) async fn ticket_request(
+        &self,
+        conn: &Arc<Connection>,
+        msg: &HubMessage,
+        frame_id: &str,
+    ) -> bool {
+        let user = conn.user_id();
+        let result = match msg.message_type {
+            MessageType::TicketCreated => {
+                if self.is_agent(&conn.identity().user_type) {
+                    Err(TicketError::Forbidden {
+                        ticket_id: msg.ticket_id.clone(),
+                        user_id: user.to_owned(),
+                    })
+                } else {
+                    let ticket = NewTicket::new(user).with_id(msg.ticket_id.clone());
+                    self.open_ticket(ticket).await.map(drop)
+                }
+            }
+            MessageType::TicketClosed => match self.participant(&msg.ticket_id, user).await {
+                Ok(_) => self
+                    .close_ticket(&msg.ticket_id, &msg.content)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            },
+            MessageType::TicketTransfer => match self.participant(&msg.ticket_id, user).await {
+                Ok(ticket) if ticket.agent_id == user => self
+                    .transfer_ticket(&msg.ticket_id, &msg.receiver)
+                    .await
+                    .map(drop),
+                Ok(_) => Err(TicketError::Forbidden {
+                    ticket_id: msg.ticket_id.clone(),
+                    user_id: user.to_owned(),
+                }),
+                Err(e) => Err(e),
+            },
+            _ => return false,
+        };
+        if let Err(e) = result {
+            self.reject_frame(conn, FrameError::Ticket(e), frame_id);
+        }
+        true
+    }
+
+    /// The ticket, when `user_id` is its customer or agent.
+    async fn participant(&self, ticket_id: &str, user_id: &str) -> Result<Ticket, TicketError> {
+        let ticket = self
+            .ticket(ticket_id)
+            .await?
+            .ok_or_else(|| TicketError::NotFound(ticket_id.to_owned()))?;
+        if ticket.customer_id == user_id || ticket.agent_id == user_id {
+            Ok(ticket)
+        } else {
+            Err(TicketError::Forbidden {
+                ticket_id: ticket_id.to_owned(),
+                user_id: user_id.to_owned(),
+            })
+        }
+    }
+
     /// The queued tickets, in the order agents take them.
     pub async fn ticket_queue(&self) -> Result<Vec<Ticket>, TicketError> {
         self.ticket_store().queue().await
@@ -142,12 +208,41 @@ impl Hub {
         });
     }
 
-    /// Records activity on a ticket (a message to it), without waiting.
-    pub(super) fn touch_ticket(&self, ticket_id: &str) {
-        let touch = self.ticket_store().touch(ticket_id, self.unix_ms());
+    /// Records a message sent to a ticket (its activity, and its frame for an agent who
+    /// takes the ticket later), without waiting. Ids that are no open ticket of the store
+    /// (bindings made at connect) record nothing.
+    pub(super) fn record_ticket_message(&self, ticket_id: &str, msg: &HubMessage) {
+        let keep = self.config().ticket_history_size;
+        let frame = if keep > 0 {
+            serde_json::to_string(msg).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let record = self
+            .ticket_store()
+            .record(ticket_id, frame, keep, self.unix_ms());
         tokio::spawn(async move {
-            let _ = touch.await;
+            let _ = record.await;
         });
+    }
+
+    /// The conversation so far, for an agent who just took a ticket: its kept messages,
+    /// oldest first, marked `source: offline` (replayed), with their own ids.
+    async fn send_history(&self, ticket: &Ticket) {
+        let frames = match self.ticket_store().history(&ticket.ticket_id).await {
+            Ok(frames) => frames,
+            Err(e) => return self.ticket_store_failed("reading a ticket's history", &e),
+        };
+        for frame in frames {
+            let Ok(mut msg) = serde_json::from_str::<HubMessage>(&frame) else {
+                continue;
+            };
+            msg.source = Some(Source::Offline);
+            msg.seq_no = 0;
+            if let Err(e) = self.send_to_user(&ticket.agent_id, msg).await {
+                tracing::warn!(ticket_id = %ticket.ticket_id, error = %e, "a ticket's history was not sent");
+            }
+        }
     }
 
     /// The timer's pass over tickets: closes those without activity for `ticket_timeout`
@@ -243,6 +338,9 @@ impl Hub {
             self.tell(user, &ticket, message_type.clone()).await;
         }
         self.emit_ticket_event(event, &ticket);
+        if matches!(step, Step::Assigned | Step::Transferred) {
+            self.send_history(&ticket).await;
+        }
         if step == Step::Created && !agent.is_empty() {
             for user in [customer, agent] {
                 self.tell(user, &ticket, MessageType::TicketAssigned).await;

@@ -12,6 +12,7 @@
 -- <P>agent_load            hash    agent -> assigned tickets
 -- <P>agent:<id>:nodes      set     nodes where the agent is connected
 -- <P>user_tickets:<id>     set     open tickets of a user (customer or agent)
+-- <P>history:<id>          list    the ticket's last messages (JSON frames), oldest first
 local registry = KEYS[1]
 local P = ARGV[1]
 local RETENTION_MS = 3600000
@@ -117,6 +118,7 @@ local function close(id, reason, auto)
   redis.call('ZREM', P .. 'ticket_activity', id)
   redis.call('HSET', tkey(id), 'state', 'closed', 'close_reason', reason, 'updated_at_ms', NOW)
   redis.call('PEXPIRE', tkey(id), RETENTION_MS)
+  redis.call('PEXPIRE', P .. 'history:' .. id, RETENTION_MS)
   redis.call('SREM', P .. 'user_tickets:' .. field(id, 'customer_id'), id)
   local assigned = {}
   if agent ~= '' then
