@@ -1,6 +1,7 @@
 //! `cargo xtask e2e`: the demo page driven in headless Chromium through WebDriver
 //! (chromedriver), checked in the page itself: connecting, a conversation between a visitor
-//! tab and an agent tab with typing indicators and read receipts, an admin broadcast and
+//! tab and an agent tab (the server queues the visitor's ticket and gives it to the agent
+//! who goes online) with typing indicators and read receipts, an admin broadcast and
 //! the live stats, reconnect with resume after the server restarts (nothing lost), a kick,
 //! the SSE fallback when WebSocket is blocked, and a phone-sized screen. Screenshots go to
 //! `target/e2e/`.
@@ -145,27 +146,39 @@ async fn scenario(browser: &mut Browser, server: &mut DemoServer) -> Result<(), 
     connected(browser, "visitor", "websocket").await?;
     browser.screenshot("visitor-connected").await?;
 
-    step("an agent in another tab takes the ticket");
-    let agent = browser.new_tab(&format!("{page}#agent")).await?;
-    browser.type_into("#agent-name", "Ann").await?;
-    browser.click("#agent-start").await?;
-    connected(browser, "agent", "websocket").await?;
     let ticket = browser
         .wait_for(
-            "the visitor's ticket is in the agent's queue",
-            "return document.querySelector('#agent-queue li[data-ticket-id]')?.dataset.ticketId ?? null;",
+            "the visitor's page names its ticket",
+            "return document.querySelector('#visitor-log')?.dataset.ticketId ?? null;",
             Value::is_string,
         )
         .await?;
     let ticket = ticket.as_str().unwrap_or_default().to_owned();
     browser
-        .click(&format!("#agent-queue li[data-ticket-id='{ticket}'] .take"))
+        .wait_any_text("#visitor-log .system", "Waiting for an agent")
+        .await?;
+
+    step("an agent goes online in another tab and the server gives it the ticket");
+    let agent = browser.new_tab(&format!("{page}#agent")).await?;
+    browser.type_into("#agent-name", "Ann").await?;
+    browser.click("#agent-start").await?;
+    connected(browser, "agent", "websocket").await?;
+    browser
+        .wait_for(
+            "the ticket is among the agent's tickets",
+            &format!(
+                "return !!document.querySelector(\"#agent-tickets li[data-ticket-id='{ticket}']\");"
+            ),
+            |v| v == &json!(true),
+        )
         .await?;
     browser
         .wait_text("#agent-conversation", |t| t.contains(&ticket))
         .await?;
     browser.on(&visitor).await?;
-    browser.wait_any_text("#visitor-log .system", "Ann").await?;
+    browser
+        .wait_any_text("#visitor-log .system", "ann joined")
+        .await?;
 
     step("agent -> visitor, with a read receipt");
     browser.on(&agent).await?;
@@ -302,19 +315,22 @@ async fn scenario(browser: &mut Browser, server: &mut DemoServer) -> Result<(), 
     browser.type_into("#visitor-name", "Sam").await?;
     browser.click("#visitor-start").await?;
     connected(browser, "visitor", "sse").await?;
-    browser.on(&agent).await?;
     let sse_ticket = browser
         .wait_for(
-            "Sam's ticket is in the agent's queue",
-            "const li = [...document.querySelectorAll('#agent-queue li[data-ticket-id]')]\
-               .find(li => li.textContent.includes('Sam')); return li?.dataset.ticketId ?? null;",
+            "Sam's page names its ticket",
+            "return document.querySelector('#visitor-log')?.dataset.ticketId ?? null;",
             Value::is_string,
         )
         .await?;
     let sse_ticket = sse_ticket.as_str().unwrap_or_default().to_owned();
     browser
+        .wait_any_text("#visitor-log .system", "ann joined")
+        .await?;
+    // Ann has room for more than one ticket: Sam's joins her list while Vera's is open.
+    browser.on(&agent).await?;
+    browser
         .click(&format!(
-            "#agent-queue li[data-ticket-id='{sse_ticket}'] .take"
+            "#agent-tickets li[data-ticket-id='{sse_ticket}'] .open"
         ))
         .await?;
     browser
@@ -331,6 +347,18 @@ async fn scenario(browser: &mut Browser, server: &mut DemoServer) -> Result<(), 
         .await?;
     browser.on(&blocked).await?;
     browser.screenshot("visitor-over-sse").await?;
+
+    step("the agent closes Sam's ticket");
+    browser.on(&agent).await?;
+    browser
+        .click(&format!(
+            "#agent-tickets li[data-ticket-id='{sse_ticket}'] .close-ticket"
+        ))
+        .await?;
+    browser.on(&blocked).await?;
+    browser
+        .wait_any_text("#visitor-log .system", "The ticket was closed (solved)")
+        .await?;
 
     step("a phone-sized screen");
     browser.resize(390, 844).await?;

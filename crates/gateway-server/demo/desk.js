@@ -258,6 +258,22 @@ function watchCommonFrames(client, convo, banner, isCurrent) {
   on("error", (msg) => convo.system(`error: ${str(msg.content) || "unknown"}`, msg.message_id));
 }
 
+// ---- Tickets, the server's feature -------------------------------------------------------------
+//
+// The gateway keeps the tickets: the visitor opens one with a `ticket_created` frame, the server
+// queues it or gives it at once to the least-loaded agent online, and tells both sides with
+// `ticket_assigned`, `ticket_transfer` and `ticket_closed` frames carrying the ticket in
+// `data.ticket`. Both sides also bind a connection to the ticket id when it connects, so the
+// conversation goes on across a restart of the demo's in-memory server.
+
+const ticketOf = (msg) => (msg && msg.data && typeof msg.data.ticket === "object" && msg.data.ticket) || {};
+
+// Agent ids are `a-<name>-<random>`: the name part is what people call the agent.
+function agentLabel(agentId) {
+  const parts = str(agentId).split("-");
+  return parts.length >= 3 ? parts.slice(1, -1).join("-") : str(agentId) || "an agent";
+}
+
 // ---- Visitor ---------------------------------------------------------------------------------
 
 const visitorEls = { name: $("visitor-name"), start: $("visitor-start"), status: $("visitor-status"), banner: $("visitor-banner") };
@@ -273,64 +289,51 @@ const visitorConvo = createConversation("visitor", {
   },
 });
 
-// Tells the agents' group that this ticket waits for someone. It is repeated every 3 s until an
-// agent takes it, so an agent who goes online later still sees it: the page plays the part of
-// a ticket queue here, which belongs in the server (a feature still to come).
-async function announce(v) {
-  if (sessions.visitor !== v || v.assigned || v.closed) return clearInterval(v.announceTimer);
-  try {
-    await api("POST", "/api/v1/groups/agents/messages", {
-      message_type: "ticket_created",
-      content: `${v.name} needs help`,
-      data: { ticket_id: v.ticketId, customer_id: v.userId, customer_name: v.name },
-    });
-    v.announceError = "";
-  } catch (err) {
-    // The same failure every 3 s would flood the log, so only a new one is shown.
-    if (sessions.visitor !== v || v.announceError === errorText(err)) return;
-    v.announceError = errorText(err);
-    visitorConvo.system(`could not announce the ticket: ${v.announceError}`);
-  }
-}
-
 async function startVisitor() {
   const name = visitorEls.name.value.trim() || "Visitor";
   const userId = `v-${randomChars(6)}`;
   const ticketId = `t-${randomChars(6)}`;
   const client = new WscClient(clientOptions({ userId, userType: "customer", ticketIds: [ticketId] }));
-  // peerId is the agent, known once one has joined.
-  const v = { client, userId, ticketId, name, peerId: "", receiptToSender: true, assigned: false, closed: false };
-  v.announceTimer = 0;
-  v.announceError = "";
+  // peerId is the agent, known once one has the ticket.
+  const v = { client, userId, ticketId, name, peerId: "", receiptToSender: true, opened: false, closed: false };
   v.stop = () => {
-    clearInterval(v.announceTimer);
     visitorConvo.setEnabled(false);
     visitorConvo.hideTyping();
   };
   visitorConvo.reset();
   visitorConvo.setEnabled(false);
-  visitorConvo.system(`Ticket ${ticketId} opened as ${userId}`);
+  // Tests (and curious readers) find the ticket here.
+  $("visitor-log").dataset.ticketId = ticketId;
+  visitorConvo.system(`Ticket ${ticketId} for ${name} (${userId})`);
 
   const connected = await openSession("visitor", visitorEls, v, (isCurrent) => {
     client.on("connected", () => isCurrent() && visitorConvo.setEnabled(true));
     watchCommonFrames(client, visitorConvo, visitorEls.banner, isCurrent);
     wireChat(client, visitorConvo, v, isCurrent);
-    client.onMessage("ticket_assigned", (msg) => {
-      const data = msg.data || {};
-      if (!isCurrent() || (msg.ticket_id !== ticketId && data.ticket_id !== ticketId)) return;
-      v.peerId = str(data.agent_id) || str(msg.sender);
-      v.assigned = true;
-      clearInterval(v.announceTimer);
-      const line = data.agent_name ? `${str(data.agent_name)} joined` : str(msg.content) || "An agent joined";
-      visitorConvo.system(line, msg.message_id);
+    const mine = (msg) => isCurrent() && (msg.ticket_id === ticketId || ticketOf(msg).ticket_id === ticketId);
+    client.onMessage("ticket_created", (msg) => {
+      if (mine(msg) && ticketOf(msg).state === "queued") visitorConvo.system("Waiting for an agent…", msg.message_id);
     });
+    const agentJoined = (text) => (msg) => {
+      if (!mine(msg)) return;
+      v.peerId = str(ticketOf(msg).agent_id);
+      visitorConvo.system(text(agentLabel(v.peerId)), msg.message_id);
+    };
+    client.onMessage("ticket_assigned", agentJoined((agent) => `${agent} joined`));
+    client.onMessage("ticket_transfer", agentJoined((agent) => `Your ticket went to ${agent}`));
+    const closed = (msg) => {
+      if (!mine(msg)) return;
+      const why = msg.message_type === "ticket_timeout_closed" ? "after a quiet while" : str(ticketOf(msg).close_reason);
+      visitorConvo.system(`The ticket was closed (${why || "closed"})`, msg.message_id);
+      visitorConvo.setEnabled(false);
+    };
+    client.onMessage("ticket_closed", closed);
+    client.onMessage("ticket_timeout_closed", closed);
   }, "Start again");
-  if (!connected) return;
-  visitorConvo.setEnabled(true);
-  if (v.assigned) return;
-  visitorConvo.system("Waiting for an agent…");
-  announce(v);
-  v.announceTimer = setInterval(() => announce(v), 3000);
+  if (!connected || v.opened) return;
+  // Once per session: a reconnect keeps the ticket (and its connect-time binding).
+  v.opened = true;
+  client.send({ message_type: "ticket_created", ticket_id: ticketId });
 }
 
 visitorEls.start.addEventListener("click", () => {
@@ -341,12 +344,12 @@ visitorEls.start.addEventListener("click", () => {
 
 const agentEls = { name: $("agent-name"), start: $("agent-start"), status: $("agent-status"), banner: $("agent-banner") };
 
-// The agent has two connections: the session's, in the "agents" group, which hears about
-// tickets, and `ticket`'s, bound to the ticket being answered (a connection's tickets are fixed
-// when it connects). Tickets this page took, or heard another agent take, stay out of the queue.
+// The agent has one connection for the session, which the server tells about its tickets, and
+// one bound to the ticket being answered (`a.ticket`). Its tickets are listed in #agent-tickets;
+// tickets no agent had room for wait in #agent-queue (the server's queue, polled), where the
+// agent can take one.
+const myTickets = new Map();
 const queueItems = new Map();
-const takenHere = new Set();
-const takenElsewhere = new Set();
 
 const agentConvo = createConversation("agent", {
   onSend(text) {
@@ -359,26 +362,59 @@ const agentConvo = createConversation("agent", {
   },
 });
 
-function removeFromQueue(ticketId) {
-  const li = queueItems.get(ticketId);
-  if (li) li.remove();
-  queueItems.delete(ticketId);
+function button(className, text, onClick) {
+  const b = h("button", className, text);
+  b.type = "button";
+  b.addEventListener("click", () => onClick().catch((err) => agentConvo.system(`error: ${errorText(err)}`)));
+  return b;
 }
 
-function addToQueue(data) {
-  const ticketId = str(data && data.ticket_id);
-  if (!ticketId || queueItems.has(ticketId) || takenHere.has(ticketId) || takenElsewhere.has(ticketId)) return;
-  const info = { ticketId, customerId: str(data.customer_id), customerName: str(data.customer_name) || "Visitor" };
-  const take = h("button", "take primary", "Take");
-  take.type = "button";
-  take.addEventListener("click", () => {
-    takeTicket(info).catch((err) => agentConvo.system(`error: ${errorText(err)}`));
+function listItem(list, ticket, ...buttons) {
+  const label = h("span", "grow", null, h("span", "customer", ticket.customer_id), h("span", "sub", ticket.ticket_id));
+  const li = h("li", null, null, label, ...buttons);
+  li.dataset.ticketId = ticket.ticket_id;
+  $(list).append(li);
+  return li;
+}
+
+function addMyTicket(a, ticket) {
+  if (myTickets.has(ticket.ticket_id)) return;
+  const open = button("open", "Open", async () => openConversation(a, ticket));
+  const close = button("close-ticket", "Close", async () => {
+    a.client.send({ message_type: "ticket_closed", ticket_id: ticket.ticket_id, content: "solved" });
   });
-  const label = h("span", "grow", null, h("span", "customer", info.customerName), h("span", "sub", ticketId));
-  const li = h("li", null, null, label, take);
-  li.dataset.ticketId = ticketId;
-  $("agent-queue").append(li);
-  queueItems.set(ticketId, li);
+  myTickets.set(ticket.ticket_id, listItem("agent-tickets", ticket, open, close));
+  if (!a.ticket) openConversation(a, ticket).catch((err) => agentConvo.system(`error: ${errorText(err)}`));
+}
+
+function dropMyTicket(a, ticketId, why) {
+  const li = myTickets.get(ticketId);
+  if (li) li.remove();
+  myTickets.delete(ticketId);
+  if (a.ticket && a.ticket.ticketId === ticketId) {
+    agentConvo.system(why);
+    closeConversation(a);
+    $("agent-conversation").textContent = "No conversation yet";
+  }
+}
+
+// Shows the server's queue: tickets waiting because no agent online had room.
+async function refreshQueue(a) {
+  const queue = await api("GET", "/api/v1/tickets/queue");
+  if (sessions.agent !== a || a.closed) return;
+  const waiting = new Set((queue.tickets || []).map((t) => t.ticket_id));
+  for (const [id, li] of queueItems) {
+    if (waiting.has(id)) continue;
+    li.remove();
+    queueItems.delete(id);
+  }
+  for (const ticket of queue.tickets || []) {
+    if (queueItems.has(ticket.ticket_id)) continue;
+    const take = button("take primary", "Take", () =>
+      api("POST", `/api/v1/tickets/${encodeURIComponent(ticket.ticket_id)}/transfer`, { agent_id: a.userId }),
+    );
+    queueItems.set(ticket.ticket_id, listItem("agent-queue", ticket, take));
+  }
 }
 
 function closeConversation(a) {
@@ -389,17 +425,15 @@ function closeConversation(a) {
   agentConvo.hideTyping();
 }
 
-async function takeTicket({ ticketId, customerId, customerName }) {
-  const a = sessions.agent;
-  if (!a || a.closed) return;
-  // Marked taken at once, so an announcement arriving while the connection opens is ignored.
-  takenHere.add(ticketId);
-  removeFromQueue(ticketId);
+async function openConversation(a, ticket) {
+  if (sessions.agent !== a || a.closed) return;
+  if (a.ticket && a.ticket.ticketId === ticket.ticket_id) return;
   // One conversation at a time. Closing the previous ticket connection also keeps this user
   // at two connections, under the server's default limit of three per user.
   closeConversation(a);
+  const ticketId = ticket.ticket_id;
   const client = new WscClient(clientOptions({ userId: a.userId, userType: "agent", ticketIds: [ticketId] }));
-  const t = { client, userId: a.userId, ticketId, peerId: customerId };
+  const t = { client, userId: a.userId, ticketId, peerId: ticket.customer_id };
   a.ticket = t;
   const isCurrent = () => sessions.agent === a && a.ticket === t;
 
@@ -413,50 +447,53 @@ async function takeTicket({ ticketId, customerId, customerName }) {
   wireChat(client, agentConvo, t, isCurrent);
   agentConvo.reset();
   // The header names the ticket only once the conversation is usable (a test waits for it).
-  $("agent-conversation").textContent = `Joining ${customerName}…`;
-  $("agent-typing").textContent = `${customerName} is typing…`;
+  $("agent-conversation").textContent = `Joining ${ticket.customer_id}…`;
   try {
     await client.connect();
   } catch (err) {
     if (!isCurrent()) return;
     a.ticket = null;
-    takenHere.delete(ticketId);
     $("agent-conversation").textContent = "No conversation yet";
-    return agentConvo.system(`could not join ticket ${ticketId}: ${errorText(err)}`);
+    return agentConvo.system(`could not open ticket ${ticketId}: ${errorText(err)}`);
   }
   if (!isCurrent()) return;
-  const id = newMessageId();
-  const data = { agent_id: a.userId, agent_name: a.name, ticket_id: ticketId };
-  client.send({ id, message_id: id, message_type: "ticket_assigned", ticket_id: ticketId, content: `${a.name} joined`, data });
-  agentConvo.system(`You joined ${customerName}'s ticket ${ticketId}`);
+  agentConvo.system(`Ticket ${ticketId} of ${ticket.customer_id}`);
   agentConvo.setEnabled(true);
-  $("agent-conversation").replaceChildren(h("span", null, customerName), h("span", "ticket", ` · ticket ${ticketId}`));
-  // Other agents' pages drop the ticket from their queues when they hear it was taken; a
-  // failure only means they show it a little longer, so it is not reported.
-  const notice = { message_type: "ticket_assigned", content: `${a.name} took ${ticketId}`, data };
-  api("POST", "/api/v1/groups/agents/messages", notice).catch(() => {});
+  $("agent-conversation").replaceChildren(h("span", null, ticket.customer_id), h("span", "ticket", ` · ticket ${ticketId}`));
 }
 
 async function startAgent() {
   const name = agentEls.name.value.trim() || "Agent";
   const userId = `a-${slug(name)}-${randomChars(4)}`;
-  const client = new WscClient(clientOptions({ userId, userType: "agent", groupIds: ["agents"] }));
-  const a = { client, userId, name, ticket: null, closed: false };
-  a.stop = () => closeConversation(a);
-  for (const ticketId of [...queueItems.keys()]) removeFromQueue(ticketId);
+  const client = new WscClient(clientOptions({ userId, userType: "agent" }));
+  const a = { client, userId, name, ticket: null, closed: false, queueTimer: 0 };
+  a.stop = () => {
+    clearInterval(a.queueTimer);
+    closeConversation(a);
+  };
+  for (const map of [myTickets, queueItems]) {
+    for (const li of map.values()) li.remove();
+    map.clear();
+  }
 
-  await openSession("agent", agentEls, a, (isCurrent) => {
-    // Notices and kicks are taken from the group connection only: the ticket connection gets
-    // its own copies, and showing both would double every line.
+  const connected = await openSession("agent", agentEls, a, (isCurrent) => {
+    // Notices and kicks are taken from the session's connection only: the ticket connection
+    // gets its own copies, and showing both would double every line.
     watchCommonFrames(client, agentConvo, agentEls.banner, isCurrent);
-    client.onMessage("ticket_created", (msg) => isCurrent() && !a.closed && addToQueue(msg.data));
-    client.onMessage("ticket_assigned", (msg) => {
-      const ticketId = str(msg.data && msg.data.ticket_id);
-      if (!isCurrent() || !ticketId || msg.data.agent_id === a.userId) return;
-      takenElsewhere.add(ticketId);
-      removeFromQueue(ticketId);
+    const on = (type, handler) => client.onMessage(type, (msg) => isCurrent() && !a.closed && handler(ticketOf(msg), msg));
+    on("ticket_assigned", (ticket) => ticket.agent_id === a.userId && addMyTicket(a, ticket));
+    on("ticket_transfer", (ticket) => {
+      if (ticket.agent_id === a.userId) addMyTicket(a, ticket);
+      else dropMyTicket(a, ticket.ticket_id, `Ticket ${ticket.ticket_id} went to ${agentLabel(ticket.agent_id)}`);
     });
+    const closed = (ticket) => dropMyTicket(a, ticket.ticket_id, `Ticket ${ticket.ticket_id} is closed`);
+    on("ticket_closed", closed);
+    on("ticket_timeout_closed", closed);
   }, "Go online again");
+  if (!connected) return;
+  const refresh = () => refreshQueue(a).catch(() => {});
+  refresh();
+  a.queueTimer = setInterval(refresh, 2000);
 }
 
 agentEls.start.addEventListener("click", () => {
