@@ -317,6 +317,16 @@ impl Collector for HubCollector {
                 "Cluster operations (publish, presence, shared history) that failed: Redis unreachable",
                 Value::Counter(stats.cluster_errors),
             ),
+            (
+                "wsc_observers",
+                "Observer connections on this node",
+                Value::Gauge(stats.observers),
+            ),
+            (
+                "wsc_observer_copies",
+                "Copies of messages queued for this node's observers",
+                Value::Counter(stats.observer_copies),
+            ),
         ];
         for (name, help, value) in values {
             match value {

@@ -115,6 +115,7 @@ impl Loader {
             .with_list_parse_key("wsc.redis.cluster_urls")
             .with_list_parse_key("wsc.relay.user_targets")
             .with_list_parse_key("wsc.tickets.agent_types")
+            .with_list_parse_key("wsc.observers.user_types")
             .source(self.env.clone());
         let mut raw: Value = builder.add_source(env).build()?.try_deserialize()?;
         let mut warnings = Vec::new();

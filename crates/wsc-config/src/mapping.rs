@@ -38,6 +38,8 @@ impl WscConfig {
         hub.agent_types = self.tickets.agent_types.clone();
         hub.ticket_history_size = self.tickets.history_size;
         hub.ticket_client_requests = self.tickets.client_requests;
+        hub.observers_enabled = self.observers.enabled;
+        hub.observer_types = self.observers.user_types.clone();
         hub.max_connections = self.performance.max_connections_per_node;
         hub.limits = DecodeLimits {
             max_message_size: self.security.max_message_size,

@@ -33,6 +33,7 @@ pub const HOT_KEYS: &[&str] = &[
     "wsc.multi_login.",
     "wsc.groups.",
     "wsc.tickets.",
+    "wsc.observers.",
     "wsc.ack.",
     "wsc.recovery.",
     "wsc.security.enable_rate_limit",

@@ -91,6 +91,16 @@ pub enum Envelope {
         /// Joined (true) or left (false).
         joined: bool,
     },
+    /// The node has observer connections (`present`), or no longer has any. Repeated every
+    /// heartbeat while it has some, so a node that starts later learns it, and forgotten
+    /// when not repeated: a node sends observer copies to the others only while one of them
+    /// said it has observers.
+    Observers {
+        /// The node.
+        origin: String,
+        /// Whether it has observers.
+        present: bool,
+    },
     /// A group was disbanded: every membership of it ended.
     Disbanded {
         /// The node that accepted the change.
@@ -108,6 +118,7 @@ impl Envelope {
             | Envelope::Kick { origin, .. }
             | Envelope::Membership { origin, .. }
             | Envelope::Disbanded { origin, .. }
+            | Envelope::Observers { origin, .. }
             | Envelope::Ack { origin, .. }
             | Envelope::Delivered { origin, .. } => origin,
         }

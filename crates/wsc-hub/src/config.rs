@@ -124,6 +124,10 @@ pub struct HubConfig {
     /// Messages of a ticket kept for an agent who takes it (assigned from the queue or
     /// transferred); 0 keeps none.
     pub ticket_history_size: usize,
+    /// Whether connections of `observer_types` get copies of the traffic in their scope.
+    pub observers_enabled: bool,
+    /// User types whose connections are observers (they must be allowed to connect too).
+    pub observer_types: Vec<String>,
     /// Whether clients may open (`ticket_created`), close (`ticket_closed`) and transfer
     /// (`ticket_transfer`) tickets with frames; off, those frames go to the callbacks.
     pub ticket_client_requests: bool,
@@ -198,6 +202,8 @@ impl Default for HubConfig {
             agent_types: vec!["agent".to_owned()],
             ticket_history_size: 50,
             ticket_client_requests: true,
+            observers_enabled: true,
+            observer_types: vec!["observer".to_owned()],
             relay: RelayPolicy::default(),
         }
     }

@@ -100,6 +100,8 @@ pub struct Connection {
     closing: CancellationToken,
     reason: OnceLock<DisconnectReason>,
     metadata: Mutex<HashMap<String, String>>,
+    /// An observer gets copies of the traffic in its scope (`hub/observers.rs`).
+    observer: bool,
 }
 
 impl Connection {
@@ -123,7 +125,30 @@ impl Connection {
             closing: CancellationToken::new(),
             reason: OnceLock::new(),
             metadata,
+            observer: false,
         }
+    }
+
+    /// Marks the connection as an observer (before it is shared).
+    pub(crate) fn observing(mut self, observer: bool) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The groups the connection joined at connect; none for an observer, whose groups are
+    /// the scope of what it observes.
+    pub(crate) fn bound_groups(&self) -> &[String] {
+        if self.observer {
+            &[]
+        } else {
+            &self.identity.group_ids
+        }
+    }
+
+    /// Whether the connection is an observer: its user type is one of
+    /// `HubConfig::observer_types` (with observers enabled) when it connected.
+    pub fn is_observer(&self) -> bool {
+        self.observer
     }
 
     /// The process-local id.

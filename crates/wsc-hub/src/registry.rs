@@ -36,6 +36,8 @@ pub(crate) struct Registry {
     /// Counts every membership change seen, applied or not, so a load that raced with one
     /// can tell and read again.
     membership_epoch: u64,
+    /// The observer connections.
+    observers: HashSet<ConnectionId>,
 }
 
 /// Why [`Registry::admit`] refused a connection.
@@ -112,11 +114,15 @@ impl Registry {
         for ticket in &conn.identity().ticket_ids {
             self.by_ticket.entry(ticket.clone()).or_default().push(id);
         }
-        for group in &conn.identity().group_ids {
+        // An observer's groups are its scope, not memberships: it gets copies instead.
+        for group in conn.bound_groups() {
             self.group_conns
                 .entry(group.clone())
                 .or_default()
                 .insert(id);
+        }
+        if conn.is_observer() {
+            self.observers.insert(id);
         }
         self.by_id.insert(id, conn);
         Ok(evicted)
@@ -125,6 +131,7 @@ impl Registry {
     /// Removes a connection from every index. `None` when it was already gone (evicted).
     pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<Arc<Connection>> {
         let conn = self.by_id.remove(&id)?;
+        self.observers.remove(&id);
         if self.by_client.get(conn.client_id()) == Some(&id) {
             self.by_client.remove(conn.client_id());
         }
@@ -132,7 +139,7 @@ impl Registry {
         for ticket in &conn.identity().ticket_ids {
             remove_from_list(&mut self.by_ticket, ticket, id);
         }
-        for group in &conn.identity().group_ids {
+        for group in conn.bound_groups() {
             if let Some(set) = self.group_conns.get_mut(group) {
                 set.remove(&id);
                 if set.is_empty() {
@@ -151,6 +158,21 @@ impl Registry {
             Target::Connection { client_id } => collect(route, self.by_client(client_id), out),
             Target::Ticket { ticket_id } => collect(route, self.ticket(ticket_id), out),
             Target::Group { group_id } => collect(route, self.group(group_id), out),
+            Target::Observers {
+                app_id,
+                namespace,
+                group_ids,
+            } => collect(
+                route,
+                self.ids_of(&self.observers).filter(|conn| {
+                    let id = conn.identity();
+                    (id.app_id.is_empty() || id.app_id == *app_id)
+                        && (id.namespace.is_empty() || id.namespace == *namespace)
+                        && (id.group_ids.is_empty()
+                            || group_ids.iter().any(|g| id.group_ids.contains(g)))
+                }),
+                out,
+            ),
             Target::Broadcast => {
                 out.reserve(self.len());
                 collect(route, self.all(), out)
@@ -275,6 +297,21 @@ impl Registry {
         self.tickets.forget(user_id);
     }
 
+    /// How many observer connections are registered here.
+    pub(crate) fn observer_count(&self) -> usize {
+        self.observers.len()
+    }
+
+    /// The open connections among these ids.
+    fn ids_of<'a>(
+        &'a self,
+        ids: &'a HashSet<ConnectionId>,
+    ) -> impl Iterator<Item = &'a Arc<Connection>> + 'a {
+        ids.iter()
+            .filter_map(|id| self.by_id.get(id))
+            .filter(|c| !c.is_closing())
+    }
+
     /// Whether a user takes part in a ticket (its customer or agent), as indexed here.
     pub(crate) fn is_ticket_participant(&self, ticket_id: &str, user_id: &str) -> bool {
         self.tickets.contains(ticket_id, user_id)
@@ -286,7 +323,7 @@ impl Registry {
         self.groups.contains(group_id, user_id)
             || self
                 .ids(self.by_user.get(user_id))
-                .any(|c| c.identity().group_ids.iter().any(|g| g == group_id))
+                .any(|c| c.bound_groups().iter().any(|g| g == group_id))
     }
 
     /// Users with a connection here that joined the group at connect (`group_id`).

@@ -39,6 +39,21 @@ pub enum Target {
     },
     /// Every connection.
     Broadcast,
+    /// The observers whose scope covers a message of this app, namespace and groups: an
+    /// observer with no namespace sees every message, one with a namespace that
+    /// namespace's, one with groups too only messages of those groups (its app, when it has
+    /// one, must match as well).
+    Observers {
+        /// The message's app.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        app_id: String,
+        /// The message's namespace.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        namespace: String,
+        /// The message's groups.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        group_ids: Vec<String>,
+    },
 }
 
 /// A target plus the filters every route shares. Built by the hub's send operations and

@@ -28,6 +28,7 @@ pub(crate) struct Counters {
     pub(crate) offline_stored: AtomicU64,
     pub(crate) offline_replayed: AtomicU64,
     pub(crate) cluster_errors: AtomicU64,
+    pub(crate) observer_copies: AtomicU64,
     pub(crate) latency: Latency,
     pub(crate) in_by_type: Mutex<HashMap<String, u64>>,
     pub(crate) out_by_type: Mutex<HashMap<String, u64>>,
@@ -141,6 +142,10 @@ pub struct HubStats {
     /// the shared history) that failed because the backplane or a shared store could not be
     /// reached. Local delivery goes on meanwhile.
     pub cluster_errors: u64,
+    /// Observer connections on this node now.
+    pub observers: u64,
+    /// Copies of messages queued for this node's observers.
+    pub observer_copies: u64,
     /// Client frames received, by `message_type` (valid frames only).
     pub messages_in_by_type: BTreeMap<String, u64>,
     /// Deliveries of sends (user, ticket, group, connection, broadcast), by `message_type`.
@@ -155,7 +160,13 @@ impl Counters {
     pub(crate) fn snapshot(
         &self,
         node_id: &str,
-        (connections, users, acks_pending, offline_dropped): (usize, usize, usize, u64),
+        (connections, users, acks_pending, offline_dropped, observers): (
+            usize,
+            usize,
+            usize,
+            u64,
+            usize,
+        ),
         uptime_seconds: u64,
     ) -> HubStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -181,6 +192,8 @@ impl Counters {
             offline_replayed: get(&self.offline_replayed),
             offline_dropped,
             cluster_errors: get(&self.cluster_errors),
+            observers: observers as u64,
+            observer_copies: get(&self.observer_copies),
             messages_in_by_type: self
                 .in_by_type
                 .lock()

@@ -42,6 +42,7 @@ macro_rules! cross_node_scenarios {
             the_agent_limit_holds_across_nodes_under_concurrent_opens,
             ticket_participants_on_other_nodes_get_its_notices_and_messages,
             a_queued_ticket_goes_to_an_agent_connecting_on_another_node,
+            observers_on_other_nodes_get_one_copy_of_each_send_in_their_scope,
             an_acknowledged_send_is_acked_by_a_connection_on_another_node,
             a_resend_reaches_the_other_node_too,
             an_acknowledged_send_to_a_connection_on_another_node,
@@ -535,6 +536,80 @@ pub async fn a_queued_ticket_goes_to_an_agent_connecting_on_another_node([a, b, 
     );
     assert!(b.ticket_queue().await.unwrap().is_empty());
     assert_eq!(b.ticket("t-q").await.unwrap().unwrap().agent_id, "late");
+}
+
+/// Frames of a registration up to the next `marker` broadcast, as (content, whether a
+/// marked observer copy).
+async fn until_marker(registration: &mut Registration) -> Vec<(String, bool)> {
+    let mut seen = Vec::new();
+    loop {
+        let frame = next_message(registration).await;
+        let content = frame["content"].as_str().unwrap_or_default().to_owned();
+        if content == "marker" {
+            return seen;
+        }
+        let copy = frame["data"]["metadata"]["observer_mode"] == Value::Bool(true);
+        seen.push((content, copy));
+    }
+}
+
+/// A global observer on `c` and a namespace observer on `b`: sends made on `a` to a user on
+/// `b` reach each observer once, marked, in its scope only; a message kept offline is not
+/// copied.
+pub async fn observers_on_other_nodes_get_one_copy_of_each_send_in_their_scope(
+    [a, b, c]: [&Hub; 3],
+) {
+    let mut global = c
+        .register(Identity::new("sup").with_user_type("observer"))
+        .await
+        .unwrap();
+    let mut shop = b
+        .register(
+            Identity::new("sup-shop")
+                .with_user_type("observer")
+                .with_scope("", "shop"),
+        )
+        .await
+        .unwrap();
+    let _bob = b.register(Identity::new("bob")).await.unwrap();
+    let marker = || a.broadcast(HubMessage::text("marker"), BroadcastOptions::default());
+    // The observers' nodes announce them; until `a` has heard, its sends carry no copy.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        a.send_to_user("bob", HubMessage::text("probe"))
+            .await
+            .unwrap();
+        marker().await.unwrap();
+        // The shop observer sees no probe (out of its scope), only the marker.
+        assert!(until_marker(&mut shop).await.is_empty());
+        if !until_marker(&mut global).await.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a never learned of the observers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let shop_msg = HubMessage {
+        namespace: "shop".into(),
+        ..HubMessage::text("shop news")
+    };
+    a.send_to_user("bob", HubMessage::text("plain"))
+        .await
+        .unwrap();
+    a.send_to_user("nobody", HubMessage::text("kept"))
+        .await
+        .unwrap();
+    a.send_to_user("bob", shop_msg).await.unwrap();
+    marker().await.unwrap();
+    let copy = |text: &str| (text.to_owned(), true);
+    assert_eq!(
+        until_marker(&mut global).await,
+        [copy("plain"), copy("shop news")]
+    );
+    assert_eq!(until_marker(&mut shop).await, [copy("shop news")]);
 }
 
 /// An acknowledged send made on `a` completes with the ack of a connection on `b`; a

@@ -254,6 +254,8 @@ pub struct WscConfig {
     pub groups: GroupsConfig,
     /// Tickets and agents.
     pub tickets: TicketsConfig,
+    /// Observers: connections that get copies of the traffic in their scope.
+    pub observers: ObserversConfig,
     /// Acknowledged delivery.
     pub ack: AckConfig,
     /// Offline messages.
@@ -292,6 +294,7 @@ impl Default for WscConfig {
             multi_login: MultiLoginConfig::default(),
             groups: GroupsConfig::default(),
             tickets: TicketsConfig::default(),
+            observers: ObserversConfig::default(),
             ack: AckConfig::default(),
             offline: OfflineConfig::default(),
             recovery: RecoveryConfig::default(),
@@ -407,6 +410,28 @@ impl Default for TicketsConfig {
             agent_types: hub.agent_types,
             history_size: hub.ticket_history_size,
             client_requests: hub.ticket_client_requests,
+        }
+    }
+}
+
+/// Observers (supervisors, monitoring): connections of these user types get a copy of every
+/// message sent in their scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ObserversConfig {
+    /// Whether observers get copies.
+    pub enabled: bool,
+    /// User types whose connections are observers.
+    pub user_types: Vec<String>,
+}
+
+impl Default for ObserversConfig {
+    fn default() -> Self {
+        let hub = HubConfig::default();
+        ObserversConfig {
+            enabled: hub.observers_enabled,
+            user_types: hub.observer_types,
         }
     }
 }

@@ -99,7 +99,9 @@ impl Hub {
             message_id: msg.message_id.clone(),
             outcomes: vec![outcome],
         };
-        self.message_sent(&msg, &ack_summary(&report));
+        let summary = ack_summary(&report);
+        self.message_sent(&msg, &summary);
+        self.observe(&msg, &summary).await;
         Ok(report)
     }
 
@@ -226,7 +228,9 @@ impl Hub {
                 attempts,
             }],
         };
-        self.message_sent(&msg, &ack_summary(&report));
+        let summary = ack_summary(&report);
+        self.message_sent(&msg, &summary);
+        self.observe(&msg, &summary).await;
         Ok(report)
     }
 
@@ -280,7 +284,9 @@ impl Hub {
             message_id: msg.message_id.clone(),
             outcomes,
         };
-        self.message_sent(&msg, &ack_summary(&report));
+        let summary = ack_summary(&report);
+        self.message_sent(&msg, &summary);
+        self.observe(&msg, &summary).await;
         Ok(report)
     }
 

@@ -47,12 +47,11 @@ impl Hub {
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let conn = Arc::new(Connection::new(
-            id,
-            std::mem::take(identity),
-            tx,
-            self.now_ms(),
-        ));
+        let observer =
+            config.observers_enabled && config.observer_types.contains(&identity.user_type);
+        let conn = Arc::new(
+            Connection::new(id, std::mem::take(identity), tx, self.now_ms()).observing(observer),
+        );
         for callback in self.inner.callbacks.connect.snapshot() {
             if let Err(e) = callback(conn.clone()).await {
                 self.emit_error(Some(&conn), &ErrorEvent::CallbackRejected(e.0.clone()));
@@ -124,6 +123,9 @@ impl Hub {
             if self.is_agent(&conn.identity().user_type) {
                 self.agent_came_online(conn.user_id()).await;
             }
+        }
+        if conn.is_observer() {
+            self.announce_observers();
         }
         Counters::add(&self.inner.counters.connections_accepted, 1);
         self.emit_event(|| HubEvent {

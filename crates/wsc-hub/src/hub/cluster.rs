@@ -94,6 +94,7 @@ impl Hub {
                     remote_acks.expect(message_id.clone(), origin.clone());
                 }
                 let reached = self.deliver_remote(&route, &payload);
+                self.count_observer_copies(&route, reached.len());
                 if report && let Some(message_id) = awaits_ack {
                     let recipients = reached
                         .iter()
@@ -152,6 +153,9 @@ impl Hub {
                 } else {
                     registry.remove_member(kind, &id, &user_id);
                 }
+            }
+            Envelope::Observers { origin, present } => {
+                self.observers_announced(&origin, present);
             }
             Envelope::Disbanded { group_id, .. } => {
                 self.inner
@@ -283,6 +287,9 @@ impl Hub {
             if self.is_agent(&conn.identity().user_type) {
                 self.agent_went_offline(conn.user_id());
             }
+        }
+        if conn.is_observer() {
+            self.announce_observers();
         }
         empty
     }

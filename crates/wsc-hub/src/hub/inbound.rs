@@ -151,7 +151,7 @@ impl Hub {
             }
             self.send_to_ticket(&msg.ticket_id, msg.clone()).await
         } else if let Some(group) = msg.group_ids.first() {
-            let member = identity.group_ids.contains(group)
+            let member = conn.bound_groups().contains(group)
                 || self
                     .inner
                     .registry

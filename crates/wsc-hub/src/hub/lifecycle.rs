@@ -119,5 +119,8 @@ impl Hub {
         }
         self.prune_histories();
         self.sweep_tickets();
+        if self.inner.had_observers.load(Ordering::Acquire) {
+            self.announce_observers();
+        }
     }
 }

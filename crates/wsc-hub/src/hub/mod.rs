@@ -3,7 +3,7 @@
 //! `acked` (acknowledged sends), `acked_remote` (their recipients on other nodes), `replay`
 //! (offline and resume), `outbox` (one connection's queue), `inbound` (client frames),
 //! `presence` (queries), `groups` (group membership), `tickets` (ticket lifecycle and
-//! agents), `membership` (the index of groups and tickets of the users connected here),
+//! agents), `observers` (copies of traffic for observer connections), `membership` (the index of groups and tickets of the users connected here),
 //! `hooks` (callbacks), `lifecycle` (start, stop, liveness) and `registration` (the
 //! transport's handle).
 
@@ -17,6 +17,7 @@ mod inbound;
 mod lifecycle;
 mod membership;
 mod numbering;
+mod observers;
 mod outbox;
 mod presence;
 mod registration;
@@ -126,6 +127,10 @@ struct Inner {
     event_listeners: AtomicBool,
     /// Messages other nodes sent here that await an ack, and where to forward it.
     remote_acks: Mutex<cluster::RemoteAcks>,
+    /// Other nodes that said they have observers, with when they last said it (hub ms).
+    observer_nodes: Mutex<HashMap<String, u64>>,
+    /// Whether this node last told the others it has observers.
+    had_observers: AtomicBool,
     /// This node's acknowledged ticket and group sends waiting for other nodes.
     remote_sends: Mutex<acked_remote::RemoteSends>,
 }
@@ -170,6 +175,8 @@ impl Hub {
                 event_listeners: AtomicBool::new(false),
                 remote_acks: Mutex::new(cluster::RemoteAcks::default()),
                 remote_sends: Mutex::new(HashMap::new()),
+                observer_nodes: Mutex::new(HashMap::new()),
+                had_observers: AtomicBool::new(false),
             }),
         }
     }

@@ -48,9 +48,9 @@ impl Hub {
 
     /// An exact snapshot of the counters.
     pub fn stats(&self) -> HubStats {
-        let (connections, users) = {
+        let (connections, users, observers) = {
             let reg = self.inner.registry.read();
-            (reg.len(), reg.user_count())
+            (reg.len(), reg.user_count(), reg.observer_count())
         };
         let uptime = self
             .inner
@@ -62,7 +62,7 @@ impl Hub {
         let pending = self.inner.acks.len();
         self.inner.counters.snapshot(
             self.node_id(),
-            (connections, users, pending, dropped),
+            (connections, users, pending, dropped, observers),
             uptime,
         )
     }

@@ -137,6 +137,10 @@ impl Hub {
             return Err(SendError::Unavailable(e.to_string()));
         }
         self.message_sent(msg, &report);
+        // Observers get broadcasts anyway.
+        if !matches!(route.target, Target::Broadcast) {
+            self.observe(msg, &report).await;
+        }
         Ok(report)
     }
 
