@@ -85,7 +85,7 @@ async fn a_ticket_opened_by_the_api_goes_to_a_connected_agent_and_carries_messag
     let (_, agents) = get(api, "/api/v1/agents").await;
     assert_eq!(
         agents,
-        json!({"agents": [{"agent_id": "ann", "load": 1, "capacity": 1, "available": true}]})
+        json!({"agents": [{"agent_id": "ann", "load": 1, "capacity": 1, "available": true, "skills": []}]})
     );
 
     let (status, closed) = post(api, "/api/v1/tickets/t1/close", "").await;
@@ -165,6 +165,20 @@ async fn transfer_moves_a_ticket_and_refusals_are_json_errors() {
     assert_eq!((status, &body["error"]), (400, &json!("invalid_target")));
     let (status, body) = post(api, "/api/v1/tickets", r#"{"customer":"x"}"#).await;
     assert_eq!((status, &body["error"]), (400, &json!("invalid_body")));
+    // A department ticket waits for an agent of that department (a group of its connection).
+    let (_, sales) = post(
+        api,
+        "/api/v1/tickets",
+        r#"{"customer_id":"erin","ticket_id":"t3","department":"sales"}"#,
+    )
+    .await;
+    assert_eq!(
+        (&sales["state"], &sales["department"]),
+        (&json!("queued"), &json!("sales"))
+    );
+    let _sue = connect(ws, "user_id=sue&user_type=agent&group_id=sales").await;
+    let (_, t3) = get(api, "/api/v1/tickets/t3").await;
+    assert_eq!(t3["agent_id"], "sue");
     server.stop(WAIT).await;
 }
 
@@ -202,6 +216,7 @@ async fn grpc_opens_transfers_closes_and_lists_with_the_rest_apis_codes() {
         customer_id: "carl".into(),
         ticket_id: id.into(),
         vip: false,
+        department: String::new(),
     };
     let t1 = grpc.open_ticket(open("t1")).await.unwrap().into_inner();
     assert_eq!(parse(&t1.ticket_json)["agent_id"], "ann");

@@ -374,7 +374,7 @@ async fn every_event_fires_exactly_once_over_a_session() {
     );
     // A second agent, available without a connection (so no second client event).
     hub.ticket_store()
-        .agent_available("hal", hub.node_id(), 5, true, 0)
+        .agent_available(wsc_hub::AgentProfile::new("hal", hub.node_id(), 5), true, 0)
         .await
         .unwrap();
     hub.transfer_ticket("t1", "hal").await.unwrap();

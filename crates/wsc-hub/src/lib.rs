@@ -76,6 +76,6 @@ pub use report::{
 pub use route::{Route, Target};
 pub use stats::{HubStats, LATENCY_BUCKETS_US, LatencyHistogram};
 pub use tickets::{
-    AgentLoad, CLOSED_RETENTION_MS, MemoryTickets, NewTicket, Ticket, TicketChange, TicketError,
-    TicketState, TicketStore,
+    AgentLoad, AgentProfile, CLOSED_RETENTION_MS, MemoryTickets, NewTicket, Ticket, TicketChange,
+    TicketError, TicketState, TicketStore,
 };

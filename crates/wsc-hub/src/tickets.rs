@@ -53,6 +53,9 @@ pub struct Ticket {
     pub state: TicketState,
     /// Served before the other queued tickets.
     pub vip: bool,
+    /// The department (skill) it asks for: only agents with it take it (empty: any agent).
+    #[serde(default)]
+    pub department: String,
     /// When it was opened (Unix time, ms).
     pub created_at_ms: u64,
     /// Its last change or activity (Unix time, ms).
@@ -71,6 +74,8 @@ pub struct NewTicket {
     pub customer_id: String,
     /// Served before the other queued tickets.
     pub vip: bool,
+    /// The department (skill) it asks for (empty: any agent).
+    pub department: String,
 }
 
 impl NewTicket {
@@ -80,7 +85,14 @@ impl NewTicket {
             ticket_id: String::new(),
             customer_id: customer_id.into(),
             vip: false,
+            department: String::new(),
         }
+    }
+
+    /// For agents of this department only.
+    pub fn with_department(mut self, department: impl Into<String>) -> Self {
+        self.department = department.into();
+        self
     }
 
     /// With this id.
@@ -92,6 +104,38 @@ impl NewTicket {
     /// Served first.
     pub fn vip(mut self, vip: bool) -> Self {
         self.vip = vip;
+        self
+    }
+}
+
+/// An agent becoming available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentProfile {
+    /// The agent's user id.
+    pub agent_id: String,
+    /// The node where it connected.
+    pub node_id: String,
+    /// Tickets it takes at most.
+    pub capacity: usize,
+    /// The departments it serves (its connection's groups), besides tickets of none.
+    pub skills: Vec<String>,
+}
+
+impl AgentProfile {
+    /// An agent on `node_id` taking up to `capacity` tickets, with no department.
+    pub fn new(agent_id: impl Into<String>, node_id: impl Into<String>, capacity: usize) -> Self {
+        AgentProfile {
+            agent_id: agent_id.into(),
+            node_id: node_id.into(),
+            capacity,
+            skills: Vec::new(),
+        }
+    }
+
+    /// Serving these departments too.
+    pub fn with_skills<I: IntoIterator<Item = S>, S: Into<String>>(mut self, skills: I) -> Self {
+        self.skills = skills.into_iter().map(Into::into).collect();
         self
     }
 }
@@ -109,6 +153,9 @@ pub struct AgentLoad {
     pub capacity: usize,
     /// Whether it is connected somewhere and takes new tickets.
     pub available: bool,
+    /// The departments it serves (besides tickets of none), sorted.
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 /// What one store step changed: the ticket acted on, the agent it had before, and the
@@ -211,13 +258,12 @@ pub trait TicketStore: Send + Sync + 'static {
         auto_assign: bool,
         now_ms: u64,
     ) -> BoxFuture<Result<TicketChange, TicketError>>;
-    /// An agent connected on `node_id`: it takes tickets up to `capacity`; queued tickets
-    /// it has room for are assigned to it now (returned in order) when `auto_assign`.
+    /// An agent connected on `node_id`: it takes tickets up to `capacity`, of no department
+    /// or of one of its `skills` (added to those it had); queued tickets it can take are
+    /// assigned to it now (returned in order) when `auto_assign`.
     fn agent_available(
         &self,
-        agent_id: &str,
-        node_id: &str,
-        capacity: usize,
+        agent: AgentProfile,
         auto_assign: bool,
         now_ms: u64,
     ) -> BoxFuture<Result<Vec<Ticket>, TicketError>>;
@@ -296,6 +342,13 @@ struct Agent {
     capacity: usize,
     /// Nodes where the agent is connected.
     nodes: Vec<String>,
+    skills: std::collections::BTreeSet<String>,
+}
+
+impl Agent {
+    fn takes(&self, department: &str) -> bool {
+        department.is_empty() || self.skills.contains(department)
+    }
 }
 
 impl Desk {
@@ -307,11 +360,12 @@ impl Desk {
         }
     }
 
-    /// The least-loaded available agent with room (ties: by id).
-    fn pick_agent(&self) -> Option<String> {
+    /// The least-loaded available agent with room for a ticket of `department` (ties: by
+    /// id).
+    fn pick_agent(&self, department: &str) -> Option<String> {
         self.agents
             .iter()
-            .filter(|(_, a)| !a.nodes.is_empty() && a.load < a.capacity)
+            .filter(|(_, a)| !a.nodes.is_empty() && a.load < a.capacity && a.takes(department))
             .min_by_key(|(id, a)| (a.load, (*id).clone()))
             .map(|(id, _)| id.clone())
     }
@@ -333,7 +387,12 @@ impl Desk {
         while let Some(agent) = self.agents.get(agent_id)
             && !agent.nodes.is_empty()
             && agent.load < agent.capacity
-            && let Some((_, ticket_id)) = self.queue.pop_first()
+            && let Some(key) = self
+                .queue
+                .iter()
+                .find(|(_, id)| agent.takes(&self.tickets[id.as_str()].department))
+                .map(|(key, _)| *key)
+            && let Some(ticket_id) = self.queue.remove(&key)
         {
             taken.push(self.assign(&ticket_id, agent_id, now_ms));
         }
@@ -411,12 +470,15 @@ impl TicketStore for MemoryTickets {
                 agent_id: String::new(),
                 state: TicketState::Queued,
                 vip: new.vip,
+                department: new.department,
                 created_at_ms: now_ms,
                 updated_at_ms: now_ms,
                 close_reason: String::new(),
             };
             desk.tickets.insert(new.ticket_id.clone(), ticket.clone());
-            let agent = auto_assign.then(|| desk.pick_agent()).flatten();
+            let agent = auto_assign
+                .then(|| desk.pick_agent(&ticket.department))
+                .flatten();
             let ticket = match agent {
                 Some(agent) => desk.assign(&new.ticket_id, &agent, now_ms),
                 None => {
@@ -436,20 +498,19 @@ impl TicketStore for MemoryTickets {
 
     fn agent_available(
         &self,
-        agent_id: &str,
-        node_id: &str,
-        capacity: usize,
+        profile: AgentProfile,
         auto_assign: bool,
         now_ms: u64,
     ) -> BoxFuture<Result<Vec<Ticket>, TicketError>> {
         self.with(|desk| {
-            let agent = desk.agents.entry(agent_id.to_owned()).or_default();
-            agent.capacity = capacity;
-            if !agent.nodes.iter().any(|n| n == node_id) {
-                agent.nodes.push(node_id.to_owned());
+            let agent = desk.agents.entry(profile.agent_id.clone()).or_default();
+            agent.capacity = profile.capacity;
+            agent.skills.extend(profile.skills);
+            if !agent.nodes.contains(&profile.node_id) {
+                agent.nodes.push(profile.node_id);
             }
             Ok(if auto_assign {
-                desk.drain_to(agent_id, now_ms)
+                desk.drain_to(&profile.agent_id, now_ms)
             } else {
                 Vec::new()
             })
@@ -622,6 +683,7 @@ impl TicketStore for MemoryTickets {
                     load: a.load,
                     capacity: a.capacity,
                     available: !a.nodes.is_empty(),
+                    skills: a.skills.iter().cloned().collect(),
                 })
                 .collect())
         })

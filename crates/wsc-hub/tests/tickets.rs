@@ -570,3 +570,58 @@ async fn with_the_relay_on_participants_write_to_their_ticket_without_a_connect_
     assert_eq!(error_codes(&mut zed), ["rejected"], "not a participant");
     assert!(drain_messages(&mut ann).is_empty());
 }
+
+#[tokio::test]
+async fn a_department_ticket_goes_only_to_an_agent_of_its_department() {
+    let hub = desk(1);
+    let _gen = agent(&hub, "gen").await;
+    let _bill = hub
+        .register(
+            Identity::new("bill")
+                .with_user_type("agent")
+                .with_groups(["billing"]),
+        )
+        .await
+        .unwrap();
+    let billing = |id: &str| NewTicket::new("c").with_id(id).with_department("billing");
+    // gen and bill are equally loaded; only bill serves billing.
+    assert_eq!(
+        hub.open_ticket(billing("b1")).await.unwrap().agent_id,
+        "bill"
+    );
+    assert_eq!(
+        hub.open_ticket(NewTicket::new("c").with_id("p1"))
+            .await
+            .unwrap()
+            .agent_id,
+        "gen"
+    );
+    // Both full now: a billing ticket and a plain one queue, billing first.
+    hub.open_ticket(billing("b2")).await.unwrap();
+    hub.open_ticket(NewTicket::new("c").with_id("p2"))
+        .await
+        .unwrap();
+    // gen's freed place skips the billing ticket it cannot serve and takes p2.
+    hub.close_ticket("p1", "").await.unwrap();
+    assert_eq!(hub.ticket("p2").await.unwrap().unwrap().agent_id, "gen");
+    assert_eq!(
+        hub.ticket("b2").await.unwrap().unwrap().state,
+        TicketState::Queued
+    );
+    hub.close_ticket("b1", "").await.unwrap();
+    assert_eq!(hub.ticket("b2").await.unwrap().unwrap().agent_id, "bill");
+    let skills: Vec<(String, Vec<String>)> = hub
+        .agent_workloads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.agent_id, a.skills))
+        .collect();
+    assert_eq!(
+        skills,
+        [
+            ("bill".to_owned(), vec!["billing".to_owned()]),
+            ("gen".to_owned(), vec![])
+        ]
+    );
+}

@@ -14,7 +14,9 @@ use std::sync::LazyLock;
 
 use redis::Script;
 use serde::Deserialize;
-use wsc_hub::{AgentLoad, BoxFuture, NewTicket, Ticket, TicketChange, TicketError, TicketStore};
+use wsc_hub::{
+    AgentLoad, AgentProfile, BoxFuture, NewTicket, Ticket, TicketChange, TicketError, TicketStore,
+};
 
 use crate::error::Error;
 use crate::pool::Redis;
@@ -26,17 +28,18 @@ fn script(body: &str) -> Script {
     ))
 }
 
-/// ARGV: P, id, customer, vip, auto.
+/// ARGV: P, id, customer, vip, auto, department.
 static OPEN: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local id, customer, vip, auto = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
+local id, customer, vip, auto, department = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
 if redis.call('EXISTS', tkey(id)) == 1 then return refuse('exists', id) end
 redis.call('HSET', tkey(id), 'ticket_id', id, 'customer_id', customer, 'agent_id', '',
-  'state', 'queued', 'vip', vip, 'created_at_ms', NOW, 'updated_at_ms', NOW, 'close_reason', '')
+  'state', 'queued', 'vip', vip, 'department', department, 'created_at_ms', NOW,
+  'updated_at_ms', NOW, 'close_reason', '')
 redis.call('SADD', P .. 'user_tickets:' .. customer, id)
 redis.call('ZADD', P .. 'ticket_activity', NOW, id)
-local agent = auto and pick() or nil
+local agent = auto and pick(department) or nil
 if agent then
   assign(id, agent)
 else
@@ -48,11 +51,12 @@ return change_json(id, '', {})
     )
 });
 
-/// ARGV: P, agent, node, capacity, auto.
+/// ARGV: P, agent, node, capacity, auto, skills...
 static AVAILABLE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local agent = ARGV[2]
+for i = 6, #ARGV do redis.call('SADD', P .. 'agent:' .. agent .. ':skills', ARGV[i]) end
 redis.call('HSET', P .. 'agents', agent, ARGV[4])
 redis.call('HSETNX', P .. 'agent_load', agent, 0)
 redis.call('SADD', P .. 'agent:' .. agent .. ':nodes', ARGV[3])
@@ -139,16 +143,24 @@ static GET: LazyLock<Script> = LazyLock::new(|| script("return ticket_json(ARGV[
 /// ARGV: P.
 static AGENTS: LazyLock<Script> = LazyLock::new(|| {
     script(
-        r"
+        r#"
 local out = {}
 local agents = redis.call('HKEYS', P .. 'agents')
 table.sort(agents)
 for _, agent in ipairs(agents) do
-  out[#out + 1] = cjson.encode({agent_id = agent, load = load(agent),
+  local skills = redis.call('SMEMBERS', P .. 'agent:' .. agent .. ':skills')
+  table.sort(skills)
+  local entry = cjson.encode({agent_id = agent, load = load(agent),
     capacity = capacity(agent), available = alive(agent)})
+  -- cjson writes an empty table as {}: the skills go in as a JSON array by hand.
+  local list = '['
+  for i, skill in ipairs(skills) do
+    list = list .. (i > 1 and ',' or '') .. cjson.encode(skill)
+  end
+  out[#out + 1] = string.sub(entry, 1, -2) .. ',"skills":' .. list .. ']}'
 end
 return '[' .. table.concat(out, ',') .. ']'
-",
+"#,
     )
 });
 
@@ -309,6 +321,7 @@ impl TicketStore for RedisTickets {
             ticket.customer_id,
             flag(ticket.vip),
             flag(auto_assign),
+            ticket.department,
         ];
         let change = self.call::<Change>(&OPEN, args);
         Box::pin(async move { change.await.map(TicketChange::from) })
@@ -316,18 +329,17 @@ impl TicketStore for RedisTickets {
 
     fn agent_available(
         &self,
-        agent_id: &str,
-        node_id: &str,
-        capacity: usize,
+        agent: AgentProfile,
         auto_assign: bool,
         _now_ms: u64,
     ) -> BoxFuture<Result<Vec<Ticket>, TicketError>> {
-        let args = vec![
-            agent_id.to_owned(),
-            node_id.to_owned(),
-            capacity.to_string(),
+        let mut args = vec![
+            agent.agent_id,
+            agent.node_id,
+            agent.capacity.to_string(),
             flag(auto_assign),
         ];
+        args.extend(agent.skills);
         self.call(&AVAILABLE, args)
     }
 

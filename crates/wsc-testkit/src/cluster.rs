@@ -43,6 +43,7 @@ macro_rules! cross_node_scenarios {
             ticket_participants_on_other_nodes_get_its_notices_and_messages,
             a_queued_ticket_goes_to_an_agent_connecting_on_another_node,
             observers_on_other_nodes_get_one_copy_of_each_send_in_their_scope,
+            a_department_ticket_waits_for_an_agent_of_its_department_on_any_node,
             an_acknowledged_send_is_acked_by_a_connection_on_another_node,
             a_resend_reaches_the_other_node_too,
             an_acknowledged_send_to_a_connection_on_another_node,
@@ -610,6 +611,55 @@ pub async fn observers_on_other_nodes_get_one_copy_of_each_send_in_their_scope(
         [copy("plain"), copy("shop news")]
     );
     assert_eq!(until_marker(&mut shop).await, [copy("shop news")]);
+}
+
+/// A ticket asking for a department waits while only other agents are online, even with
+/// room, and goes to an agent of that department (a group of its connection) who connects
+/// on another node; a plain ticket goes to anyone.
+pub async fn a_department_ticket_waits_for_an_agent_of_its_department_on_any_node(
+    [a, b, c]: [&Hub; 3],
+) {
+    let _plain = agent(b, "plain").await;
+    let billing = a
+        .open_ticket(
+            wsc_hub::NewTicket::new("cu")
+                .with_id("t-bill")
+                .with_department("billing"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(billing.state, wsc_hub::TicketState::Queued);
+    let other = a
+        .open_ticket(wsc_hub::NewTicket::new("cu").with_id("t-any"))
+        .await
+        .unwrap();
+    assert_eq!(other.agent_id, "plain");
+    let _biller = c
+        .register(
+            Identity::new("biller")
+                .with_user_type("agent")
+                .with_groups(["billing"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b.ticket("t-bill").await.unwrap().unwrap().agent_id,
+        "biller"
+    );
+    let skills: Vec<(String, Vec<String>)> = a
+        .agent_workloads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.agent_id, w.skills))
+        .collect();
+    assert_eq!(
+        skills,
+        [
+            ("biller".to_owned(), vec!["billing".to_owned()]),
+            ("plain".to_owned(), vec![])
+        ]
+    );
 }
 
 /// An acknowledged send made on `a` completes with the ack of a connection on `b`; a

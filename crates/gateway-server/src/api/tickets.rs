@@ -27,6 +27,9 @@ pub(crate) struct OpenTicket {
     /// Served before the other queued tickets.
     #[serde(default)]
     vip: bool,
+    /// Only agents of this department (a group of their connection) take it.
+    #[serde(default)]
+    department: String,
 }
 
 /// The body of `POST /api/v1/tickets/{ticket_id}/transfer`.
@@ -78,7 +81,8 @@ pub(super) async fn open_ticket(
     let body: OpenTicket = parse(&body)?;
     let ticket = NewTicket::new(body.customer_id)
         .with_id(body.ticket_id)
-        .vip(body.vip);
+        .vip(body.vip)
+        .with_department(body.department);
     Ok(Json(state.hub.open_ticket(ticket).await?))
 }
 

@@ -373,7 +373,8 @@ impl Gateway for GatewayService {
         let request = request.into_inner();
         let ticket = NewTicket::new(request.customer_id)
             .with_id(request.ticket_id)
-            .vip(request.vip);
+            .vip(request.vip)
+            .with_department(request.department);
         let ticket = self.hub.open_ticket(ticket).await.map_err(ticket_status)?;
         Ok(ticket_reply(&ticket))
     }

@@ -143,6 +143,9 @@ pub struct OpenTicketRequest {
     pub ticket_id: ::prost::alloc::string::String,
     #[prost(bool, tag = "3")]
     pub vip: bool,
+    /// Only agents of this department (a group of their connection) take it.
+    #[prost(string, tag = "4")]
+    pub department: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TicketRequest {

@@ -121,7 +121,8 @@ impl Hub {
             self.load_memberships(conn.user_id()).await;
             self.user_came_online(conn.user_id()).await;
             if self.is_agent(&conn.identity().user_type) {
-                self.agent_came_online(conn.user_id()).await;
+                self.agent_came_online(conn.user_id(), &conn.identity().group_ids)
+                    .await;
             }
         }
         if conn.is_observer() {

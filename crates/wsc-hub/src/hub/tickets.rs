@@ -7,7 +7,9 @@
 //! ticket in `data.ticket`) and the event feed gets an event.
 
 use super::*;
-use crate::tickets::{AgentLoad, NewTicket, Ticket, TicketChange, TicketError, TicketStore};
+use crate::tickets::{
+    AgentLoad, AgentProfile, NewTicket, Ticket, TicketChange, TicketError, TicketStore,
+};
 
 /// What happened to a ticket, for the frames and events it causes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,9 @@ impl Hub {
             ticket.ticket_id = uuid::Uuid::now_v7().simple().to_string();
         }
         InvalidId::check(&ticket.ticket_id, "ticket_id")?;
+        if !ticket.department.is_empty() {
+            InvalidId::check(&ticket.department, "department")?;
+        }
         let auto = self.config().ticket_auto_assign;
         let change = self
             .ticket_store()
@@ -113,7 +118,13 @@ impl Hub {
                         user_id: user.to_owned(),
                     })
                 } else {
-                    let ticket = NewTicket::new(user).with_id(msg.ticket_id.clone());
+                    let department = msg
+                        .data_value("department")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or_default();
+                    let ticket = NewTicket::new(user)
+                        .with_id(msg.ticket_id.clone())
+                        .with_department(department);
                     self.open_ticket(ticket).await.map(drop)
                 }
             }
@@ -174,19 +185,16 @@ impl Hub {
         self.config().agent_types.iter().any(|t| t == user_type)
     }
 
-    /// An agent's first connection on this node was admitted: it takes tickets, and the
-    /// queued ones it has room for now.
-    pub(super) async fn agent_came_online(&self, agent_id: &str) {
+    /// An agent's first connection on this node was admitted: it takes tickets (of no
+    /// department, or of one of its connection's groups, `skills`), and the queued ones it
+    /// has room for now.
+    pub(super) async fn agent_came_online(&self, agent_id: &str, skills: &[String]) {
         let config = self.config();
+        let profile = AgentProfile::new(agent_id, self.node_id(), config.max_tickets_per_agent)
+            .with_skills(skills.iter().cloned());
         let taken = self
             .ticket_store()
-            .agent_available(
-                agent_id,
-                self.node_id(),
-                config.max_tickets_per_agent,
-                config.ticket_auto_assign,
-                self.unix_ms(),
-            )
+            .agent_available(profile, config.ticket_auto_assign, self.unix_ms())
             .await;
         match taken {
             Ok(taken) => self.tickets_assigned(taken).await,

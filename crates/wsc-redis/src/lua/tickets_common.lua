@@ -11,6 +11,7 @@
 -- <P>agents                hash    agent -> capacity
 -- <P>agent_load            hash    agent -> assigned tickets
 -- <P>agent:<id>:nodes      set     nodes where the agent is connected
+-- <P>agent:<id>:skills     set     departments the agent serves (besides tickets of none)
 -- <P>user_tickets:<id>     set     open tickets of a user (customer or agent)
 -- <P>history:<id>          list    the ticket's last messages (JSON frames), oldest first
 local registry = KEYS[1]
@@ -50,7 +51,7 @@ local function ticket_json(id)
   for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
   return cjson.encode({
     ticket_id = f.ticket_id, customer_id = f.customer_id, agent_id = f.agent_id or '',
-    state = f.state, vip = f.vip == '1', created_at_ms = tonumber(f.created_at_ms),
+    state = f.state, vip = f.vip == '1', department = f.department or '', created_at_ms = tonumber(f.created_at_ms),
     updated_at_ms = tonumber(f.updated_at_ms), close_reason = f.close_reason or '',
   })
 end
@@ -78,27 +79,37 @@ local function release(agent, id)
   redis.call('SREM', P .. 'user_tickets:' .. agent, id)
 end
 
--- The least-loaded alive agent with room (ties: by id), or nil.
-local function pick()
+-- Whether the agent takes tickets of this department ('' = any agent does).
+local function takes(agent, department)
+  return department == '' or redis.call('SISMEMBER', P .. 'agent:' .. agent .. ':skills', department) == 1
+end
+
+-- The least-loaded alive agent with room for a ticket of `department` (ties: by id), or nil.
+local function pick(department)
   local best, best_load
   for _, agent in ipairs(redis.call('HKEYS', P .. 'agents')) do
     local l = load(agent)
     if l < capacity(agent) and (best == nil or l < best_load or (l == best_load and agent < best))
-      and alive(agent) then
+      and takes(agent, department) and alive(agent) then
       best, best_load = agent, l
     end
   end
   return best
 end
 
--- Gives the agent queued tickets while it has room; appends them (as JSON) to `out`.
+-- Gives the agent queued tickets it takes, in queue order, while it has room; appends them
+-- (as JSON) to `out`. The queue is scanned for the first ticket of a department the agent
+-- serves, so its cost grows with the queue.
 local function drain(agent, out)
   while load(agent) < capacity(agent) and alive(agent) do
-    local head = redis.call('ZRANGE', P .. 'ticket_queue', 0, 0)
-    if #head == 0 then break end
-    redis.call('ZREM', P .. 'ticket_queue', head[1])
-    assign(head[1], agent)
-    out[#out + 1] = ticket_json(head[1])
+    local next_id
+    for _, id in ipairs(redis.call('ZRANGE', P .. 'ticket_queue', 0, -1)) do
+      if takes(agent, field(id, 'department')) then next_id = id break end
+    end
+    if not next_id then break end
+    redis.call('ZREM', P .. 'ticket_queue', next_id)
+    assign(next_id, agent)
+    out[#out + 1] = ticket_json(next_id)
   end
 end
 
