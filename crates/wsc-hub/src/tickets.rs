@@ -399,10 +399,17 @@ impl Desk {
         taken
     }
 
-    /// Frees the agent of a ticket leaving it.
-    fn release(&mut self, agent_id: &str) {
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.load = agent.load.saturating_sub(1);
+    /// Frees the place a ticket took with its agent (none when it had no agent); with
+    /// `auto`, the place takes the next queued ticket the agent can serve.
+    fn release(&mut self, agent_id: &str, auto: bool, now_ms: u64) -> Vec<Ticket> {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return Vec::new();
+        };
+        agent.load = agent.load.saturating_sub(1);
+        if auto {
+            self.drain_to(agent_id, now_ms)
+        } else {
+            Vec::new()
         }
     }
 
@@ -423,13 +430,7 @@ impl Desk {
         if queued {
             self.queue.retain(|_, t| t != id);
         }
-        let mut assigned = Vec::new();
-        if !previous_agent.is_empty() {
-            self.release(&previous_agent);
-            if auto {
-                assigned = self.drain_to(&previous_agent, now_ms);
-            }
-        }
+        let assigned = self.release(&previous_agent, auto, now_ms);
         Ok(TicketChange {
             ticket,
             previous_agent,
@@ -561,13 +562,7 @@ impl TicketStore for MemoryTickets {
                 desk.queue.retain(|_, t| t != ticket_id);
             }
             let ticket = desk.assign(ticket_id, agent_id, now_ms);
-            let mut assigned = Vec::new();
-            if !previous_agent.is_empty() {
-                desk.release(&previous_agent);
-                if auto_assign {
-                    assigned = desk.drain_to(&previous_agent, now_ms);
-                }
-            }
+            let assigned = desk.release(&previous_agent, auto_assign, now_ms);
             Ok(TicketChange {
                 ticket,
                 previous_agent,

@@ -129,8 +129,10 @@ struct Inner {
     remote_acks: Mutex<cluster::RemoteAcks>,
     /// Other nodes that said they have observers, with when they last said it (hub ms).
     observer_nodes: Mutex<HashMap<String, u64>>,
-    /// Whether this node last told the others it has observers.
+    /// Whether this node has observers (set when one connects or the last leaves).
     had_observers: AtomicBool,
+    /// Whether `observer_nodes` may hold a node: one load per send when nobody observes.
+    observers_elsewhere: AtomicBool,
     /// This node's acknowledged ticket and group sends waiting for other nodes.
     remote_sends: Mutex<acked_remote::RemoteSends>,
 }
@@ -177,6 +179,7 @@ impl Hub {
                 remote_sends: Mutex::new(HashMap::new()),
                 observer_nodes: Mutex::new(HashMap::new()),
                 had_observers: AtomicBool::new(false),
+                observers_elsewhere: AtomicBool::new(false),
             }),
         }
     }

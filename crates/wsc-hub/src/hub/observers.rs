@@ -32,12 +32,17 @@ impl Hub {
     /// Queues the copy for this node's observers; the envelope for the others' when one of
     /// them has observers.
     fn copy_to_observers(&self, msg: &HubMessage, report: &DeliveryReport) -> Option<Envelope> {
+        // The common case, nobody observing anywhere, costs one atomic load.
+        let elsewhere = self.inner.observers_elsewhere.load(Ordering::Acquire);
+        if !elsewhere && !self.inner.had_observers.load(Ordering::Acquire) {
+            return None;
+        }
         let config = self.config();
         if !config.observers_enabled || (report.delivered == 0 && report.nodes == 0) {
             return None;
         }
         let local = self.inner.registry.read().observer_count() > 0;
-        let remote = self.peers_have_observers(&config);
+        let remote = elsewhere && self.peers_have_observers(&config);
         if !local && !remote {
             return None;
         }
@@ -76,17 +81,17 @@ impl Hub {
         } else {
             nodes.remove(node);
         }
+        self.inner
+            .observers_elsewhere
+            .store(!nodes.is_empty(), Ordering::Release);
     }
 
     /// Tells the other nodes whether this node has observers: on a change, and every
     /// heartbeat while it has some.
     pub(super) fn announce_observers(&self) {
-        if !self.has_peers() {
-            return;
-        }
         let present = self.inner.registry.read().observer_count() > 0;
         let had = self.inner.had_observers.swap(present, Ordering::AcqRel);
-        if present || had {
+        if self.has_peers() && (present || had) {
             self.publish_later(Envelope::Observers {
                 origin: self.node_id().to_owned(),
                 present,
@@ -103,6 +108,9 @@ impl Hub {
         let now = self.now_ms();
         let mut nodes = self.inner.observer_nodes.lock();
         nodes.retain(|_, seen| now.saturating_sub(*seen) <= window);
+        self.inner
+            .observers_elsewhere
+            .store(!nodes.is_empty(), Ordering::Release);
         !nodes.is_empty()
     }
 }
