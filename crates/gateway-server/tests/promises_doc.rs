@@ -42,8 +42,13 @@ fn references(page: &str) -> Vec<(PathBuf, String, String)> {
 #[test]
 fn every_test_named_in_the_promises_page_exists() {
     let page = std::fs::read_to_string(root().join("docs/promises.md")).expect("docs/promises.md");
-    let scenarios = std::fs::read_to_string(root().join("crates/wsc-testkit/src/cluster.rs"))
-        .expect("the cross-node scenarios");
+    // The shared cross-node scenarios: `cluster.rs` and its `cluster/` modules.
+    let scenarios = ["cluster.rs", "cluster/desk.rs"]
+        .map(|file| {
+            std::fs::read_to_string(root().join("crates/wsc-testkit/src").join(file))
+                .expect("the cross-node scenarios")
+        })
+        .concat();
     let references = references(&page);
     assert!(
         references.len() > 100,
