@@ -232,23 +232,27 @@ impl Registry {
         self.bound_and_members(direct, self.tickets.users(ticket_id))
     }
 
-    /// The open connections among `bound` and those of `members`, each once.
+    /// The open connections among `bound` and those of `members`, each once. A connection
+    /// belongs to one user, so the members' connections never repeat among themselves:
+    /// only those also bound at connect are skipped, which spares a set of every recipient
+    /// (and its growing) on each group send.
     fn bound_and_members<'a>(
         &'a self,
         bound: impl Iterator<Item = &'a ConnectionId>,
         members: impl Iterator<Item = &'a String>,
     ) -> Vec<&'a Arc<Connection>> {
-        let mut seen = HashSet::default();
-        let mut out = Vec::new();
+        let bound: Vec<ConnectionId> = bound.copied().collect();
+        // A few bound connections are searched in place; many go into a set once.
+        let bound_set: Option<HashSet<ConnectionId>> =
+            (bound.len() > 16).then(|| bound.iter().copied().collect());
+        let is_bound = |id: &ConnectionId| match &bound_set {
+            Some(set) => set.contains(id),
+            None => bound.contains(id),
+        };
+        let open = |id: &ConnectionId| self.by_id.get(id).filter(|conn| !conn.is_closing());
+        let mut out: Vec<&Arc<Connection>> = bound.iter().filter_map(open).collect();
         let via_users = members.filter_map(|user| self.by_user.get(user)).flatten();
-        for id in bound.chain(via_users) {
-            if seen.insert(*id)
-                && let Some(conn) = self.by_id.get(id)
-                && !conn.is_closing()
-            {
-                out.push(conn);
-            }
-        }
+        out.extend(via_users.filter(|id| !is_bound(id)).filter_map(open));
         out
     }
 

@@ -279,3 +279,28 @@ async fn an_unreachable_store_refuses_changes_and_still_admits_connections() {
         ["connect-time groups work"]
     );
 }
+
+#[tokio::test]
+async fn a_member_also_bound_at_connect_gets_a_group_message_once_per_connection() {
+    let hub = started(HubConfig::default());
+    let mut bound = hub
+        .register(
+            Identity::new("ann")
+                .with_groups(["g"])
+                .with_client_id("ann-bound"),
+        )
+        .await
+        .unwrap();
+    let mut other = hub
+        .register(Identity::new("ann").with_client_id("ann-other"))
+        .await
+        .unwrap();
+    assert!(hub.join_group("g", "ann").await.unwrap());
+    let report = hub
+        .send_to_group("g", HubMessage::text("once"))
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, 2, "two connections, each once");
+    assert_eq!(contents(&drain_messages(&mut bound)), ["once"]);
+    assert_eq!(contents(&drain_messages(&mut other)), ["once"]);
+}
