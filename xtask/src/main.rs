@@ -12,6 +12,9 @@
 //! - `e2e`: drives the demo page in headless Chromium (`e2e/`, WebDriver through
 //!   chromedriver; Debian's `chromium` and `chromium-driver`), screenshots in `target/e2e/`.
 //!   `ci` runs it last.
+//! - `fuzz [--seconds N]`: runs the property-based fuzz targets (the frame codec, identities,
+//!   the configuration loader) for N seconds each (default 10) in a release build; the test
+//!   command runs them for 2 s each as ordinary tests.
 //! - `bench`: runs the criterion benchmarks.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         },
         "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
         "e2e" => e2e(),
+        "fuzz" => seconds_arg().and_then(fuzz),
         // The generator's dependencies are heavy; they are built only for this task.
         "codegen" => run(
             "cargo",
@@ -50,7 +54,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "codegen")]
         "codegen-inner" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo [--nodes N]|e2e|bench|codegen>");
+            eprintln!(
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|bench|codegen>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -119,6 +125,48 @@ fn e2e() -> Result<(), String> {
 fn target_binary(profile: &str) -> String {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
     format!("{target}/{profile}/gateway-server")
+}
+
+/// The `--seconds N` of `fuzz` (10 without it).
+fn seconds_arg() -> Result<u64, String> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    match args.as_slice() {
+        [] => Ok(10),
+        [flag, n] if flag == "--seconds" => match n.parse::<u64>() {
+            Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "--seconds takes a number from 1 to 86400, got {n:?}"
+            )),
+        },
+        other => Err(format!(
+            "unexpected arguments {other:?}; usage: cargo xtask fuzz [--seconds N]"
+        )),
+    }
+}
+
+/// Runs every fuzz target (release build, so more inputs per second) for `seconds` each.
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let status = Command::new("cargo")
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "wsc-hub",
+            "--test",
+            "fuzz_inputs",
+            "-p",
+            "gateway-server",
+            "--test",
+            "fuzz_config",
+        ])
+        .env("WSC_FUZZ_SECONDS", seconds.to_string())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("fuzzing failed with {status}"))
+    }
 }
 
 /// The `--nodes N` of `demo` (1 without it).

@@ -6,6 +6,7 @@
 //! facade, an example) in its `tests/support` module and calls these for the rest.
 
 pub mod cluster;
+pub mod fuzz;
 pub mod http;
 pub mod process;
 pub mod redis_cluster;
