@@ -103,7 +103,8 @@ impl Identity {
     /// Checks the identity and fills the defaults (user type). Repeated ticket and group ids
     /// are removed (the first occurrence is kept), so a connection is bound to each once.
     pub fn validate(&mut self) -> Result<(), IdentityError> {
-        if self.user_id.is_empty() {
+        // Only spaces is no user id either (found by fuzzing: `?user_id=+`).
+        if self.user_id.trim().is_empty() {
             return Err(IdentityError::MissingUserId);
         }
         dedupe(&mut self.ticket_ids);
