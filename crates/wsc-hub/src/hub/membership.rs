@@ -49,9 +49,12 @@ impl Hub {
     pub(super) async fn load_memberships(&self, user_id: &str) {
         for _ in 0..LOAD_ATTEMPTS {
             let epoch = self.inner.registry.read().membership_epoch();
-            let groups = self.group_store().groups_of(user_id);
-            let tickets = self.ticket_store().tickets_of(user_id);
-            let (groups, tickets) = match (groups.await, tickets.await) {
+            // Both stores at once: one round trip of waiting on a shared store, not two.
+            let (groups, tickets) = tokio::join!(
+                self.group_store().groups_of(user_id),
+                self.ticket_store().tickets_of(user_id)
+            );
+            let (groups, tickets) = match (groups, tickets) {
                 (Ok(groups), Ok(tickets)) => (groups, tickets),
                 (Err(e), _) => return self.load_failed(user_id, &e.to_string()),
                 (_, Err(e)) => return self.load_failed(user_id, &e.to_string()),

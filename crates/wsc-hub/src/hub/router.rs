@@ -107,6 +107,8 @@ impl Hub {
                 (payload, report, None)
             }
         };
+        // A ticket keeps its messages (activity, history): the frame as encoded, shared.
+        let ticket_frame = matches!(route.target, Target::Ticket { .. }).then(|| payload.clone());
         let published = self
             .try_publish(|hub| Envelope::Message {
                 origin: hub.node_id().to_owned(),
@@ -135,6 +137,9 @@ impl Hub {
             && !report.stored_offline
         {
             return Err(SendError::Unavailable(e.to_string()));
+        }
+        if let (Some(frame), Target::Ticket { ticket_id }) = (ticket_frame, &route.target) {
+            self.record_ticket_message(ticket_id, &frame);
         }
         self.message_sent(msg, &report);
         // Observers get broadcasts anyway.
@@ -197,11 +202,7 @@ impl Hub {
         async move {
             self.ensure_running()?;
             let mut route = ticket_route(ticket_id, &mut msg)?;
-            let report = self.dispatch(&mut route, &mut msg, false).await;
-            if report.is_ok() {
-                self.record_ticket_message(ticket_id, &msg);
-            }
-            report
+            self.dispatch(&mut route, &mut msg, false).await
         }
     }
 

@@ -216,13 +216,13 @@ impl Hub {
         });
     }
 
-    /// Records a message sent to a ticket (its activity, and its frame for an agent who
-    /// takes the ticket later), without waiting. Ids that are no open ticket of the store
-    /// (bindings made at connect) record nothing.
-    pub(super) fn record_ticket_message(&self, ticket_id: &str, msg: &HubMessage) {
+    /// Records a message sent to a ticket (its activity, and its frame, as the router
+    /// encoded it, for an agent who takes the ticket later), without waiting. Ids that are
+    /// no open ticket of the store (bindings made at connect) record nothing.
+    pub(super) fn record_ticket_message(&self, ticket_id: &str, frame: &Payload) {
         let keep = self.config().ticket_history_size;
         let frame = if keep > 0 {
-            serde_json::to_string(msg).unwrap_or_default()
+            frame.as_str().to_owned()
         } else {
             String::new()
         };
