@@ -28,6 +28,7 @@ pub mod grpc;
 mod guard;
 mod handshake;
 mod layers;
+mod listen;
 mod metrics;
 mod middleware;
 mod openapi;

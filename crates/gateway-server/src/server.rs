@@ -187,9 +187,13 @@ impl Server {
         let public_addr = local_addr(&public);
         let serve_with = |listener: TcpListener, app: Router, tls: Option<TlsSetup>| match tls {
             Some((acceptor, _)) => {
-                crate::tls::serve(&servers, listener, acceptor, app, shutdown.clone());
+                let policy = state.policy.clone();
+                crate::tls::serve(&servers, listener, acceptor, app, policy, shutdown.clone());
             }
-            None => serve(&servers, listener, app, shutdown.clone()),
+            None => {
+                let policy = state.policy.clone();
+                crate::listen::serve(&servers, listener, app, policy, shutdown.clone());
+            }
         };
         let api_addr = match api_listener {
             None => {
@@ -324,18 +328,6 @@ fn tls_for(
         return Ok(None);
     }
     Ok(Some(crate::tls::acceptor(section, config, alpn)?))
-}
-
-fn serve(tracker: &TaskTracker, listener: TcpListener, app: Router, shutdown: CancellationToken) {
-    tracker.spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "listener failed");
-        }
-    });
 }
 
 async fn serve_grpc(

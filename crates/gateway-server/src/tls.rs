@@ -4,16 +4,12 @@
 //! certificate; a bad new pair keeps the old one and says why), and the accept loop that
 //! serves the router over TLS.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -24,8 +20,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 use wsc_config::TlsConfig;
+
+use crate::state::SharedPolicy;
 
 /// How often the certificate files are checked for a change (two `stat` calls).
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -272,9 +269,10 @@ type Handshaken = (
     SocketAddr,
 );
 
-/// Accepts on `listener` until `shutdown`; each connection does its handshake (within
-/// [`HANDSHAKE`]) on a task of its own and, when it succeeds, goes to `then`. A client that
-/// does not speak TLS (or fails the handshake) is dropped; nobody else notices.
+/// Accepts on `listener` until `shutdown` (see [`crate::listen::accept_loop`]); each
+/// connection does its handshake (within [`HANDSHAKE`]) on a task of its own and, when it
+/// succeeds, goes to `then`. A client that does not speak TLS (or fails the handshake) is
+/// dropped; nobody else notices.
 fn accept_loop<F, Fut>(
     tracker: &TaskTracker,
     listener: TcpListener,
@@ -285,27 +283,14 @@ fn accept_loop<F, Fut>(
     F: Fn(Handshaken) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let connections = tracker.clone();
-    tracker.spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-            };
-            let (acceptor, then) = (acceptor.clone(), then.clone());
-            connections.spawn(async move {
-                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => then((tls, peer)).await,
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
+    crate::listen::accept_loop(tracker, listener, shutdown, move |tcp, peer| {
+        let (acceptor, then) = (acceptor.clone(), then.clone());
+        async move {
+            match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => then((tls, peer)).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
         }
     });
 }
@@ -317,11 +302,13 @@ pub(crate) fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
+    policy: SharedPolicy,
     shutdown: CancellationToken,
 ) {
     let cancel = shutdown.clone();
     accept_loop(tracker, listener, acceptor, shutdown, move |(tls, peer)| {
-        serve_connection(tls, peer, app.clone(), cancel.clone())
+        let head_timeout = crate::listen::head_timeout(&policy);
+        crate::listen::serve_connection(tls, peer, app.clone(), head_timeout, cancel.clone())
     });
 }
 
@@ -344,41 +331,6 @@ pub(crate) fn incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-async fn serve_connection(
-    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    peer: SocketAddr,
-    app: Router,
-    shutdown: CancellationToken,
-) {
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        // What `into_make_service_with_connect_info` gives a plain listener's handlers.
-        request.extensions_mut().insert(ConnectInfo(peer));
-        let app = app.clone();
-        async move {
-            Ok::<_, Infallible>(
-                app.oneshot(request.map(axum::body::Body::new))
-                    .await
-                    .unwrap_or_else(|never| match never {}),
-            )
-        }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
-            }
-        }
-        _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
 }
 
 /// Seconds since the Unix epoch, now (certificate expiry, token times).

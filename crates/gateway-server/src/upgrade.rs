@@ -148,8 +148,12 @@ async fn take_over<U>(
             return;
         }
     };
-    let mut ws =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    // The raw byte budget is the hub's; a refused connection only reads its close reply.
+    let hub_config = registration
+        .as_ref()
+        .map_or_else(Default::default, |r| r.hub().config());
+    let io = tungstenite::MeteredStream::new(TokioIo::new(upgraded), &hub_config);
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     match registration {
         Some(registration) => tungstenite::serve(registration, ws).await,
         None => tungstenite::close_with(&mut ws, 1008, &refusal).await,

@@ -137,12 +137,12 @@ async fn the_frame_rate_is_1008_binary_frames_count_and_control_frames_do_not() 
     config.wsc.security.max_bytes_per_second = 0;
     let server = start(config).await;
     let mut ws = connect(server.public_addr(), "user_id=rat").await;
-    for _ in 0..20 {
+    for _ in 0..2 {
         ws.send(Message::Ping(Default::default()))
             .await
             .expect("ping");
     }
-    // Twenty pings count nothing; a binary frame and a text frame are the two allowed.
+    // Two pings use their own window; a binary frame and a text frame are the two allowed.
     ws.send(Message::binary(vec![1, 2, 3])).await.expect("sent");
     assert_eq!(
         next_json(&mut ws).await["data"]["code"],
@@ -156,6 +156,33 @@ async fn the_frame_rate_is_1008_binary_frames_count_and_control_frames_do_not() 
         (
             1008,
             "rate limit exceeded: more than 2 messages per second".to_owned()
+        )
+    );
+    server.stop(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_is_1008_in_a_window_of_its_own() {
+    let mut config = local_config();
+    config.wsc.security.enable_rate_limit = true;
+    config.wsc.security.max_messages_per_second = 5;
+    let server = start(config).await;
+    let mut ws = connect(server.public_addr(), "user_id=png").await;
+    // Five pings and a pong are six control frames in one second: one too many, even
+    // though no data frame was sent.
+    for _ in 0..5 {
+        ws.send(Message::Ping(Default::default()))
+            .await
+            .expect("ping");
+    }
+    ws.send(Message::Pong(Default::default()))
+        .await
+        .expect("pong");
+    assert_eq!(
+        close_after_frames(&mut ws).await,
+        (
+            1008,
+            "rate limit exceeded: more than 5 control frames per second".to_owned()
         )
     );
     server.stop(WAIT).await;

@@ -37,6 +37,8 @@ mod groups;
 mod history;
 mod hub;
 mod identity;
+#[cfg(feature = "tungstenite")]
+mod inbound_meter;
 mod membership;
 mod memory_backplane;
 pub mod message;

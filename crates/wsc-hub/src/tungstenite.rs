@@ -45,6 +45,8 @@ use crate::identity::{Identity, IdentityParams};
 use crate::report::RegisterError;
 use crate::transport::{FrameSink, drain, with_deadline, write_batch};
 
+pub use crate::inbound_meter::{InboundFlood, MeteredStream};
+
 /// How long the server waits for the client's close reply after sending its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -107,7 +109,7 @@ pub async fn accept_with_identity<S>(
     stream: S,
     params: &IdentityParams,
     config: &HubConfig,
-) -> Result<(WebSocketStream<S>, Identity), WsError>
+) -> Result<(WebSocketStream<MeteredStream<S>>, Identity), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -131,7 +133,7 @@ where
         }
     };
     let ws = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
+        MeteredStream::new(stream, config),
         callback,
         Some(websocket_config(config)),
     )
@@ -252,7 +254,8 @@ where
                 Message::Binary(data) => {
                     registration.reject_frame(FrameError::BinaryNotSupported, data.len())
                 }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => registration.touch(),
+                Message::Ping(_) | Message::Pong(_) => registration.control_frame(),
+                Message::Frame(_) => registration.touch(),
                 Message::Close(frame) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
                     conn.close(DisconnectReason::ClientClosed { code });
@@ -271,6 +274,12 @@ where
                 }
                 WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
                     conn.close(DisconnectReason::MessageTooLarge);
+                    break;
+                }
+                WsError::Io(ref io) if InboundFlood::from_io(io).is_some() => {
+                    conn.close(DisconnectReason::PolicyViolation {
+                        detail: io.to_string(),
+                    });
                     break;
                 }
                 WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)

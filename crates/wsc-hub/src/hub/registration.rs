@@ -19,6 +19,9 @@ pub struct Registration {
     window_start_ms: u64,
     window_count: u32,
     window_bytes: usize,
+    /// Control frames (ping, pong) in their own one-second window.
+    control_window_start_ms: u64,
+    control_count: u32,
     finished: bool,
 }
 
@@ -39,6 +42,8 @@ impl Registration {
             window_start_ms: 0,
             window_count: 0,
             window_bytes: 0,
+            control_window_start_ms: 0,
+            control_count: 0,
             finished: false,
         }
     }
@@ -107,6 +112,31 @@ impl Registration {
     /// Marks the connection alive (any inbound frame or pong).
     pub fn touch(&self) {
         self.conn.touch(self.hub.now_ms());
+    }
+
+    /// Handles an inbound control frame (a WebSocket ping or pong): liveness, and a rate
+    /// limit of its own. Control frames do not use the data frame budget (a client answering
+    /// the server's pings must not lose messages to it), but they get the same number per
+    /// second in their own window: a flood of pings, each answered with a pong, would
+    /// otherwise let one connection keep a core busy. Above it the connection is closed with
+    /// 1008, like a data frame flood.
+    pub fn control_frame(&mut self) {
+        let now = self.hub.now_ms();
+        self.conn.touch(now);
+        let max = self.hub.config().max_inbound_per_second;
+        if max == 0 {
+            return;
+        }
+        if now.saturating_sub(self.control_window_start_ms) >= 1000 {
+            self.control_window_start_ms = now;
+            self.control_count = 0;
+        }
+        self.control_count += 1;
+        if self.control_count > max {
+            let detail = format!("rate limit exceeded: more than {max} control frames per second");
+            self.conn
+                .close(DisconnectReason::PolicyViolation { detail });
+        }
     }
 
     /// Handles one inbound text frame: liveness, rate limit, decoding, then pong, relay or

@@ -1,0 +1,175 @@
+//! Attacks before the upgrade: connections that never finish their request head, and heads
+//! too large to read.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{Attack, Outcome, Target, expect};
+use crate::raw::read_head;
+
+/// The request head deadline the handshake attacks run with.
+const HEAD_DEADLINE: &str = "2s";
+
+pub(super) fn attacks() -> Vec<Attack> {
+    vec![
+        Attack {
+            name: "half_open_connections",
+            expected: "each closed once the head deadline passes; others connect meanwhile",
+            limit: "`wsc.security.handshake_timeout` as the request head deadline",
+            settings: &[("GATEWAY__WSC__SECURITY__HANDSHAKE_TIMEOUT", HEAD_DEADLINE)],
+            run: |t| Box::pin(half_open(t)),
+        },
+        Attack {
+            name: "slowloris_handshake",
+            expected: "closed at the head deadline, however slowly bytes keep coming",
+            limit: "`wsc.security.handshake_timeout` as the request head deadline",
+            settings: &[("GATEWAY__WSC__SECURITY__HANDSHAKE_TIMEOUT", HEAD_DEADLINE)],
+            run: |t| Box::pin(slowloris(t)),
+        },
+        Attack {
+            name: "huge_query_string",
+            expected: "431, nothing parsed",
+            limit: "the HTTP layer's head limit (about 400 KB)",
+            settings: &[],
+            run: |t| {
+                Box::pin(status_of(
+                    t,
+                    format!("/ws?user_id=q&pad={}", "a".repeat(500_000)),
+                    String::new(),
+                    431,
+                ))
+            },
+        },
+        Attack {
+            name: "huge_header",
+            expected: "431, nothing parsed",
+            limit: "the HTTP layer's head limit (about 400 KB)",
+            settings: &[],
+            run: |t| {
+                Box::pin(status_of(
+                    t,
+                    "/ws?user_id=h".into(),
+                    format!("x-pad: {}\r\n", "a".repeat(500_000)),
+                    431,
+                ))
+            },
+        },
+        Attack {
+            name: "too_many_headers",
+            expected: "431, nothing parsed",
+            limit: "the HTTP layer's 100 headers",
+            settings: &[],
+            run: |t| {
+                Box::pin(status_of(
+                    t,
+                    "/ws?user_id=m".into(),
+                    (0..200).map(|i| format!("x-h{i}: v\r\n")).collect(),
+                    431,
+                ))
+            },
+        },
+    ]
+}
+
+/// How many half-open connections the attack opens (each costs the runner a descriptor too).
+const HALF_OPEN: usize = 2_000;
+
+async fn half_open(target: Target) -> Outcome {
+    let started = Instant::now();
+    let mut sockets = Vec::with_capacity(HALF_OPEN);
+    for i in 0..HALF_OPEN {
+        let socket = TcpStream::connect(target.public)
+            .await
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        sockets.push(socket);
+    }
+    // While they are held, a real client still gets in.
+    let _client = wsc_testkit::ws::try_connect(&target.ws_url("user_id=meanwhile"), &[])
+        .await
+        .map_err(|e| format!("a client cannot connect beside the half-open ones: {e}"))?;
+    let waits = sockets.into_iter().map(|mut socket| async move {
+        let mut buf = [0u8; 1024];
+        tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    });
+    let closed = futures_util::future::join_all(waits).await;
+    let open = closed.iter().filter(|c| !**c).count();
+    expect("connections still open after 15 s", open, 0)?;
+    Ok(format!(
+        "{HALF_OPEN} half-open connections, all closed by the server within {:.1} s",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+async fn slowloris(target: Target) -> Outcome {
+    let mut socket = TcpStream::connect(target.public)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    socket
+        .write_all(b"GET /ws?user_id=slow HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .map_err(|e| e.to_string())?;
+    // One more byte every 200 ms, for up to 15 s, while reading what the server answers.
+    let (mut reader, mut writer) = socket.into_split();
+    let trickle = async move {
+        for _ in 0..75 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if writer.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    };
+    let answer = async {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+                Ok(0) | Err(_) => return bytes,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let answer = tokio::select! {
+        answer = answer => answer,
+        () = trickle => return Err("still open after 15 s of trickling".into()),
+    };
+    let elapsed = started.elapsed();
+    // hyper ends a connection whose head is late without an answer.
+    expect("the answer", String::from_utf8_lossy(&answer).as_ref(), "")?;
+    Ok(format!(
+        "closed without an answer {:.1} s into the trickled head",
+        elapsed.as_secs_f64()
+    ))
+}
+
+async fn status_of(target: Target, path: String, headers: String, want: u16) -> Outcome {
+    let mut socket = TcpStream::connect(target.public)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         {headers}\r\n"
+    );
+    // The server may answer and close before it has read everything.
+    let _ = socket.write_all(request.as_bytes()).await;
+    let head = read_head(&mut socket, Duration::from_secs(10)).await?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    expect("the status", status, want)?;
+    Ok(format!("{status}, {} byte head refused", request.len()))
+}

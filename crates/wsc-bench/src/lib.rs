@@ -1,0 +1,14 @@
+//! Drives a running `gateway-server` from outside, as its clients and operators would:
+//!
+//! - [`abuse`]: the abuse suite, hostile clients over real sockets, each attack with its
+//!   expected outcome, the server's memory and descriptors measured around it;
+//! - [`server`]: a server process under test, and what `/proc` says about it;
+//! - [`raw`]: a WebSocket client on a raw socket, for frames no library would send.
+//!
+//! `cargo xtask abuse` runs the suite against the release binary and prints the table that
+//! docs/security.md records; `crates/gateway-server/tests/abuse.rs` runs every attack in the
+//! test command.
+
+pub mod abuse;
+pub mod raw;
+pub mod server;
