@@ -13,8 +13,17 @@
 //!   chromedriver; Debian's `chromium` and `chromium-driver`), screenshots in `target/e2e/`.
 //!   `ci` runs it last.
 //! - `fuzz [--seconds N]`: runs the property-based fuzz targets (the frame codec, identities,
-//!   the configuration loader) for N seconds each (default 10) in a release build; the test
-//!   command runs them for 2 s each as ordinary tests.
+//!   the configuration loader, the API's bodies and paths, tokens) for N seconds each
+//!   (default 10) in a release build; the test command runs them for 2 s each as ordinary
+//!   tests.
+//! - `abuse`: the abuse suite (`crates/wsc-bench`) against the release binary, each attack
+//!   on a fresh server, printing the outcomes with memory and descriptors (docs/security.md).
+//! - `soak [--minutes N]`: the mixed soak workload against the release binary for N minutes
+//!   (default 10), sampled every 10 s; fails on memory growth after warm-up, descriptors or
+//!   pending acks that do not come back, or a lost acknowledged message (docs/operations.md).
+//! - `chaos`: three release nodes on a throwaway Redis under acknowledged traffic, with a
+//!   node killed, a node stopped past the presence TTL, Redis restarted and a client's socket
+//!   filled; prints the invariants as counts (docs/operations.md).
 //! - `bench`: runs the criterion benchmarks.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
@@ -37,6 +46,9 @@ fn main() -> ExitCode {
         "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
         "e2e" => e2e(),
         "fuzz" => seconds_arg().and_then(fuzz),
+        "abuse" => abuse(),
+        "soak" => minutes_arg().and_then(soak),
+        "chaos" => chaos(),
         // The generator's dependencies are heavy; they are built only for this task.
         "codegen" => run(
             "cargo",
@@ -55,7 +67,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|bench|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -158,6 +170,8 @@ fn fuzz(seconds: u64) -> Result<(), String> {
             "gateway-server",
             "--test",
             "fuzz_config",
+            "--test",
+            "fuzz_api",
         ])
         .env("WSC_FUZZ_SECONDS", seconds.to_string())
         .status()
@@ -166,6 +180,70 @@ fn fuzz(seconds: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("fuzzing failed with {status}"))
+    }
+}
+
+/// Builds the release `gateway-server` and `wsc-bench` binaries; their paths.
+fn release_tools() -> Result<(String, String), String> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "gateway-server",
+            "-p",
+            "wsc-bench",
+        ],
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    Ok((
+        target_binary("release"),
+        format!("{target}/release/wsc-bench"),
+    ))
+}
+
+/// The abuse suite against the release binary, with the memory table of docs/security.md.
+fn abuse() -> Result<(), String> {
+    let (server, bench) = release_tools()?;
+    run(&bench, &["abuse", "--server", &server])
+}
+
+/// The soak against the release binary for `minutes`.
+fn soak(minutes: u64) -> Result<(), String> {
+    let (server, bench) = release_tools()?;
+    let minutes = minutes.to_string();
+    run(
+        &bench,
+        &["soak", "--server", &server, "--minutes", &minutes],
+    )
+}
+
+/// The chaos run: three release nodes on a throwaway Redis, faults under acknowledged
+/// traffic.
+fn chaos() -> Result<(), String> {
+    let (server, _) = release_tools()?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    run(
+        &format!("{target}/release/wsc-chaos"),
+        &["--server", &server],
+    )
+}
+
+/// The `--minutes N` of `soak` (10 without it).
+fn minutes_arg() -> Result<u64, String> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    match args.as_slice() {
+        [] => Ok(10),
+        [flag, n] if flag == "--minutes" => match n.parse::<u64>() {
+            Ok(n) if (1..=1_440).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "--minutes takes a number from 1 to 1440, got {n:?}"
+            )),
+        },
+        other => Err(format!(
+            "unexpected arguments {other:?}; usage: cargo xtask soak [--minutes N]"
+        )),
     }
 }
 

@@ -13,6 +13,9 @@
 //!   fails at once and keeps failing; retrying at once would spin a core. The loop waits
 //!   [`ACCEPT_BACKOFF`] instead, while the open connections go on being served.
 //!
+//! Request heads are limited to [`MAX_HEAD`] (431 beyond), at most 100 headers (hyper's
+//! default, 431 beyond).
+//!
 //! Every connection gets `TCP_NODELAY`: the WebSocket writer already batches frames per
 //! flush, so Nagle's algorithm only adds delay (up to a delayed-ACK interval) to small frames.
 
@@ -32,6 +35,12 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::state::SharedPolicy;
+
+/// The largest request head (request line and headers) read: a larger one is refused with
+/// 431 before any handler runs. hyper's own default (about 400 KB) is not a strict bound: a
+/// head that completes within one large read can pass it. Browsers send heads of a few KB;
+/// the largest legitimate one here is a token in the query or a cookie.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 
 /// How long the accept loop waits after `accept` failed for a reason other than the one
 /// connection (out of descriptors, out of memory).
@@ -135,6 +144,7 @@ pub(crate) async fn serve_connection<S>(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_HEAD)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);

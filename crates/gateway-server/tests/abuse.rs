@@ -58,7 +58,7 @@ attacks!(
     huge_header,
     too_many_headers,
     token_with_1mb_claim,
-    token_with_300kb_claim,
+    token_with_40kb_claim,
     spoofed_sender_fields,
     relay_to_a_user_not_allowed,
     sse_oversized_frame,

@@ -3,6 +3,7 @@
 //! - [`abuse`]: the abuse suite, hostile clients over real sockets, each attack with its
 //!   expected outcome, the server's memory and descriptors measured around it;
 //! - [`server`]: a server process under test, and what `/proc` says about it;
+//! - [`soak`]: a bounded mixed workload, sampled every few seconds, and its checks;
 //! - [`raw`]: a WebSocket client on a raw socket, for frames no library would send.
 //!
 //! `cargo xtask abuse` runs the suite against the release binary and prints the table that
@@ -12,3 +13,4 @@
 pub mod abuse;
 pub mod raw;
 pub mod server;
+pub mod soak;

@@ -24,12 +24,46 @@ enum Command {
         /// Only these attacks.
         names: Vec<String>,
     },
+    /// Run the soak workload against a fresh server started from `--server` and check it;
+    /// prints the samples as a markdown table.
+    Soak {
+        /// The gateway-server binary.
+        #[arg(long)]
+        server: PathBuf,
+        /// How long the workload runs, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Or in seconds (wins over --minutes).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Stable connections.
+        #[arg(long, default_value_t = 1000)]
+        stable: usize,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        sample_every: u64,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Abuse { server, names } => abuse(server, names).await,
+        Command::Soak {
+            server,
+            minutes,
+            seconds,
+            stable,
+            sample_every,
+        } => {
+            let mut options = wsc_bench::soak::Options::minutes(minutes);
+            if let Some(seconds) = seconds {
+                options.duration = std::time::Duration::from_secs(seconds);
+            }
+            options.stable = stable;
+            options.sample_every = std::time::Duration::from_secs(sample_every);
+            soak(server, options).await
+        }
     }
 }
 
@@ -67,5 +101,39 @@ async fn abuse(server: PathBuf, names: Vec<String>) -> ExitCode {
     } else {
         eprintln!("{failed} attacks failed");
         ExitCode::FAILURE
+    }
+}
+
+async fn soak(server: PathBuf, options: wsc_bench::soak::Options) -> ExitCode {
+    let server = match wsc_bench::soak::start_server(&server, &options) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = wsc_bench::soak::run(server.public, server.api, server.pid(), &options).await;
+    println!("{}", report.table());
+    println!(
+        "connections opened {}, frames received {}, API calls {}, acked {}, acked sends stored \
+         offline {}, RSS growth after warm-up {:.1}%",
+        report.connections_opened,
+        report.received,
+        report.sends,
+        report.acked,
+        report.acked_stored_offline,
+        report.growth_percent().unwrap_or(f64::NAN)
+    );
+    match report.check() {
+        Ok(()) => {
+            println!("soak: every check passed");
+            ExitCode::SUCCESS
+        }
+        Err(failures) => {
+            for failure in failures {
+                println!("soak FAILED: {failure}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }

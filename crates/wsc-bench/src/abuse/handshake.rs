@@ -31,7 +31,7 @@ pub(super) fn attacks() -> Vec<Attack> {
         Attack {
             name: "huge_query_string",
             expected: "431, nothing parsed",
-            limit: "the HTTP layer's head limit (about 400 KB)",
+            limit: "the request head limit (64 KiB)",
             settings: &[],
             run: |t| {
                 Box::pin(status_of(
@@ -45,7 +45,7 @@ pub(super) fn attacks() -> Vec<Attack> {
         Attack {
             name: "huge_header",
             expected: "431, nothing parsed",
-            limit: "the HTTP layer's head limit (about 400 KB)",
+            limit: "the request head limit (64 KiB)",
             settings: &[],
             run: |t| {
                 Box::pin(status_of(

@@ -23,16 +23,16 @@ pub(super) fn attacks() -> Vec<Attack> {
         Attack {
             name: "token_with_1mb_claim",
             expected: "431 before the token is read",
-            limit: "the HTTP layer's head limit (about 400 KB)",
+            limit: "the request head limit (64 KiB)",
             settings: AUTH,
             run: |t| Box::pin(big_token(t, 1 << 20, 431)),
         },
         Attack {
-            name: "token_with_300kb_claim",
+            name: "token_with_40kb_claim",
             expected: "401 `invalid_token` (the signature is checked first)",
             limit: "token verification (`wsc.security.enable_auth`)",
             settings: AUTH,
-            run: |t| Box::pin(big_token(t, 300 << 10, 401)),
+            run: |t| Box::pin(big_token(t, 40 << 10, 401)),
         },
         Attack {
             name: "spoofed_sender_fields",
