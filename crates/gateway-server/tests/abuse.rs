@@ -54,6 +54,7 @@ attacks!(
     never_answers_close,
     half_open_connections,
     slowloris_handshake,
+    descriptor_exhaustion,
     huge_query_string,
     huge_header,
     too_many_headers,

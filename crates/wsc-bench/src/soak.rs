@@ -67,7 +67,7 @@ impl Options {
             stable: 1_000,
             churn_per_second: 20,
             sends_per_second: 100,
-            warm_up: 0.3,
+            warm_up: 0.4,
             max_growth_percent: 5.0,
             history_ttl: Duration::from_secs(120),
             offline_max_total: 1_000,

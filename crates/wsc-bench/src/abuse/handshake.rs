@@ -29,6 +29,13 @@ pub(super) fn attacks() -> Vec<Attack> {
             run: |t| Box::pin(slowloris(t)),
         },
         Attack {
+            name: "descriptor_exhaustion",
+            expected: "the accept loop pauses instead of spinning; served again once freed",
+            limit: "the pause after a failed accept (100 ms) and the request head deadline",
+            settings: &[("GATEWAY__WSC__SECURITY__HANDSHAKE_TIMEOUT", HEAD_DEADLINE)],
+            run: |t| Box::pin(descriptor_exhaustion(t)),
+        },
+        Attack {
             name: "huge_query_string",
             expected: "431, nothing parsed",
             limit: "the request head limit (64 KiB)",
@@ -172,4 +179,64 @@ async fn status_of(target: Target, path: String, headers: String, want: u16) -> 
         .ok_or_else(|| format!("no status in {head:?}"))?;
     expect("the status", status, want)?;
     Ok(format!("{status}, {} byte head refused", request.len()))
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map_err(|e| e.to_string())?;
+    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
+async fn descriptor_exhaustion(target: Target) -> Outcome {
+    // Lower the server's descriptor limit to what it uses now plus 40 (with `prlimit`, from
+    // util-linux), then open far more connections than that.
+    let open = crate::server::sample(target.pid)?.fds;
+    let limit = open + 40;
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &target.pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .map_err(|e| format!("prlimit: {e}"))?;
+    if !status.success() {
+        return Err(format!("prlimit failed: {status}"));
+    }
+    let mut sockets = Vec::new();
+    for i in 0..200 {
+        let socket = TcpStream::connect(target.public)
+            .await
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        sockets.push(socket);
+    }
+    // While the server is out of descriptors, its accept loop must not spin a core.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = cpu_seconds(target.pid)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let busy = cpu_seconds(target.pid)? - before;
+    if busy > 0.3 {
+        return Err(format!(
+            "the server used {busy:.2} s of CPU in 1 s while out of descriptors"
+        ));
+    }
+    drop(sockets);
+    // Once the attackers are gone (and the head deadline closed what was accepted), a real
+    // client gets in again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match wsc_testkit::ws::try_connect(&target.ws_url("user_id=after"), &[]).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("no client got in 15 s after the attack: {e}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    Ok(format!(
+        "200 connections against {limit} descriptors: {busy:.2} s of CPU in 1 s while out of \
+         descriptors, served again after"
+    ))
 }
