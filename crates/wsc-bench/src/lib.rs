@@ -2,6 +2,9 @@
 //!
 //! - [`abuse`]: the abuse suite, hostile clients over real sockets, each attack with its
 //!   expected outcome, the server's memory and descriptors measured around it;
+//! - [`bench`]: the side-by-side scenarios (the gateway, the bare baseline, socketioxide);
+//! - [`load`]: the load generator (the gateway's protocol, raw frames, Socket.IO), with
+//!   latency histograms, exact loss and duplicate counts, and CPU on both sides;
 //! - [`server`]: a server process under test, and what `/proc` says about it;
 //! - [`soak`]: a bounded mixed workload, sampled every few seconds, and its checks;
 //! - [`raw`]: a WebSocket client on a raw socket, for frames no library would send.
@@ -11,6 +14,8 @@
 //! test command.
 
 pub mod abuse;
+pub mod bench;
+pub mod load;
 pub mod raw;
 pub mod server;
 pub mod soak;

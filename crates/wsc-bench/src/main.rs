@@ -24,6 +24,40 @@ enum Command {
         /// Only these attacks.
         names: Vec<String>,
     },
+    /// One fan-out run against a fresh server of one kind (`wsc`, `bare`, `socketio`).
+    Fanout {
+        /// Which server.
+        #[arg(long, default_value = "wsc")]
+        protocol: String,
+        #[command(flatten)]
+        binaries: BinaryArgs,
+        /// Client connections.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Publishes.
+        #[arg(long, default_value_t = 200)]
+        messages: u32,
+        /// Publishes per second (as fast as possible without it).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 8)]
+        publishers: usize,
+    },
+    /// A side-by-side scenario (`fanout`): every server in turn, medians of `--rounds`,
+    /// printed as a markdown table.
+    Bench {
+        /// The scenario.
+        scenario: String,
+        #[command(flatten)]
+        binaries: BinaryArgs,
+        /// Client connections.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Runs of each server per setting.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Run the soak workload against a fresh server started from `--server` and check it;
     /// prints the samples as a markdown table.
     Soak {
@@ -45,10 +79,89 @@ enum Command {
     },
 }
 
+/// The binaries of the side-by-side benchmarks.
+#[derive(Debug, clap::Args)]
+struct BinaryArgs {
+    /// The gateway-server binary.
+    #[arg(long)]
+    server: PathBuf,
+    /// The bare baseline (wsc-bare).
+    #[arg(long)]
+    bare: PathBuf,
+    /// The socketioxide peer (wsc-socketio).
+    #[arg(long)]
+    socketio: PathBuf,
+}
+
+impl BinaryArgs {
+    fn binaries(&self) -> wsc_bench::bench::Binaries {
+        wsc_bench::bench::Binaries {
+            gateway: self.server.clone(),
+            bare: self.bare.clone(),
+            socketio: self.socketio.clone(),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Abuse { server, names } => abuse(server, names).await,
+        Command::Fanout {
+            protocol,
+            binaries,
+            connections,
+            messages,
+            rate,
+            publishers,
+        } => {
+            let run = wsc_bench::load::Fanout {
+                connections,
+                messages,
+                rate,
+                publishers,
+                ..Default::default()
+            };
+            let result = match wsc_bench::load::Protocol::parse(&protocol) {
+                Ok(p) => wsc_bench::bench::fanout_once(p, &binaries.binaries(), &run).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(result) => {
+                    println!("{}", result.line());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("fanout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench {
+            scenario,
+            binaries,
+            connections,
+            rounds,
+        } => {
+            let table = match scenario.as_str() {
+                "fanout" => {
+                    let rates = [Some(10.0), Some(50.0), Some(100.0), None];
+                    wsc_bench::bench::fanout(&binaries.binaries(), connections, &rates, rounds)
+                        .await
+                }
+                other => Err(format!("unknown scenario {other:?} (fanout)")),
+            };
+            match table {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Soak {
             server,
             minutes,

@@ -18,7 +18,7 @@ use crate::membership::MembershipKind;
 use crate::route::Route;
 
 /// What one node publishes for the others.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Envelope {
@@ -101,6 +101,18 @@ pub enum Envelope {
         /// Whether it has observers.
         present: bool,
     },
+    /// A message was stored offline for a user who had no connection when it was sent. A
+    /// node where the user connected since (its replay may have read the store just before
+    /// the message was stored) delivers it as a replayed offline message; it stays stored
+    /// until written or acknowledged there.
+    Stored {
+        /// The node that stored it.
+        origin: String,
+        /// The user.
+        user_id: String,
+        /// The message.
+        message: Box<crate::HubMessage>,
+    },
     /// A group was disbanded: every membership of it ended.
     Disbanded {
         /// The node that accepted the change.
@@ -118,6 +130,7 @@ impl Envelope {
             | Envelope::Kick { origin, .. }
             | Envelope::Membership { origin, .. }
             | Envelope::Disbanded { origin, .. }
+            | Envelope::Stored { origin, .. }
             | Envelope::Observers { origin, .. }
             | Envelope::Ack { origin, .. }
             | Envelope::Delivered { origin, .. } => origin,

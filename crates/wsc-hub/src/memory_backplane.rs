@@ -99,7 +99,9 @@ impl Backplane for MemoryBackplane {
                 Target::User { user_id } => Some(user_id.as_str()),
                 _ => None,
             },
-            Envelope::Kick { user_id, .. } => Some(user_id.as_str()),
+            Envelope::Kick { user_id, .. } | Envelope::Stored { user_id, .. } => {
+                Some(user_id.as_str())
+            }
             _ => None,
         };
         let only = envelope.to_node();

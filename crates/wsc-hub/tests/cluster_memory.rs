@@ -141,3 +141,78 @@ async fn a_node_that_dies_mid_send_adds_no_outcomes_and_the_send_ends_after_one_
         "the dead node never got the send"
     );
 }
+
+/// An offline store shared by the nodes whose writes wait at a gate: a store that has begun
+/// but not finished while another node admits the user.
+struct GatedStore {
+    inner: Arc<wsc_hub::MemoryOfflineStore>,
+    gate: Arc<tokio::sync::Semaphore>,
+    entered: Arc<tokio::sync::Notify>,
+}
+
+impl wsc_hub::OfflineStore for GatedStore {
+    fn store(
+        &self,
+        user_id: &str,
+        message: HubMessage,
+    ) -> wsc_hub::BoxFuture<Result<bool, wsc_hub::StoreError>> {
+        let (gate, entered, inner) = (self.gate.clone(), self.entered.clone(), self.inner.clone());
+        let user_id = user_id.to_owned();
+        Box::pin(async move {
+            entered.notify_one();
+            let _open = gate.acquire().await.expect("the gate stays");
+            // The memory store writes when called: call it once the gate opens.
+            inner.store(&user_id, message).await
+        })
+    }
+
+    fn load(
+        &self,
+        user_id: &str,
+    ) -> wsc_hub::BoxFuture<Result<Vec<HubMessage>, wsc_hub::StoreError>> {
+        self.inner.load(user_id)
+    }
+
+    fn remove(
+        &self,
+        user_id: &str,
+        message_ids: Vec<String>,
+    ) -> wsc_hub::BoxFuture<Result<(), wsc_hub::StoreError>> {
+        self.inner.remove(user_id, message_ids)
+    }
+}
+
+#[tokio::test]
+async fn a_message_stored_while_its_user_connects_on_another_node_reaches_that_connection() {
+    let (_, [a, b, _c]) = cluster();
+    let store = Arc::new(GatedStore {
+        inner: Arc::new(wsc_hub::MemoryOfflineStore::new(
+            100,
+            Duration::from_secs(3600),
+        )),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        entered: Arc::new(tokio::sync::Notify::new()),
+    });
+    a.set_offline_store(Some(store.clone()));
+    b.set_offline_store(Some(store.clone()));
+    // a finds carol on no node and starts storing the message...
+    let send = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.send_to_user("carol", HubMessage::text("in between"))
+                .await
+        })
+    };
+    tokio::time::timeout(TIMEOUT, store.entered.notified())
+        .await
+        .expect("the store write starts");
+    // ...carol connects on b, whose replay reads the store before the write lands...
+    let mut carol = b.register(Identity::new("carol")).await.unwrap();
+    // ...and the write lands afterwards.
+    store.gate.add_permits(1);
+    let report = send.await.unwrap().unwrap();
+    assert!(report.stored_offline);
+    let frame = next_message(&mut carol).await;
+    assert_eq!(frame["content"], "in between");
+    assert_eq!(frame["source"], "offline");
+}

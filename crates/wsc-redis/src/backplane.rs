@@ -201,6 +201,7 @@ impl Inner {
                 Target::User { user_id } => Some(user_id.as_str()),
                 _ => None,
             },
+            Envelope::Stored { user_id, .. } => Some(user_id.as_str()),
             _ => None,
         };
         if let Some(user_id) = user {

@@ -109,6 +109,12 @@ impl Hub {
             }
             old.close(reason);
         }
+        // The user is present in the cluster before the store is read again: a node that
+        // stores a message for it after this read finds it present and hands the message
+        // here (`Envelope::Stored`); one that stored before is seen by the read.
+        if !was_online {
+            self.user_came_online(conn.user_id()).await;
+        }
         // A message stored or numbered between the first reads and the admission is replayed
         // now, still ahead of anything routed after the admission (one numbered after the
         // admission may come twice, replayed and live: clients dedupe by `message_id`).
@@ -119,7 +125,6 @@ impl Hub {
         self.commit_replay(&conn, &mut backlog);
         if !was_online {
             self.load_memberships(conn.user_id()).await;
-            self.user_came_online(conn.user_id()).await;
             if self.is_agent(&conn.identity().user_type) {
                 self.agent_came_online(conn.user_id(), &conn.identity().group_ids)
                     .await;

@@ -154,6 +154,11 @@ impl Hub {
                     registry.remove_member(kind, &id, &user_id);
                 }
             }
+            Envelope::Stored {
+                user_id, message, ..
+            } => {
+                self.deliver_if_reconnected(&user_id, &message);
+            }
             Envelope::Observers { origin, present } => {
                 self.observers_announced(&origin, present);
             }

@@ -184,6 +184,16 @@ impl Hub {
                 Counters::add(&self.inner.counters.offline_stored, 1);
                 if was_offline {
                     self.deliver_if_reconnected(user_id, msg);
+                    // The user may be connecting on another node, whose replay read the
+                    // store before this message was in it. That node made the user present
+                    // before its last read of the store, so either that read has the
+                    // message, or the nodes named here (read after the store) include it.
+                    self.publish(|hub| Envelope::Stored {
+                        origin: hub.node_id().to_owned(),
+                        user_id: user_id.to_owned(),
+                        message: Box::new(msg.clone()),
+                    })
+                    .await;
                 }
                 true
             }
@@ -197,9 +207,10 @@ impl Hub {
         }
     }
 
-    /// The user may have connected while the store write was in flight: its replay then
-    /// missed this message. Deliver it now (as a replayed message) instead of leaving it
-    /// stranded until some later reconnect.
+    /// The user may have connected (here, or on the node that sent an
+    /// [`Envelope::Stored`]) while the store write was in flight: its replay then missed this
+    /// message. Deliver it now (as a replayed message) instead of leaving it stranded until
+    /// some later reconnect.
     pub(super) fn deliver_if_reconnected(&self, user_id: &str, msg: &HubMessage) {
         let route = Route::new(Target::User {
             user_id: user_id.to_owned(),

@@ -1,0 +1,175 @@
+//! Side-by-side scenarios: the gateway, the bare baseline (`wsc-bare`) and socketioxide
+//! (`wsc-socketio`) started fresh for every run, run in alternation (A B C, A B C, ...), and
+//! the medians written as a markdown table with the ratios to the baseline and to the peer.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wsc_testkit::process::{KillOnDrop, Lines};
+
+use crate::load::{Endpoint, Fanout, FanoutResult, Protocol};
+use crate::server::ServerProcess;
+
+/// The three servers' binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `gateway-server`.
+    pub gateway: PathBuf,
+    /// `wsc-bare`.
+    pub bare: PathBuf,
+    /// `wsc-socketio`.
+    pub socketio: PathBuf,
+}
+
+/// A server started for one run, held (never read) until the run ends; stopped when
+/// dropped.
+#[allow(dead_code)]
+enum Running {
+    Gateway(ServerProcess),
+    Peer(KillOnDrop, Lines),
+}
+
+/// Settings of the gateway in a benchmark: nothing that refuses load on purpose (the
+/// generator is one client address with thousands of connections).
+const GATEWAY_SETTINGS: &[(&str, &str)] = &[
+    ("GATEWAY__WSC__SECURITY__ENABLE_RATE_LIMIT", "false"),
+    ("GATEWAY__WSC__PERFORMANCE__MAX_CONNECTIONS_PER_NODE", "0"),
+    ("GATEWAY__WSC__MULTI_LOGIN__MAX_CONNECTIONS_PER_USER", "0"),
+    (
+        "GATEWAY__WSC__SECURITY__MAX_HANDSHAKES_PER_IP_PER_SECOND",
+        "0",
+    ),
+];
+
+async fn start(protocol: Protocol, binaries: &Binaries) -> Result<(Running, Endpoint), String> {
+    match protocol {
+        Protocol::Wsc => {
+            let env: Vec<(&str, String)> = GATEWAY_SETTINGS
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect();
+            let server = ServerProcess::start(&binaries.gateway, &env)?;
+            let endpoint = Endpoint {
+                protocol,
+                ws: server.public,
+                publish: server.api,
+                pid: server.pid(),
+            };
+            Ok((Running::Gateway(server), endpoint))
+        }
+        Protocol::Bare | Protocol::SocketIo => {
+            let binary = if protocol == Protocol::Bare {
+                &binaries.bare
+            } else {
+                &binaries.socketio
+            };
+            let (ws, publish) = (wsc_testkit::free_port(), wsc_testkit::free_port());
+            let mut child = KillOnDrop(
+                Command::new(binary)
+                    .args(["--ws-port", &ws.to_string()])
+                    .args(["--publish-port", &publish.to_string()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("cannot start {}: {e}", binary.display()))?,
+            );
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let lines = Lines::new(stdout);
+            lines.wait_for("listening", Duration::from_secs(20));
+            let endpoint = Endpoint {
+                protocol,
+                ws: ([127, 0, 0, 1], ws).into(),
+                publish: ([127, 0, 0, 1], publish).into(),
+                pid: child.id(),
+            };
+            Ok((Running::Peer(child, lines), endpoint))
+        }
+    }
+}
+
+/// The servers in the order they take turns.
+pub const SUBJECTS: [Protocol; 3] = [Protocol::Wsc, Protocol::Bare, Protocol::SocketIo];
+
+/// One fan-out run against a fresh server.
+pub async fn fanout_once(
+    protocol: Protocol,
+    binaries: &Binaries,
+    run: &Fanout,
+) -> Result<FanoutResult, String> {
+    let (_server, endpoint) = start(protocol, binaries).await?;
+    crate::load::fanout(endpoint, run).await
+}
+
+/// The fan-out scenario: for each rate (publishes per second; `None` = saturation), `rounds`
+/// alternating runs of each server; the markdown table of medians.
+pub async fn fanout(
+    binaries: &Binaries,
+    connections: usize,
+    rates: &[Option<f64>],
+    rounds: usize,
+) -> Result<String, String> {
+    let mut table = String::from(
+        "| publishes/s | server | deliveries/s | p50 | p99 | p99.9 | lost | duplicated | server CPU / delivery | loadgen CPU | idle memory / conn | vs bare | vs socketioxide |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for rate in rates {
+        let run = Fanout {
+            connections,
+            messages: match rate {
+                Some(r) => (r * 10.0).round().max(1.0) as u32,
+                None => 200,
+            },
+            rate: *rate,
+            publishers: if rate.is_some() { 4 } else { 8 },
+            ..Fanout::default()
+        };
+        let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); SUBJECTS.len()];
+        for round in 0..rounds {
+            for (s, protocol) in SUBJECTS.iter().enumerate() {
+                let result = fanout_once(*protocol, binaries, &run).await?;
+                eprintln!(
+                    "fanout rate={} round={round} {}: {}",
+                    rate.map_or("saturation".to_owned(), |r| r.to_string()),
+                    protocol.name(),
+                    result.line()
+                );
+                results[s].push(result);
+            }
+        }
+        let medians: Vec<FanoutResult> = results.iter().map(|r| median(r)).collect();
+        let (bare, peer) = (medians[1].deliveries_per_s, medians[2].deliveries_per_s);
+        for (s, protocol) in SUBJECTS.iter().enumerate() {
+            let m = &medians[s];
+            table.push_str(&format!(
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
+                rate.map_or("saturation".to_owned(), |r| format!("{r}")),
+                protocol.name(),
+                m.deliveries_per_s,
+                ms(m.p50_us),
+                ms(m.p99_us),
+                ms(m.p999_us),
+                m.lost,
+                m.duplicated,
+                m.server_us_per_delivery(),
+                m.loadgen_cpu_s,
+                m.idle_bytes_per_connection / 1000.0,
+                m.deliveries_per_s / bare.max(1.0),
+                m.deliveries_per_s / peer.max(1.0),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
+/// The run with the median deliveries per second (its other figures come with it, so one
+/// row is one real run).
+fn median(runs: &[FanoutResult]) -> FanoutResult {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s));
+    sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
+}

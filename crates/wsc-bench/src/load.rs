@@ -1,0 +1,537 @@
+//! The load generator: WebSocket clients that speak the protocol of the server under test
+//! (the gateway's, the bare baseline's raw frames, or Socket.IO), publishes through the
+//! server's HTTP API, and what came of them: deliveries per second, latency percentiles from
+//! an HDR histogram, exact lost and duplicated counts, the server's and the generator's own
+//! CPU, and idle memory per connection.
+//!
+//! Every published payload starts with `~<seq>~<sent µs>~`, so a client finds its number and
+//! age in any framing (a JSON `content`, a Socket.IO event, a raw frame) without parsing it.
+//! Clients spread over `127.0.0.<1..=sources>` source addresses, so one generator can hold
+//! more connections than one source address has ports.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// What the server under test speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The gateway: `/ws?user_id=...`, JSON frames, `POST /api/v1/broadcast`.
+    Wsc,
+    /// The bare baseline (`wsc-bare`): raw text frames, `POST /publish`.
+    Bare,
+    /// Socket.IO (`wsc-socketio`): Engine.IO v4 over WebSocket, `POST /publish`.
+    SocketIo,
+}
+
+impl Protocol {
+    /// Parses `wsc`, `bare` or `socketio`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "wsc" => Ok(Protocol::Wsc),
+            "bare" => Ok(Protocol::Bare),
+            "socketio" => Ok(Protocol::SocketIo),
+            other => Err(format!("unknown protocol {other:?} (wsc, bare, socketio)")),
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Wsc => "gateway-server",
+            Protocol::Bare => "bare tokio-tungstenite",
+            Protocol::SocketIo => "socketioxide 0.18",
+        }
+    }
+
+    fn path(self, i: usize) -> String {
+        match self {
+            Protocol::Wsc => format!("/ws?user_id=load-{i}"),
+            Protocol::Bare => "/".to_owned(),
+            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket".to_owned(),
+        }
+    }
+
+    fn publish(self, payload: &str) -> (&'static str, String) {
+        match self {
+            Protocol::Wsc => (
+                "/api/v1/broadcast",
+                serde_json::json!({ "content": payload }).to_string(),
+            ),
+            Protocol::Bare | Protocol::SocketIo => ("/publish", payload.to_owned()),
+        }
+    }
+}
+
+/// The server under test.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Where clients connect.
+    pub ws: SocketAddr,
+    /// Where publishes go.
+    pub publish: SocketAddr,
+    /// Its process, for memory and CPU.
+    pub pid: u32,
+}
+
+/// A fan-out run: every client receives every publish.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    /// Client connections.
+    pub connections: usize,
+    /// Publishes.
+    pub messages: u32,
+    /// Publishes per second; `None` sends them as fast as `publishers` connections can.
+    pub rate: Option<f64>,
+    /// Publishing HTTP connections.
+    pub publishers: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Source addresses `127.0.0.1` ... `127.0.0.<sources>`.
+    pub sources: u8,
+    /// Handshakes in flight.
+    pub concurrency: usize,
+    /// Wait after connecting before idle memory is read.
+    pub settle: Duration,
+    /// How long the run may wait for deliveries after the last publish.
+    pub drain: Duration,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Fanout {
+            connections: 10_000,
+            messages: 200,
+            rate: None,
+            publishers: 8,
+            size: 100,
+            sources: 4,
+            concurrency: 256,
+            settle: Duration::from_secs(2),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a fan-out run measured.
+#[derive(Debug, Clone, Default)]
+pub struct FanoutResult {
+    /// Connections that completed their handshake.
+    pub connected: usize,
+    /// Server resident memory per connection once idle, in bytes.
+    pub idle_bytes_per_connection: f64,
+    /// Deliveries expected: connected × messages.
+    pub expected: u64,
+    /// Distinct deliveries received.
+    pub delivered: u64,
+    /// Expected but never received.
+    pub lost: u64,
+    /// Received more than once.
+    pub duplicated: u64,
+    /// First publish to last delivery, in seconds.
+    pub elapsed_s: f64,
+    /// Publishes actually sent per second.
+    pub publish_rate: f64,
+    /// Distinct deliveries per second over `elapsed_s`.
+    pub deliveries_per_s: f64,
+    /// Latency percentiles (send to receive), in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Server CPU over the run, in seconds.
+    pub server_cpu_s: f64,
+    /// The generator's own CPU over the run, in seconds (a saturated generator shows here).
+    pub loadgen_cpu_s: f64,
+}
+
+impl FanoutResult {
+    /// Server CPU per delivery, in microseconds.
+    pub fn server_us_per_delivery(&self) -> f64 {
+        self.server_cpu_s * 1e6 / self.delivered.max(1) as f64
+    }
+
+    /// One line of `key=value` pairs.
+    pub fn line(&self) -> String {
+        format!(
+            "connected={} idle_bytes_per_conn={:.0} expected={} delivered={} lost={} \
+             duplicated={} elapsed_s={:.3} publish_rate={:.1} deliveries_per_s={:.0} \
+             p50_us={} p99_us={} p999_us={} server_cpu_s={:.2} server_us_per_delivery={:.3} \
+             loadgen_cpu_s={:.2}",
+            self.connected,
+            self.idle_bytes_per_connection,
+            self.expected,
+            self.delivered,
+            self.lost,
+            self.duplicated,
+            self.elapsed_s,
+            self.publish_rate,
+            self.deliveries_per_s,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.server_cpu_s,
+            self.server_us_per_delivery(),
+            self.loadgen_cpu_s
+        )
+    }
+}
+
+struct Shared {
+    protocol: Protocol,
+    messages: u32,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+    settled: AtomicUsize,
+    delivered: AtomicU64,
+    duplicated: AtomicU64,
+    complete: AtomicUsize,
+    latency: Mutex<Histogram<u64>>,
+    last_delivery_us: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+/// Microseconds since the Unix epoch (the clock publishes and receipts share).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Runs a fan-out against `endpoint`.
+pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, String> {
+    let shared = Arc::new(Shared {
+        protocol: endpoint.protocol,
+        messages: run.messages,
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        settled: AtomicUsize::new(0),
+        delivered: AtomicU64::new(0),
+        duplicated: AtomicU64::new(0),
+        complete: AtomicUsize::new(0),
+        latency: Mutex::new(
+            Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?,
+        ),
+        last_delivery_us: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    });
+    let rss_before = crate::server::sample(endpoint.pid)?.rss;
+    let permits = Arc::new(Semaphore::new(run.concurrency.max(1)));
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..run.connections {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % run.sources.max(1) as usize) as u8);
+        clients.spawn(client(i, source, endpoint, permits.clone(), shared.clone()));
+    }
+    // Wait until every client connected or failed.
+    let connect_deadline = Instant::now() + Duration::from_secs(120);
+    while shared.settled.load(Ordering::Acquire) < run.connections {
+        if Instant::now() > connect_deadline {
+            return Err(format!(
+                "connecting timed out: {} of {} settled",
+                shared.settled.load(Ordering::Acquire),
+                run.connections
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connected = shared.connected.load(Ordering::Acquire);
+    if connected < run.connections {
+        let first = shared.first_error.lock().map(|e| e.clone()).ok().flatten();
+        return Err(format!(
+            "{} of {} connections failed; first: {}",
+            shared.failed.load(Ordering::Acquire),
+            run.connections,
+            first.unwrap_or_default()
+        ));
+    }
+    tokio::time::sleep(run.settle).await;
+    let rss_idle = crate::server::sample(endpoint.pid)?.rss;
+    let server_cpu0 = cpu_seconds(endpoint.pid)?;
+    let own_cpu0 = cpu_seconds(std::process::id())?;
+    let started = Instant::now();
+    let started_us = now_us();
+    publish_all(endpoint, run).await?;
+    let publish_elapsed = started.elapsed().as_secs_f64();
+    // Wait for the deliveries: until every client has everything, or nothing arrived for
+    // the drain time.
+    let published_us = now_us();
+    while shared.complete.load(Ordering::Acquire) < connected {
+        let last = shared
+            .last_delivery_us
+            .load(Ordering::Acquire)
+            .max(published_us);
+        if now_us().saturating_sub(last) > run.drain.as_micros() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let server_cpu = cpu_seconds(endpoint.pid)? - server_cpu0;
+    let own_cpu = cpu_seconds(std::process::id())? - own_cpu0;
+    clients.abort_all();
+    while clients.join_next().await.is_some() {}
+    let last = shared.last_delivery_us.load(Ordering::Acquire);
+    let elapsed_s = last.saturating_sub(started_us) as f64 / 1e6;
+    let delivered = shared.delivered.load(Ordering::Acquire);
+    let expected = connected as u64 * u64::from(run.messages);
+    let histogram = shared.latency.lock().map_err(|e| e.to_string())?;
+    Ok(FanoutResult {
+        connected,
+        idle_bytes_per_connection: rss_idle.saturating_sub(rss_before) as f64 / connected as f64,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        duplicated: shared.duplicated.load(Ordering::Acquire),
+        elapsed_s,
+        publish_rate: f64::from(run.messages) / publish_elapsed.max(1e-9),
+        deliveries_per_s: delivered as f64 / elapsed_s.max(1e-9),
+        p50_us: histogram.value_at_quantile(0.5),
+        p99_us: histogram.value_at_quantile(0.99),
+        p999_us: histogram.value_at_quantile(0.999),
+        server_cpu_s: server_cpu,
+        loadgen_cpu_s: own_cpu,
+    })
+}
+
+/// CPU seconds (user + system) of process `pid`.
+pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map_err(|e| e.to_string())?;
+    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
+/// Sends `run.messages` publishes: at `run.rate` per second, or back to back from
+/// `run.publishers` connections.
+async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
+    let next = Arc::new(AtomicU32::new(0));
+    let interval = run
+        .rate
+        .map(|r| Duration::from_secs_f64(1.0 / r.max(0.001)));
+    let started = Instant::now();
+    let mut publishers = tokio::task::JoinSet::new();
+    for _ in 0..run.publishers.max(1) {
+        let (next, messages, size) = (next.clone(), run.messages, run.size);
+        publishers.spawn(async move {
+            let mut sender = http_connection(endpoint.publish).await?;
+            loop {
+                let seq = next.fetch_add(1, Ordering::AcqRel);
+                if seq >= messages {
+                    return Ok::<_, String>(());
+                }
+                if let Some(interval) = interval {
+                    // Publish `seq` at its slot, whichever connection is free.
+                    let due = started + interval * seq;
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let payload = payload(seq, size);
+                let (path, body) = endpoint.protocol.publish(&payload);
+                let request = hyper::Request::post(path)
+                    .header("host", endpoint.publish.to_string())
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| e.to_string())?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| format!("publish {seq}: {e}"))?;
+                let status = response.status();
+                let _ = response.into_body().collect().await;
+                if !status.is_success() {
+                    return Err(format!("publish {seq}: {status}"));
+                }
+            }
+        });
+    }
+    while let Some(done) = publishers.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn http_connection(addr: SocketAddr) -> Result<Sender, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("publish connection: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// `~<seq>~<sent µs>~` padded with `x` to `size` bytes.
+fn payload(seq: u32, size: usize) -> String {
+    let mut text = format!("~{seq}~{}~", now_us());
+    while text.len() < size {
+        text.push('x');
+    }
+    text
+}
+
+/// The sequence number and send time in a frame's text, wherever the framing put them.
+fn marker(text: &str) -> Option<(u32, u64)> {
+    let start = text.find('~')?;
+    let mut parts = text[start + 1..].splitn(3, '~');
+    let seq = parts.next()?.parse().ok()?;
+    let sent = parts.next()?.parse().ok()?;
+    Some((seq, sent))
+}
+
+async fn client(
+    i: usize,
+    source: Ipv4Addr,
+    endpoint: Endpoint,
+    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) {
+    let permit = permits.acquire_owned().await;
+    let ws = match connect(i, source, endpoint).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            shared.failed.fetch_add(1, Ordering::AcqRel);
+            if let Ok(mut first) = shared.first_error.lock() {
+                first.get_or_insert(e);
+            }
+            shared.settled.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+    };
+    drop(permit);
+    shared.connected.fetch_add(1, Ordering::AcqRel);
+    shared.settled.fetch_add(1, Ordering::AcqRel);
+    receive(ws, &shared).await;
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+async fn connect(i: usize, source: Ipv4Addr, endpoint: Endpoint) -> Result<Ws, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let tcp = socket
+        .connect(endpoint.ws)
+        .await
+        .map_err(|e| format!("connect from {source}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let url = format!("ws://{}{}", endpoint.ws, endpoint.protocol.path(i));
+    // Small buffers: ten thousand clients with tungstenite's defaults would need gigabytes.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::client_async_with_config(url, tcp, Some(config)),
+    )
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|e| format!("handshake: {e}"))?;
+    if endpoint.protocol == Protocol::SocketIo {
+        // Engine.IO open packet, then join the default namespace and wait for its answer.
+        expect_prefix(&mut ws, "0").await?;
+        ws.send(Message::text("40"))
+            .await
+            .map_err(|e| e.to_string())?;
+        expect_prefix(&mut ws, "40").await?;
+    }
+    Ok(ws)
+}
+
+async fn expect_prefix(ws: &mut Ws, prefix: &str) -> Result<(), String> {
+    let next = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .map_err(|_| format!("no {prefix:?} packet in time"))?;
+    match next {
+        Some(Ok(Message::Text(text))) if text.starts_with(prefix) => Ok(()),
+        other => Err(format!("expected a {prefix:?} packet, got {other:?}")),
+    }
+}
+
+async fn receive(mut ws: Ws, shared: &Shared) {
+    let mut seen = vec![0u64; (shared.messages as usize).div_ceil(64)];
+    let mut count = 0u32;
+    let mut latencies: Vec<u64> = Vec::with_capacity(64);
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        if shared.protocol == Protocol::SocketIo && text.as_str() == "2" {
+            // Engine.IO ping: answer, or the server drops the client.
+            if ws.send(Message::text("3")).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let Some((seq, sent)) = marker(&text) else {
+            continue;
+        };
+        let now = now_us();
+        let (word, bit) = (seq as usize / 64, 1u64 << (seq % 64));
+        let Some(slot) = seen.get_mut(word) else {
+            continue;
+        };
+        if *slot & bit != 0 {
+            shared.duplicated.fetch_add(1, Ordering::AcqRel);
+            continue;
+        }
+        *slot |= bit;
+        count += 1;
+        shared.delivered.fetch_add(1, Ordering::AcqRel);
+        shared.last_delivery_us.fetch_max(now, Ordering::AcqRel);
+        latencies.push(now.saturating_sub(sent).max(1));
+        if latencies.len() == latencies.capacity() {
+            flush(shared, &mut latencies);
+        }
+        if count == shared.messages {
+            flush(shared, &mut latencies);
+            shared.complete.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+    flush(shared, &mut latencies);
+}
+
+fn flush(shared: &Shared, latencies: &mut Vec<u64>) {
+    if latencies.is_empty() {
+        return;
+    }
+    if let Ok(mut histogram) = shared.latency.lock() {
+        for l in latencies.drain(..) {
+            histogram.saturating_record(l);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_is_found_in_every_framing() {
+        let p = payload(42, 100);
+        assert_eq!(p.len(), 100);
+        let sent = marker(&p).expect("raw").1;
+        assert_eq!(marker(&p), Some((42, sent)));
+        let json = serde_json::json!({"content": p}).to_string();
+        assert_eq!(marker(&json), Some((42, sent)));
+        let socket_io = format!("42[\"message\",\"{p}\"]");
+        assert_eq!(marker(&socket_io), Some((42, sent)));
+        assert_eq!(marker("no marker"), None);
+    }
+}
