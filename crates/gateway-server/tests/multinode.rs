@@ -205,6 +205,18 @@ async fn messages_cross_processes_once_and_come_back_after_a_redis_restart() {
         (503, Some("unavailable")),
         "{body}"
     );
+    // The same with an ack: not "offline" (found by the chaos run).
+    let (status, body) = post(
+        n1.api(),
+        "/api/v1/users/alice/messages",
+        r#"{"content":"lost?","ack":{"timeout_ms":200,"retries":0}}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     let (status, _) = get(n1.api(), "/ready").await;
     assert_eq!(status, 503, "a node without Redis is not ready");
     // Local delivery goes on.

@@ -76,9 +76,16 @@ impl Hub {
         };
         let (payload, sent_here) = (numbered.payload, numbered.delivered);
         // Nodes where the user is connected deliver it too and forward the ack back here.
-        let remote = self
-            .publish_awaiting_ack(&route, &payload, &msg.message_id)
+        let published = self
+            .try_publish(|hub| Envelope::Message {
+                origin: hub.node_id().to_owned(),
+                route: route.clone(),
+                payload: payload.clone(),
+                awaits_ack: Some(msg.message_id.clone()),
+                report: false,
+            })
             .await;
+        let remote = *published.as_ref().unwrap_or(&0);
         drop(numbered.turn);
         let limits = (timeout, max_retries, sent_here || remote > 0);
         let (acked, attempts) = self
@@ -95,6 +102,13 @@ impl Hub {
         let outcome = self
             .ack_outcome(&msg, &target, user_id, user_id, acked, attempts)
             .await;
+        // Other nodes could not be told, nothing here took the message and it could not be
+        // stored: say so (as `send_to_user` does) instead of reporting the user offline.
+        if let Err(e) = published
+            && outcome.status == AckStatus::Offline
+        {
+            return Err(SendError::Unavailable(e.to_string()));
+        }
         let report = AckReport {
             message_id: msg.message_id.clone(),
             outcomes: vec![outcome],
