@@ -24,7 +24,10 @@
 //! - `chaos`: three release nodes on a throwaway Redis under acknowledged traffic, with a
 //!   node killed, a node stopped past the presence TTL, Redis restarted and a client's socket
 //!   filled; prints the invariants as counts (docs/operations.md).
-//! - `bench`: runs the criterion benchmarks.
+//! - `bench`: runs the criterion benchmarks. `bench fanout`: the gateway, the bare baseline
+//!   (`wsc-bare`) and socketioxide (`wsc-socketio`) side by side, 10,000 WebSocket clients,
+//!   broadcasts at 10, 50 and 100 per second and at saturation, medians of alternating runs,
+//!   appended to docs/benchmarks.md (`crates/wsc-bench`).
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
 //!   descriptors `wsc.v1.bin`, both committed.
@@ -43,7 +46,10 @@ fn main() -> ExitCode {
             Ok(n) => demo_cluster(n),
             Err(e) => Err(e),
         },
-        "bench" => run("cargo", &["bench", "-p", "wsc-hub"]),
+        "bench" => match std::env::args().nth(2) {
+            None => run("cargo", &["bench", "-p", "wsc-hub"]),
+            Some(scenario) => bench_scenario(&scenario),
+        },
         "e2e" => e2e(),
         "fuzz" => seconds_arg().and_then(fuzz),
         "abuse" => abuse(),
@@ -67,7 +73,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout]|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -201,6 +207,62 @@ fn release_tools() -> Result<(String, String), String> {
         target_binary("release"),
         format!("{target}/release/wsc-bench"),
     ))
+}
+
+/// A side-by-side scenario (`fanout`) of the gateway, the bare baseline and socketioxide,
+/// release builds; the table goes to stdout and is appended to docs/benchmarks.md with the
+/// machine, the commit and the command.
+fn bench_scenario(scenario: &str) -> Result<(), String> {
+    if scenario != "fanout" {
+        return Err(format!("unknown scenario {scenario:?}; usage: cargo xtask bench [fanout]"));
+    }
+    let (server, bench) = release_tools()?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let (bare, socketio) = (
+        format!("{target}/release/wsc-bare"),
+        format!("{target}/release/wsc-socketio"),
+    );
+    let output = Command::new(&bench)
+        .args(["bench", scenario, "--server", &server, "--bare", &bare])
+        .args(["--socketio", &socketio])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {bench}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the {scenario} scenario failed with {}", output.status));
+    }
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{table}");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=7", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let section = format!(
+        "\n### `cargo xtask bench {scenario}` at `{commit}`\n\n{cores} cores ({cpu}), Linux {}, \
+         the generator on the same machine; release builds; medians of 3 alternating runs per \
+         row (each a fresh server).\n\n{table}",
+        kernel.trim()
+    );
+    let mut doc = std::fs::OpenOptions::new()
+        .append(true)
+        .open("docs/benchmarks.md")
+        .map_err(|e| format!("docs/benchmarks.md: {e}"))?;
+    doc.write_all(section.as_bytes())
+        .map_err(|e| format!("docs/benchmarks.md: {e}"))?;
+    println!("appended to docs/benchmarks.md");
+    Ok(())
 }
 
 /// The abuse suite against the release binary, with the memory table of docs/security.md.

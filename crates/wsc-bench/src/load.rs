@@ -454,13 +454,21 @@ async fn connect(i: usize, source: Ipv4Addr, endpoint: Endpoint) -> Result<Ws, S
     Ok(ws)
 }
 
+/// Reads Engine.IO packets until one starts with `prefix`, answering pings on the way.
 async fn expect_prefix(ws: &mut Ws, prefix: &str) -> Result<(), String> {
-    let next = tokio::time::timeout(Duration::from_secs(30), ws.next())
-        .await
-        .map_err(|_| format!("no {prefix:?} packet in time"))?;
-    match next {
-        Some(Ok(Message::Text(text))) if text.starts_with(prefix) => Ok(()),
-        other => Err(format!("expected a {prefix:?} packet, got {other:?}")),
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .map_err(|_| format!("no {prefix:?} packet in time"))?;
+        match next {
+            Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
+                ws.send(Message::text("3"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some(Ok(Message::Text(text))) if text.starts_with(prefix) => return Ok(()),
+            other => return Err(format!("expected a {prefix:?} packet, got {other:?}")),
+        }
     }
 }
 
