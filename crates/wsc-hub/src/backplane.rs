@@ -113,6 +113,14 @@ pub enum Envelope {
         /// The message.
         message: Box<crate::HubMessage>,
     },
+    /// To the node itself, from its backplane: its users were missing from the cluster's
+    /// presence for a while (the presence store lost its data, or the node was removed while
+    /// it could not renew) and are present again. Messages sent to them meanwhile were
+    /// stored offline; the node replays them to the connections it has.
+    Rejoined {
+        /// The node.
+        origin: String,
+    },
     /// A group was disbanded: every membership of it ended.
     Disbanded {
         /// The node that accepted the change.
@@ -131,6 +139,7 @@ impl Envelope {
             | Envelope::Membership { origin, .. }
             | Envelope::Disbanded { origin, .. }
             | Envelope::Stored { origin, .. }
+            | Envelope::Rejoined { origin }
             | Envelope::Observers { origin, .. }
             | Envelope::Ack { origin, .. }
             | Envelope::Delivered { origin, .. } => origin,

@@ -68,6 +68,7 @@ impl Attachment {
             node_ttl: options.node_ttl,
             every: options.renew_interval(),
             subscribed: subscribed.clone(),
+            inbox,
         };
         tasks.push(tokio::spawn(renewal.run(token.clone())));
         Attachment {
@@ -120,6 +121,8 @@ struct Renewal {
     node_ttl: Duration,
     every: Duration,
     subscribed: watch::Receiver<bool>,
+    /// The hub's inbox, told when the node's users were missing from presence.
+    inbox: mpsc::Sender<Envelope>,
 }
 
 impl Renewal {
@@ -160,9 +163,22 @@ impl Renewal {
         if !*self.subscribed.borrow() {
             return Ok(());
         }
-        self.presence
+        let missing = self
+            .presence
             .renew(&self.redis, &self.node_id, self.node_ttl)
-            .await
+            .await?;
+        if missing {
+            // Users of this node were missing from presence (Redis lost its data, or the
+            // node was reaped while it could not renew): messages sent to them meanwhile
+            // were stored offline. The hub replays them to the connections it has.
+            let rejoined = Envelope::Rejoined {
+                origin: self.node_id.to_string(),
+            };
+            if self.inbox.send(rejoined).await.is_err() {
+                tracing::debug!(node_id = %self.node_id, "the hub's inbox is closed");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -188,5 +204,5 @@ pub(crate) async fn joined(
             ),
         });
     }
-    presence.renew(&redis, &node_id, node_ttl).await
+    presence.renew(&redis, &node_id, node_ttl).await.map(drop)
 }

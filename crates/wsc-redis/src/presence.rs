@@ -143,13 +143,15 @@ impl Presence {
 
     /// Renews the node's registry entry for `node_ttl` (reaping expired nodes first) and
     /// the expiry of every presence key; rewrites the node's set from the mirror when a
-    /// write failed or the set's size differs (it was lost with Redis' data).
+    /// write failed or the set's size differs (it was lost with Redis' data, or the node
+    /// was reaped while it could not renew). Returns whether users were missing from the
+    /// set: senders found them offline meanwhile and stored their messages.
     pub(crate) async fn renew(
         &self,
         redis: &Redis,
         node_id: &str,
         node_ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let stored: usize = redis
             .bounded(async {
                 let mut conn = redis.conn().await?;
@@ -162,14 +164,17 @@ impl Presence {
                     .map_err(|e| redis.command_error(e))
             })
             .await?;
-        let stale = {
+        let (stale, missing) = {
             let mirror = self.mirror.lock();
-            mirror.dirty || stored != mirror.users.len()
+            (
+                mirror.dirty || stored != mirror.users.len(),
+                stored < mirror.users.len(),
+            )
         };
         if stale {
             self.rewrite(redis, node_id).await?;
         }
-        Ok(())
+        Ok(missing)
     }
 
     /// Replaces the node's set with the mirror. A report made while the rewrite was on its

@@ -123,3 +123,59 @@ async fn a_redis_restarted_empty_gets_presence_and_subscriptions_back() {
     assert!(b_plane.health().await.is_ok());
     cluster.finish().await;
 }
+
+#[tokio::test]
+async fn messages_stored_while_a_node_was_out_of_presence_reach_its_connected_users() {
+    require_redis().await;
+    let ttl = Duration::from_secs(3);
+    let options = support::options().with_node_ttl(ttl).with_presence_ttl(ttl);
+    let cluster = Cluster::start_with(options.clone(), &["a", "b"]).await;
+    let (a, b) = (cluster.hub(0), cluster.hub(1));
+    for hub in [a, b] {
+        let store = wsc_redis::RedisOfflineStore::connect(&options, 100, Duration::from_secs(60))
+            .await
+            .unwrap();
+        hub.set_offline_store(Some(std::sync::Arc::new(store)));
+    }
+    let mut bob = b.register(Identity::new("bob")).await.unwrap();
+    // b's registry entry expires as if b had stalled past its TTL (SIGSTOP): others reap it
+    // with its users, and a send to bob meanwhile is stored offline although bob is still
+    // connected to b.
+    let nodes_key = format!("{}{{presence}}:nodes", options.key_prefix);
+    let mut raw = support::raw().await;
+    let mut stored = false;
+    for attempt in 0..5 {
+        let () = redis::cmd("ZADD")
+            .arg(&nodes_key)
+            .arg(0)
+            .arg("b")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let report = a
+            .send_to_user("bob", HubMessage::text(format!("while away {attempt}")))
+            .await
+            .unwrap();
+        if report.stored_offline {
+            stored = true;
+            break;
+        }
+        // b renewed in between (and the message went live): try again.
+        assert_eq!(
+            next_message(&mut bob).await["content"],
+            format!("while away {attempt}")
+        );
+    }
+    assert!(stored, "b renewed before every send");
+    // b's next renewal finds its users missing, writes them back, and replays what was
+    // stored for them to the connections it has: bob gets it without reconnecting.
+    let frame = next_message(&mut bob).await;
+    assert!(
+        frame["content"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("while away")),
+        "{frame}"
+    );
+    assert_eq!(frame["source"], "offline");
+    cluster.finish().await;
+}

@@ -159,6 +159,7 @@ impl Hub {
             } => {
                 self.deliver_if_reconnected(&user_id, &message);
             }
+            Envelope::Rejoined { .. } => self.replay_to_connected_users(),
             Envelope::Observers { origin, present } => {
                 self.observers_announced(&origin, present);
             }

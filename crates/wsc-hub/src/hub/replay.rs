@@ -237,4 +237,30 @@ impl Hub {
         // not tracked, so deleting it now could lose it if the connection ends first. The
         // next connect replays it again at worst; clients dedupe by `message_id`.
     }
+
+    /// Replays what the offline store holds for every user connected here, as replayed
+    /// messages to their connections (they stay stored until written or acked). Used when
+    /// the node's users were missing from presence for a while: senders stored their
+    /// messages although the users were connected here.
+    pub(super) fn replay_to_connected_users(&self) {
+        let Some(store) = self.offline_store() else {
+            return;
+        };
+        let users: Vec<String> = self.inner.registry.read().users().cloned().collect();
+        let hub = self.clone();
+        tokio::spawn(async move {
+            for user_id in users {
+                match store.load(&user_id).await {
+                    Ok(messages) => {
+                        for msg in &messages {
+                            hub.deliver_if_reconnected(&user_id, msg);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(user_id, error = %e, "replay after rejoining skipped");
+                    }
+                }
+            }
+        });
+    }
 }
