@@ -240,6 +240,31 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// Sends 16 KiB messages to `user` through the API until the server disconnects it as a
+/// slow consumer (its client never reads); at most 2,000.
+pub(crate) async fn flood_until_slow_consumer(target: Target, user: &str) -> Outcome {
+    let body = json!({"content": "x".repeat(16 * 1024)}).to_string();
+    let path = format!("/api/v1/users/{user}/messages");
+    // The kernel's socket buffers take a few megabytes before a small queue overflows.
+    for sent in 1..=2_000 {
+        let (status, reply) = wsc_testkit::http::post(target.api, &path, &body).await;
+        if status != 200 {
+            return Err(format!("send {sent}: {status} {reply}"));
+        }
+        if sent % 50 == 0 {
+            let (_, stats) = wsc_testkit::http::get(target.api, "/api/v1/stats").await;
+            if stats["slow_consumer_disconnects"] == 1 {
+                return Ok(format!(
+                    "disconnected as a slow consumer after {sent} messages of 16 KiB"
+                ));
+            }
+            // A write deadline needs a stalled write to last: give it the time.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Err("2,000 messages of 16 KiB and still connected".into())
+}
+
 /// Fails unless `got` is `want`.
 pub(crate) fn expect<T: PartialEq + std::fmt::Debug>(
     what: &str,

@@ -11,6 +11,24 @@ use wsc_testkit::process::{KillOnDrop, Lines};
 use crate::load::{Endpoint, Fanout, FanoutResult, Protocol};
 use crate::server::ServerProcess;
 
+/// The `--ws-port P --publish-port Q` of a peer server (`wsc-bare`, `wsc-socketio`): its
+/// two loopback addresses.
+pub fn peer_addresses(usage: &str) -> Result<(std::net::SocketAddr, std::net::SocketAddr), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let port = |flag: &str| -> Result<u16, String> {
+        let i = args.iter().position(|a| a == flag).ok_or_else(|| {
+            format!("usage: {usage} --ws-port P --publish-port Q ({flag} missing)")
+        })?;
+        args.get(i + 1)
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a port"))
+    };
+    Ok((
+        ([127, 0, 0, 1], port("--ws-port")?).into(),
+        ([127, 0, 0, 1], port("--publish-port")?).into(),
+    ))
+}
+
 /// The three servers' binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {

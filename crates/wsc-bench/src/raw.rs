@@ -183,3 +183,29 @@ pub async fn read_head(stream: &mut TcpStream, within: Duration) -> Result<Strin
         .await
         .map_err(|_| "no response head in time".to_owned())?
 }
+
+/// Sends a WebSocket upgrade of `path_and_query` with `extra_headers` (each line ending in
+/// CRLF) and returns the answer's status and the request's size. The server may answer and
+/// close before it read the whole request.
+pub async fn upgrade_status(
+    addr: SocketAddr,
+    path_and_query: &str,
+    extra_headers: &str,
+) -> Result<(u16, usize), String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n\
+         connection: upgrade\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra_headers}\r\n"
+    );
+    let _ = stream.write_all(request.as_bytes()).await;
+    let head = read_head(&mut stream, Duration::from_secs(10)).await?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, request.len()))
+}

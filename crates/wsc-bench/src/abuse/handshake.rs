@@ -7,7 +7,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{Attack, Outcome, Target, expect};
-use crate::raw::read_head;
 
 /// The request head deadline the handshake attacks run with.
 const HEAD_DEADLINE: &str = "2s";
@@ -161,24 +160,9 @@ async fn slowloris(target: Target) -> Outcome {
 }
 
 async fn status_of(target: Target, path: String, headers: String, want: u16) -> Outcome {
-    let mut socket = TcpStream::connect(target.public)
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
-         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         {headers}\r\n"
-    );
-    // The server may answer and close before it has read everything.
-    let _ = socket.write_all(request.as_bytes()).await;
-    let head = read_head(&mut socket, Duration::from_secs(10)).await?;
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
+    let (status, size) = crate::raw::upgrade_status(target.public, &path, &headers).await?;
     expect("the status", status, want)?;
-    Ok(format!("{status}, {} byte head refused", request.len()))
+    Ok(format!("{status}, {size} byte head refused"))
 }
 
 /// CPU seconds (user + system) of process `pid` so far.

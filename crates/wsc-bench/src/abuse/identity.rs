@@ -1,15 +1,10 @@
 //! Attacks on who a client is and whom it may reach: oversized tokens, forged sender fields,
 //! relays to users the sender may not address.
 
-use std::time::Duration;
-
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::{Attack, Outcome, Target, expect};
-use crate::raw::read_head;
 
 /// The server's token secret in these attacks; the attacker signs with another one.
 const SECRET: &str = "abuse-suite-secret-0123456789abcdef";
@@ -63,21 +58,8 @@ async fn big_token(target: Target, claim_bytes: usize, want: u16) -> Outcome {
         &EncodingKey::from_secret(b"not the server's secret"),
     )
     .map_err(|e| e.to_string())?;
-    let mut socket = TcpStream::connect(target.public)
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
-         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         authorization: Bearer {token}\r\n\r\n"
-    );
-    let _ = socket.write_all(request.as_bytes()).await;
-    let head = read_head(&mut socket, Duration::from_secs(10)).await?;
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
+    let header = format!("authorization: Bearer {token}\r\n");
+    let (status, _) = crate::raw::upgrade_status(target.public, "/ws", &header).await?;
     expect("the status", status, want)?;
     Ok(format!("{status} for a {} KB token", token.len() / 1000))
 }

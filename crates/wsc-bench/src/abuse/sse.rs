@@ -1,13 +1,12 @@
 //! The same attacks over SSE, where they apply: the stream's POSTed frames have the size and
 //! rate limits of WebSocket frames, and a stream that is not read is a slow consumer.
 
-use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{Attack, Outcome, Target, expect};
+use super::{Attack, Outcome, Target, expect, flood_until_slow_consumer};
 
 pub(super) fn attacks() -> Vec<Attack> {
     vec![
@@ -147,24 +146,5 @@ async fn never_reads(target: Target) -> Outcome {
         .write_all(b"GET /sse?user_id=sleeper HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;
-    let body = json!({"content": "x".repeat(16 * 1024)}).to_string();
-    for sent in 1..=2_000 {
-        let (status, reply) =
-            wsc_testkit::http::post(target.api, "/api/v1/users/sleeper/messages", &body).await;
-        if status != 200 {
-            return Err(format!("send {sent}: {status} {reply}"));
-        }
-        if sent % 50 == 0 {
-            let (_, stats) = wsc_testkit::http::get(target.api, "/api/v1/stats").await;
-            if stats["slow_consumer_disconnects"] == 1 {
-                drop(socket);
-                return Ok(format!(
-                    "disconnected as a slow consumer after {sent} messages of 16 KiB"
-                ));
-            }
-            // The write deadline needs a stalled write to last: give it the time.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Err("2,000 messages of 16 KiB and still connected".into())
+    flood_until_slow_consumer(target, "sleeper").await
 }

@@ -6,7 +6,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Attack, Outcome, Target, expect};
+use super::{Attack, Outcome, Target, expect, flood_until_slow_consumer};
 use crate::raw::{Ending, FIN, RawSocket, frame, header, opcode};
 
 /// How long an attacked connection may take to be closed.
@@ -230,24 +230,7 @@ async fn message_flood(target: Target) -> Outcome {
 async fn never_reads(target: Target) -> Outcome {
     // The client upgrades and then never reads a byte.
     let _socket = raw(target, "sleeper").await?;
-    let body = json!({"content": "x".repeat(16 * 1024)}).to_string();
-    // The kernel's socket buffers take a few megabytes before the queue of 8 overflows.
-    for sent in 1..=2_000 {
-        let (status, reply) =
-            wsc_testkit::http::post(target.api, "/api/v1/users/sleeper/messages", &body).await;
-        if status != 200 {
-            return Err(format!("send {sent}: {status} {reply}"));
-        }
-        if sent % 50 == 0 {
-            let (_, stats) = wsc_testkit::http::get(target.api, "/api/v1/stats").await;
-            if stats["slow_consumer_disconnects"] == 1 {
-                return Ok(format!(
-                    "disconnected as a slow consumer after {sent} messages of 16 KiB"
-                ));
-            }
-        }
-    }
-    Err("2,000 messages of 16 KiB and still connected".into())
+    flood_until_slow_consumer(target, "sleeper").await
 }
 
 async fn never_answers_close(target: Target) -> Outcome {

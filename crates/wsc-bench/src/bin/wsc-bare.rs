@@ -13,7 +13,6 @@
 //! nothing on top; it is not a product.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -33,17 +32,7 @@ const BATCH: usize = 64;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
-    let port = |flag: &str| -> Result<u16, String> {
-        let i = args.iter().position(|a| a == flag).ok_or_else(|| {
-            format!("usage: wsc-bare --ws-port P --publish-port Q ({flag} missing)")
-        })?;
-        args.get(i + 1)
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("{flag} needs a port"))
-    };
-    let ws_addr = SocketAddr::from(([127, 0, 0, 1], port("--ws-port")?));
-    let publish_addr = SocketAddr::from(([127, 0, 0, 1], port("--publish-port")?));
+    let (ws_addr, publish_addr) = wsc_bench::bench::peer_addresses("wsc-bare")?;
     let (tx, _) = broadcast::channel::<Utf8Bytes>(CAPACITY);
     let ws = TcpListener::bind(ws_addr)
         .await

@@ -9,8 +9,6 @@
 //!
 //! Clients connect to `ws://127.0.0.1:<ws-port>/socket.io/?EIO=4&transport=websocket`.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -19,17 +17,7 @@ use socketioxide::extract::SocketRef;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
-    let port = |flag: &str| -> Result<u16, String> {
-        let i = args.iter().position(|a| a == flag).ok_or_else(|| {
-            format!("usage: wsc-socketio --ws-port P --publish-port Q ({flag} missing)")
-        })?;
-        args.get(i + 1)
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("{flag} needs a port"))
-    };
-    let ws_addr = SocketAddr::from(([127, 0, 0, 1], port("--ws-port")?));
-    let publish_addr = SocketAddr::from(([127, 0, 0, 1], port("--publish-port")?));
+    let (ws_addr, publish_addr) = wsc_bench::bench::peer_addresses("wsc-socketio")?;
     let (layer, io) = SocketIo::new_layer();
     io.ns("/", async |_socket: SocketRef| {});
     let sockets = Router::new().layer(layer);
