@@ -212,3 +212,135 @@ fn no_token_without_the_key_is_ever_accepted_and_none_panics() {
         },
     );
 }
+
+/// One gRPC call with fuzzed fields.
+#[derive(Debug, Clone)]
+enum Call {
+    Send(u8, String, String, Option<(u64, Option<u32>)>),
+    Broadcast(String, String, String, String),
+    Kick(String, String, bool),
+    Group(bool, String, String),
+    OpenTicket(String, String, bool, String),
+    Transfer(String, String),
+    Close(String, String),
+    OnlineUsers(u32, u32),
+}
+
+fn id() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "[a-z0-9_-]{0,12}", 1 => ".{0,16}"]
+}
+
+fn call() -> impl Strategy<Value = Call> {
+    let json = prop_oneof![4 => document().prop_map(|d| d.to_string()), 1 => ".{0,64}"];
+    let ack = prop::option::of((any::<u64>(), prop::option::of(any::<u32>())));
+    prop_oneof![
+        (0u8..4, id(), json.clone(), ack).prop_map(|(k, t, j, a)| Call::Send(k, t, j, a)),
+        (json, id(), id(), id()).prop_map(|(j, a, n, e)| Call::Broadcast(j, a, n, e)),
+        (id(), id(), any::<bool>()).prop_map(|(u, r, n)| Call::Kick(u, r, n)),
+        (any::<bool>(), id(), id()).prop_map(|(j, g, u)| Call::Group(j, g, u)),
+        (id(), id(), any::<bool>(), id()).prop_map(|(c, t, v, d)| Call::OpenTicket(c, t, v, d)),
+        (id(), id()).prop_map(|(t, a)| Call::Transfer(t, a)),
+        (id(), id()).prop_map(|(t, r)| Call::Close(t, r)),
+        (any::<u32>(), any::<u32>()).prop_map(|(o, l)| Call::OnlineUsers(o, l)),
+    ]
+}
+
+#[test]
+fn grpc_requests_with_any_fields_never_fail_internally() {
+    use gateway_server::grpc::proto as pb;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(start(local_config()));
+    let client = runtime.block_on(grpc(&server));
+    let _alice = runtime.block_on(connect(server.public_addr(), "user_id=alice"));
+    run_for("grpc: any fields", call(), |call| {
+        let mut client = client.clone();
+        let shown = format!("{call:?}");
+        let status = runtime.block_on(async move {
+            let result = match call {
+                Call::Send(kind, target, message_json, ack) => {
+                    let request = pb::SendRequest {
+                        target,
+                        message_json,
+                        ack: ack.map(|(timeout_ms, retries)| pb::Ack {
+                            // A fuzzed wait must stay short: the bound is checked either way.
+                            timeout_ms: timeout_ms % 400_000,
+                            retries: retries.map(|r| r % 3),
+                        }),
+                    };
+                    match kind {
+                        0 => client.send_to_user(request).await.map(drop),
+                        1 => client.send_to_ticket(request).await.map(drop),
+                        2 => client.send_to_group(request).await.map(drop),
+                        _ => client.send_to_connection(request).await.map(drop),
+                    }
+                }
+                Call::Broadcast(message_json, app_id, namespace, exclude_user) => client
+                    .broadcast(pb::BroadcastRequest {
+                        message_json,
+                        app_id,
+                        namespace,
+                        exclude_user,
+                    })
+                    .await
+                    .map(drop),
+                Call::Kick(user_id, reason, notify) => client
+                    .kick_user(pb::KickRequest {
+                        user_id,
+                        reason,
+                        notify,
+                    })
+                    .await
+                    .map(drop),
+                Call::Group(join, group_id, user_id) => {
+                    let request = pb::GroupMemberRequest { group_id, user_id };
+                    if join {
+                        client.join_group(request).await.map(drop)
+                    } else {
+                        client.leave_group(request).await.map(drop)
+                    }
+                }
+                Call::OpenTicket(customer_id, ticket_id, vip, department) => client
+                    .open_ticket(pb::OpenTicketRequest {
+                        customer_id,
+                        ticket_id,
+                        vip,
+                        department,
+                    })
+                    .await
+                    .map(drop),
+                Call::Transfer(ticket_id, agent_id) => client
+                    .transfer_ticket(pb::TransferTicketRequest {
+                        ticket_id,
+                        agent_id,
+                    })
+                    .await
+                    .map(drop),
+                Call::Close(ticket_id, reason) => client
+                    .close_ticket(pb::CloseTicketRequest { ticket_id, reason })
+                    .await
+                    .map(drop),
+                Call::OnlineUsers(offset, limit) => client
+                    .online_users(pb::OnlineUsersRequest { offset, limit })
+                    .await
+                    .map(drop),
+            };
+            result.err()
+        });
+        if let Some(status) = status {
+            prop_assert!(
+                !matches!(
+                    status.code(),
+                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::Unimplemented
+                ),
+                "{shown}: {status:?}"
+            );
+            prop_assert!(!status.message().trim().is_empty(), "{shown}: {status:?}");
+        }
+        Ok(())
+    });
+    runtime.block_on(server.stop(WAIT));
+}
