@@ -1,5 +1,6 @@
 //! The standard `process_*` metrics (CPU time, memory, descriptors, threads, start time),
-//! read from `/proc` with the `procfs` crate at scrape time. Linux only: elsewhere the
+//! read from `/proc` with the `procfs` crate at scrape time, and the runtime's live tasks
+//! (`tokio_alive_tasks`). Linux only: elsewhere the
 //! registry has none of them.
 
 use procfs::process::{LimitValue, Process};
@@ -55,6 +56,16 @@ impl Collector for ProcessCollector {
                     started,
                 )?;
             }
+        }
+        // Tasks of the runtime that serves the scrape (the server's): a number that keeps
+        // growing while connections do not is a task leak.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            gauge(
+                &mut encoder,
+                "tokio_alive_tasks",
+                "Tasks alive in the server's tokio runtime",
+                runtime.metrics().num_alive_tasks() as f64,
+            )?;
         }
         if let Ok(open) = me.fd_count() {
             gauge(

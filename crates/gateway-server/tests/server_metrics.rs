@@ -335,6 +335,8 @@ async fn process_metrics_describe_this_process() {
     assert!(rss > 1_000_000.0, "{rss}");
     assert!(value(&body, "process_cpu_seconds_total").is_some_and(|cpu| cpu > 0.0));
     assert!(value(&body, "process_threads").is_some_and(|n| n >= 1.0));
+    // At least the listeners' accept loops run as tasks.
+    assert!(value(&body, "tokio_alive_tasks").is_some_and(|n| n >= 2.0));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -15,9 +15,10 @@
 //!   must hold within its bounds.
 //!
 //! Every `sample_every` it records the server's resident memory, descriptors, threads and
-//! counters. After the run every client closes, and [`Report::check`] fails when resident
-//! memory grew more than the allowed share after warm-up, when connections, descriptors or
-//! pending acks did not return to their baseline, or when a send the API reported `acked`
+//! counters, and its live tasks (`tokio_alive_tasks`). After the run every client closes,
+//! and [`Report::check`] fails when resident memory grew more than the allowed share after
+//! warm-up, when connections, descriptors, tasks or pending acks did not return to their
+//! baseline, or when a send the API reported `acked`
 //! never reached its user.
 
 use std::collections::{HashMap, HashSet};
@@ -106,6 +107,8 @@ pub struct Point {
     pub offline_stored: u64,
     /// Messages the offline store dropped (its bounds).
     pub offline_dropped: u64,
+    /// Tasks alive in the server's runtime (`tokio_alive_tasks` on `/metrics`).
+    pub tasks: u64,
 }
 
 /// Starts the server a soak runs against: every client comes from 127.0.0.1, so the
@@ -139,6 +142,8 @@ pub struct Report {
     pub points: Vec<Point>,
     /// The server before any client connected.
     pub baseline: Option<Sample>,
+    /// Its tasks then.
+    pub baseline_tasks: Option<u64>,
     /// After every client closed and the server settled.
     pub end: Option<Point>,
     /// Frames received by the clients.
@@ -199,6 +204,14 @@ impl Report {
                 if end.acks_pending != 0 {
                     failures.push(format!("{} acks still pending", end.acks_pending));
                 }
+                if let Some(tasks) = self.baseline_tasks
+                    && end.tasks > tasks
+                {
+                    failures.push(format!(
+                        "{} tasks at the end, {tasks} before the run",
+                        end.tasks
+                    ));
+                }
             }
             _ => failures.push("no baseline or end sample".into()),
         }
@@ -222,7 +235,7 @@ impl Report {
     /// The samples as a markdown table.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| s | RSS | fds | threads | connections | acks pending | offline stored | offline dropped |\n\
+            "| s | RSS | fds | tasks | connections | acks pending | offline stored | offline dropped |\n\
              |---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for p in self.points.iter().chain(&self.end) {
@@ -231,7 +244,7 @@ impl Report {
                 p.at,
                 p.process.rss as f64 / (1024.0 * 1024.0),
                 p.process.fds,
-                p.process.threads,
+                p.tasks,
                 p.connections,
                 p.acks_pending,
                 p.offline_stored,
@@ -262,6 +275,7 @@ struct Run {
 /// Runs the soak against the server at `public` / `api` (process `pid`).
 pub async fn run(public: SocketAddr, api: SocketAddr, pid: u32, options: &Options) -> Report {
     let baseline = sample(pid).ok();
+    let baseline_tasks = tasks(api).await;
     let run = Arc::new(Run {
         public,
         api,
@@ -308,11 +322,12 @@ pub async fn run(public: SocketAddr, api: SocketAddr, pid: u32, options: &Option
     // ack wait (500 ms, one retry).
     while tasks.join_next().await.is_some() {}
     while stable.join_next().await.is_some() {}
-    let end = settle(api, pid, started, baseline).await;
+    let end = settle(api, pid, started, baseline, baseline_tasks).await;
     let lost = lost(&run);
     Report {
         points,
         baseline,
+        baseline_tasks,
         end,
         received: run.received.load(Ordering::Relaxed),
         connections_opened: run.opened.load(Ordering::Relaxed),
@@ -342,9 +357,11 @@ async fn point(api: SocketAddr, pid: u32, started: Instant) -> Option<Point> {
     let process = sample(pid).ok()?;
     let stats = get(api, "/api/v1/stats").await?;
     let n = |key: &str| stats[key].as_u64().unwrap_or(0);
+    let tasks = tasks(api).await.unwrap_or(0);
     Some(Point {
         at: started.elapsed().as_secs_f64(),
         process,
+        tasks,
         connections: n("connections"),
         acks_pending: n("acks_pending"),
         offline_stored: n("offline_stored"),
@@ -352,18 +369,33 @@ async fn point(api: SocketAddr, pid: u32, started: Instant) -> Option<Point> {
     })
 }
 
-/// Waits (at most 30 s) for connections, pending acks and descriptors to come back.
+/// The server's `tokio_alive_tasks` from `/metrics`.
+async fn tasks(api: SocketAddr) -> Option<u64> {
+    let exchange = async move { wsc_testkit::http::raw(api, "GET", "/metrics", &[], None).await };
+    let (status, _, text) = tokio::spawn(exchange).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    text.lines()
+        .find_map(|line| line.strip_prefix("tokio_alive_tasks "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// Waits (at most 30 s) for connections, pending acks, tasks and descriptors to come back.
 async fn settle(
     api: SocketAddr,
     pid: u32,
     started: Instant,
     baseline: Option<Sample>,
+    baseline_tasks: Option<u64>,
 ) -> Option<Point> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let point = point(api, pid, started).await?;
         let fds_back = baseline.is_none_or(|b| point.process.fds <= b.fds);
-        if (point.connections == 0 && point.acks_pending == 0 && fds_back)
+        let tasks_back = baseline_tasks.is_none_or(|t| point.tasks <= t);
+        if (point.connections == 0 && point.acks_pending == 0 && fds_back && tasks_back)
             || Instant::now() >= deadline
         {
             return Some(point);
