@@ -214,7 +214,9 @@ fn release_tools() -> Result<(String, String), String> {
 /// machine, the commit and the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
     if scenario != "fanout" {
-        return Err(format!("unknown scenario {scenario:?}; usage: cargo xtask bench [fanout]"));
+        return Err(format!(
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout]"
+        ));
     }
     let (server, bench) = release_tools()?;
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
@@ -229,7 +231,10 @@ fn bench_scenario(scenario: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {bench}: {e}"))?;
     if !output.status.success() {
-        return Err(format!("the {scenario} scenario failed with {}", output.status));
+        return Err(format!(
+            "the {scenario} scenario failed with {}",
+            output.status
+        ));
     }
     let table = String::from_utf8_lossy(&output.stdout).into_owned();
     print!("{table}");

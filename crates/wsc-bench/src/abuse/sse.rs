@@ -1,7 +1,6 @@
 //! The same attacks over SSE, where they apply: the stream's POSTed frames have the size and
 //! rate limits of WebSocket frames, and a stream that is not read is a slow consumer.
 
-
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
