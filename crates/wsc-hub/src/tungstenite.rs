@@ -176,9 +176,14 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut sink).await {
-        if n == 0 {
-            break;
+    loop {
+        match stream.read(&mut sink).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            // Draining is what a closing connection does with its input: the inbound byte
+            // budget (which says so once) does not end it early.
+            Err(e) if InboundFlood::from_io(&e).is_some() => {}
+            Err(_) => break,
         }
     }
 }
