@@ -113,17 +113,27 @@ fn body() -> impl Strategy<Value = String> {
     ]
 }
 
-#[test]
-fn api_bodies_and_ids_of_any_shape_never_get_a_5xx_and_refusals_are_json() {
+/// A runtime of its own (the properties are synchronous), a server on it, and a connected
+/// user `alice`, so that some sends reach someone.
+fn served() -> (
+    tokio::runtime::Runtime,
+    gateway_server::RunningServer,
+    Client,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let server = runtime.block_on(start(local_config()));
+    let alice = runtime.block_on(connect(server.public_addr(), "user_id=alice"));
+    (runtime, server, alice)
+}
+
+#[test]
+fn api_bodies_and_ids_of_any_shape_never_get_a_5xx_and_refusals_are_json() {
+    let (runtime, server, _alice) = served();
     let api = server.api_addr();
-    // A connected user, so that some sends reach someone.
-    let _alice = runtime.block_on(connect(server.public_addr(), "user_id=alice"));
     run_for(
         "api: bodies and ids",
         (prop::sample::select(ROUTES), path_id(), body()),
@@ -248,14 +258,8 @@ fn call() -> impl Strategy<Value = Call> {
 #[test]
 fn grpc_requests_with_any_fields_never_fail_internally() {
     use gateway_server::grpc::proto as pb;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = runtime.block_on(start(local_config()));
+    let (runtime, server, _alice) = served();
     let client = runtime.block_on(grpc(&server));
-    let _alice = runtime.block_on(connect(server.public_addr(), "user_id=alice"));
     run_for("grpc: any fields", call(), |call| {
         let mut client = client.clone();
         let shown = format!("{call:?}");

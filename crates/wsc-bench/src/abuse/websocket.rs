@@ -116,6 +116,13 @@ async fn raw(target: Target, user: &str) -> Result<RawSocket, String> {
     RawSocket::upgrade(target.public, &format!("/ws?user_id={user}")).await
 }
 
+/// The server's next close frame (within [`CLOSE_WITHIN`]) must be `code` and `reason`.
+async fn closed_with(socket: &mut RawSocket, code: u16, reason: &str) -> Outcome {
+    let ending = socket.ending(CLOSE_WITHIN).await;
+    expect("the ending", &ending, &Ending::Close(code, reason.into()))?;
+    Ok(format!("close {code} `{reason}`"))
+}
+
 /// Writes until the server stops reading (it closed); write errors after that are expected.
 async fn write_all_frames(socket: &mut RawSocket, frames: impl Iterator<Item = Vec<u8>>) {
     for bytes in frames {
@@ -131,13 +138,7 @@ async fn fragment_flood(target: Target) -> Outcome {
     let first = std::iter::once(frame(opcode::TEXT, &kib, true));
     let rest = (0..200).map(|_| frame(opcode::CONTINUATION, &kib, true));
     write_all_frames(&mut socket, first.chain(rest)).await;
-    let ending = socket.ending(CLOSE_WITHIN).await;
-    expect(
-        "the ending",
-        &ending,
-        &Ending::Close(1009, "message too large".into()),
-    )?;
-    Ok("close 1009 `message too large`".into())
+    closed_with(&mut socket, 1009, "message too large").await
 }
 
 async fn empty_fragment_flood(target: Target) -> Outcome {
@@ -164,16 +165,8 @@ async fn ping_flood(target: Target) -> Outcome {
         (0..1000).map(|_| frame(FIN | opcode::PING, b"ping", true)),
     )
     .await;
-    let ending = socket.ending(CLOSE_WITHIN).await;
-    expect(
-        "the ending",
-        &ending,
-        &Ending::Close(
-            1008,
-            "rate limit exceeded: more than 100 control frames per second".into(),
-        ),
-    )?;
-    Ok("close 1008 `rate limit exceeded: more than 100 control frames per second`".into())
+    let reason = "rate limit exceeded: more than 100 control frames per second";
+    closed_with(&mut socket, 1008, reason).await
 }
 
 async fn protocol_error(target: Target, bytes: Vec<u8>) -> Outcome {
@@ -196,13 +189,7 @@ async fn huge_length(target: Target) -> Outcome {
         std::iter::once(header(FIN | opcode::TEXT, 1 << 63, true)),
     )
     .await;
-    let ending = socket.ending(CLOSE_WITHIN).await;
-    expect(
-        "the ending",
-        &ending,
-        &Ending::Close(1009, "message too large".into()),
-    )?;
-    Ok("close 1009 `message too large`".into())
+    closed_with(&mut socket, 1009, "message too large").await
 }
 
 async fn message_flood(target: Target) -> Outcome {

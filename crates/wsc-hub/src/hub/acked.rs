@@ -77,13 +77,7 @@ impl Hub {
         let (payload, sent_here) = (numbered.payload, numbered.delivered);
         // Nodes where the user is connected deliver it too and forward the ack back here.
         let published = self
-            .try_publish(|hub| Envelope::Message {
-                origin: hub.node_id().to_owned(),
-                route: route.clone(),
-                payload: payload.clone(),
-                awaits_ack: Some(msg.message_id.clone()),
-                report: false,
-            })
+            .publish_awaiting_ack(&route, &payload, &msg.message_id)
             .await;
         let remote = *published.as_ref().unwrap_or(&0);
         drop(numbered.turn);
@@ -345,10 +339,10 @@ impl Hub {
             if !std::mem::take(&mut first_sent) {
                 let targets = resolve(self);
                 let remote = match remote {
-                    Some(route) => {
-                        self.publish_awaiting_ack(route, payload, &msg.message_id)
-                            .await
-                    }
+                    Some(route) => self
+                        .publish_awaiting_ack(route, payload, &msg.message_id)
+                        .await
+                        .unwrap_or(0),
                     None => 0,
                 };
                 if targets.is_empty() && remote == 0 {

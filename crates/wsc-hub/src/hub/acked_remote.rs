@@ -183,7 +183,9 @@ impl Hub {
             client_id: client_id.to_owned(),
         });
         route.scope_from(msg);
-        self.publish_awaiting_ack(&route, payload, &msg.message_id)
+        // A failure is logged and counted; the ack wait then times out.
+        let _ = self
+            .publish_awaiting_ack(&route, payload, &msg.message_id)
             .await;
     }
 

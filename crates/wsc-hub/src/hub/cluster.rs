@@ -220,14 +220,15 @@ impl Hub {
     }
 
     /// Hands an acknowledged message to the other nodes where its route may reach someone;
-    /// they forward the client's ack back here. Returns how many nodes got it.
+    /// they forward the client's ack back here. Returns how many nodes got it, or why the
+    /// backplane failed (logged and counted already).
     pub(super) async fn publish_awaiting_ack(
         &self,
         route: &Route,
         payload: &Payload,
         message_id: &str,
-    ) -> usize {
-        self.publish(|hub| Envelope::Message {
+    ) -> Result<usize, BackplaneError> {
+        self.try_publish(|hub| Envelope::Message {
             origin: hub.node_id().to_owned(),
             route: route.clone(),
             payload: payload.clone(),

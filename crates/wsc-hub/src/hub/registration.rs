@@ -16,12 +16,10 @@ pub struct Registration {
     backlog: Backlog,
     /// Offline messages handed to the transport, deleted from the store once written.
     written_offline: Vec<String>,
-    window_start_ms: u64,
-    window_count: u32,
-    window_bytes: usize,
+    /// Data frames in the current one-second window.
+    data: Window,
     /// Control frames (ping, pong) in their own one-second window.
-    control_window_start_ms: u64,
-    control_count: u32,
+    control: Window,
     finished: bool,
 }
 
@@ -39,11 +37,8 @@ impl Registration {
             rx,
             backlog,
             written_offline: Vec::new(),
-            window_start_ms: 0,
-            window_count: 0,
-            window_bytes: 0,
-            control_window_start_ms: 0,
-            control_count: 0,
+            data: Window::default(),
+            control: Window::default(),
             finished: false,
         }
     }
@@ -127,12 +122,7 @@ impl Registration {
         if max == 0 {
             return;
         }
-        if now.saturating_sub(self.control_window_start_ms) >= 1000 {
-            self.control_window_start_ms = now;
-            self.control_count = 0;
-        }
-        self.control_count += 1;
-        if self.control_count > max {
+        if self.control.add(now, 0) > max {
             let detail = format!("rate limit exceeded: more than {max} control frames per second");
             self.conn
                 .close(DisconnectReason::PolicyViolation { detail });
@@ -154,7 +144,7 @@ impl Registration {
                 // against the byte limit but not the frame limit, so a busy client can ack
                 // everything it receives. Unknown acks count like any other frame.
                 if self.hub.handle_message(&self.conn, msg).await {
-                    self.window_count = self.window_count.saturating_sub(1);
+                    self.data.frames = self.data.frames.saturating_sub(1);
                 }
             }
             Err(error) => {
@@ -191,16 +181,10 @@ impl Registration {
         if max_frames == 0 && max_bytes == 0 {
             return true;
         }
-        if now.saturating_sub(self.window_start_ms) >= 1000 {
-            self.window_start_ms = now;
-            self.window_count = 0;
-            self.window_bytes = 0;
-        }
-        self.window_count += 1;
-        self.window_bytes += len;
-        let detail = if max_frames > 0 && self.window_count > max_frames {
+        let frames = self.data.add(now, len);
+        let detail = if max_frames > 0 && frames > max_frames {
             format!("rate limit exceeded: more than {max_frames} messages per second")
-        } else if max_bytes > 0 && self.window_bytes > max_bytes {
+        } else if max_bytes > 0 && self.data.bytes > max_bytes {
             format!("rate limit exceeded: more than {max_bytes} bytes per second")
         } else {
             return true;
@@ -261,5 +245,29 @@ impl std::fmt::Debug for Registration {
             .field("connection", &self.conn.id())
             .field("client_id", &self.conn.client_id())
             .finish()
+    }
+}
+
+/// Frames and bytes counted in fixed one-second windows (the inbound rate limits).
+#[derive(Default)]
+struct Window {
+    start_ms: u64,
+    frames: u32,
+    bytes: usize,
+}
+
+impl Window {
+    /// Counts a frame of `len` bytes at `now_ms`, starting a new window when the current one
+    /// is a second old; returns the frames in the window.
+    fn add(&mut self, now_ms: u64, len: usize) -> u32 {
+        if now_ms.saturating_sub(self.start_ms) >= 1000 {
+            *self = Window {
+                start_ms: now_ms,
+                ..Window::default()
+            };
+        }
+        self.frames += 1;
+        self.bytes += len;
+        self.frames
     }
 }
