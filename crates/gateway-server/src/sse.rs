@@ -150,7 +150,9 @@ async fn open_stream(
     let (in_tx, in_rx) = mpsc::channel::<String>(INBOUND_CAPACITY);
     state.sse_sessions.insert(session.clone(), in_tx);
     let sessions = state.sse_sessions.clone();
-    let span = tracing::info_span!(
+    // A debug span: an enabled span keeps its formatted fields for the connection's whole
+    // life (about 200 bytes each). Log lines about a connection name its client anyway.
+    let span = tracing::debug_span!(
         "connection",
         user_id = registration.connection().user_id(),
         client_id,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
@@ -94,7 +95,9 @@ async fn upgrade(state: AppState, peer: SocketAddr, mut request: Request) -> Res
         .map(|r| r.connection().client_id().to_owned());
     let config = tungstenite::websocket_config(&hub.config());
     let handshake_timeout = policy.handshake_timeout;
-    let span = tracing::info_span!(
+    // A debug span: an enabled span keeps its formatted fields for the connection's whole
+    // life (about 200 bytes each). Log lines about a connection name its client anyway.
+    let span = tracing::debug_span!(
         "connection",
         user_id = identity_user,
         client_id = client_id.as_deref().unwrap_or_default()
@@ -148,16 +151,24 @@ async fn take_over<U>(
             return;
         }
     };
-    // The raw byte budget is the hub's; a refused connection only reads its close reply.
-    let hub_config = registration
-        .as_ref()
-        .map_or_else(Default::default, |r| r.hub().config());
-    let io = tungstenite::MeteredStream::new(TokioIo::new(upgraded), &hub_config);
-    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-    match registration {
-        Some(registration) => tungstenite::serve(registration, ws).await,
-        None => tungstenite::close_with(&mut ws, 1008, &refusal).await,
-    }
+    // The block ends with the future that serves the connection, so the values moved into
+    // it (the stream, the registration) are not also kept beside it in this task's state,
+    // which every connection holds for its whole life.
+    let serving = {
+        // The raw byte budget is the hub's; a refused connection only reads its close reply.
+        let hub_config = registration
+            .as_ref()
+            .map_or_else(Default::default, |r| r.hub().config());
+        let io = tungstenite::MeteredStream::new(TokioIo::new(upgraded), &hub_config);
+        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        match registration {
+            Some(registration) => Either::Left(tungstenite::serve(registration, ws)),
+            None => Either::Right(async move {
+                tungstenite::close_with(&mut ws, 1008, &refusal).await;
+            }),
+        }
+    };
+    serving.await;
 }
 
 fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wsc_testkit::process::{KillOnDrop, Lines};
 
-use crate::load::{Endpoint, Fanout, FanoutResult, Protocol};
+use crate::load::{Endpoint, Fanout, FanoutResult, IdleResult, Protocol};
 use crate::server::ServerProcess;
 
 /// The `--ws-port P --publish-port Q` of a peer server (`wsc-bare`, `wsc-socketio`): its
@@ -174,6 +174,67 @@ pub async fn fanout(
                 m.idle_bytes_per_connection / 1000.0,
                 m.deliveries_per_s / bare.max(1.0),
                 m.deliveries_per_s / peer.max(1.0),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+/// The idle scenario: for each connection count, `rounds` alternating runs of each server
+/// holding that many idle clients (heartbeats answered) for `window`; the markdown table of
+/// medians (by memory per connection).
+pub async fn idle(
+    binaries: &Binaries,
+    counts: &[usize],
+    window: Duration,
+    rounds: usize,
+) -> Result<String, String> {
+    let mut table = String::from(
+        "| connections | server | memory / conn | server RSS | CPU / conn-second | dropped | vs bare | vs socketioxide |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for &count in counts {
+        let mut results: Vec<Vec<IdleResult>> = vec![Vec::new(); SUBJECTS.len()];
+        for round in 0..rounds {
+            for (s, protocol) in SUBJECTS.iter().enumerate() {
+                let (_server, endpoint) = start(*protocol, binaries).await?;
+                let result =
+                    crate::load::idle(endpoint, count, Duration::from_secs(2), window).await?;
+                eprintln!(
+                    "idle connections={count} round={round} {}: {:.0} B/conn, rss {} KiB, \
+                     {:.0} ns CPU per conn-second, dropped {}",
+                    protocol.name(),
+                    result.bytes_per_connection,
+                    result.rss / 1024,
+                    result.cpu_ns_per_connection_second,
+                    result.dropped
+                );
+                results[s].push(result);
+            }
+        }
+        let medians: Vec<IdleResult> = results
+            .iter()
+            .map(|runs| {
+                let mut sorted = runs.clone();
+                sorted.sort_by(|a, b| a.bytes_per_connection.total_cmp(&b.bytes_per_connection));
+                sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
+            })
+            .collect();
+        let (bare, peer) = (
+            medians[1].bytes_per_connection,
+            medians[2].bytes_per_connection,
+        );
+        for (s, protocol) in SUBJECTS.iter().enumerate() {
+            let m = &medians[s];
+            table.push_str(&format!(
+                "| {count} | {} | {:.2} KiB | {:.1} MiB | {:.0} ns | {} | {:.2}x | {:.2}x |\n",
+                protocol.name(),
+                m.bytes_per_connection / 1024.0,
+                m.rss as f64 / (1024.0 * 1024.0),
+                m.cpu_ns_per_connection_second,
+                m.dropped,
+                m.bytes_per_connection / bare.max(1.0),
+                m.bytes_per_connection / peer.max(1.0),
             ));
         }
     }

@@ -212,11 +212,26 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Runs a fan-out against `endpoint`.
-pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, String> {
+/// Clients connected to the server under test; the memory its process had before them.
+struct Connected {
+    shared: Arc<Shared>,
+    clients: tokio::task::JoinSet<()>,
+    connected: usize,
+    rss_before: u64,
+}
+
+/// Connects `connections` clients (each then reads until aborted, answering pings) and
+/// waits until every one connected; fails when any did not.
+async fn connect_all(
+    endpoint: Endpoint,
+    connections: usize,
+    messages: u32,
+    sources: u8,
+    concurrency: usize,
+) -> Result<Connected, String> {
     let shared = Arc::new(Shared {
         protocol: endpoint.protocol,
-        messages: run.messages,
+        messages,
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         settled: AtomicUsize::new(0),
@@ -230,34 +245,104 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
         first_error: Mutex::new(None),
     });
     let rss_before = crate::server::sample(endpoint.pid)?.rss;
-    let permits = Arc::new(Semaphore::new(run.concurrency.max(1)));
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut clients = tokio::task::JoinSet::new();
-    for i in 0..run.connections {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % run.sources.max(1) as usize) as u8);
+    for i in 0..connections {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources.max(1) as usize) as u8);
         clients.spawn(client(i, source, endpoint, permits.clone(), shared.clone()));
     }
     // Wait until every client connected or failed.
     let connect_deadline = Instant::now() + Duration::from_secs(120);
-    while shared.settled.load(Ordering::Acquire) < run.connections {
+    while shared.settled.load(Ordering::Acquire) < connections {
         if Instant::now() > connect_deadline {
             return Err(format!(
                 "connecting timed out: {} of {} settled",
                 shared.settled.load(Ordering::Acquire),
-                run.connections
+                connections
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let connected = shared.connected.load(Ordering::Acquire);
-    if connected < run.connections {
+    if connected < connections {
         let first = shared.first_error.lock().map(|e| e.clone()).ok().flatten();
         return Err(format!(
             "{} of {} connections failed; first: {}",
             shared.failed.load(Ordering::Acquire),
-            run.connections,
+            connections,
             first.unwrap_or_default()
         ));
     }
+    Ok(Connected {
+        shared,
+        clients,
+        connected,
+        rss_before,
+    })
+}
+
+/// What an idle run measured.
+#[derive(Debug, Clone, Default)]
+pub struct IdleResult {
+    /// Connections held.
+    pub connected: usize,
+    /// Server resident memory per connection, in bytes (growth over the empty server).
+    pub bytes_per_connection: f64,
+    /// Server resident memory with every connection held, in bytes.
+    pub rss: u64,
+    /// Server CPU per connection-second while idle, in nanoseconds.
+    pub cpu_ns_per_connection_second: f64,
+    /// Connections that ended during the idle window (should be none).
+    pub dropped: usize,
+}
+
+/// Holds `connections` idle clients (heartbeats answered) for `window` after `settle`; the
+/// server's memory per connection and CPU per connection-second.
+pub async fn idle(
+    endpoint: Endpoint,
+    connections: usize,
+    settle: Duration,
+    window: Duration,
+) -> Result<IdleResult, String> {
+    let mut held = connect_all(endpoint, connections, 0, 4, 256).await?;
+    tokio::time::sleep(settle).await;
+    let rss = crate::server::sample(endpoint.pid)?.rss;
+    let cpu0 = cpu_seconds(endpoint.pid)?;
+    tokio::time::sleep(window).await;
+    let cpu = cpu_seconds(endpoint.pid)? - cpu0;
+    // A client task ends only when its connection ended.
+    let mut dropped = 0;
+    while held.clients.try_join_next().is_some() {
+        dropped += 1;
+    }
+    held.clients.abort_all();
+    while held.clients.join_next().await.is_some() {}
+    let connected = held.connected;
+    Ok(IdleResult {
+        connected,
+        bytes_per_connection: rss.saturating_sub(held.rss_before) as f64 / connected as f64,
+        rss,
+        cpu_ns_per_connection_second: cpu * 1e9
+            / (connected as f64 * window.as_secs_f64()).max(1e-9),
+        dropped,
+    })
+}
+
+/// Runs a fan-out against `endpoint`.
+pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, String> {
+    let Connected {
+        shared,
+        mut clients,
+        connected,
+        rss_before,
+    } = connect_all(
+        endpoint,
+        run.connections,
+        run.messages,
+        run.sources,
+        run.concurrency,
+    )
+    .await?;
     tokio::time::sleep(run.settle).await;
     let rss_idle = crate::server::sample(endpoint.pid)?.rss;
     let server_cpu0 = cpu_seconds(endpoint.pid)?;

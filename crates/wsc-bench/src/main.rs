@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A side-by-side scenario (`fanout`): every server in turn, medians of `--rounds`,
+    /// A side-by-side scenario (`fanout`, `idle`): every server in turn, medians of `--rounds`,
     /// printed as a markdown table.
     Bench {
         /// The scenario.
@@ -149,7 +149,12 @@ async fn main() -> ExitCode {
                     wsc_bench::bench::fanout(&binaries.binaries(), connections, &rates, rounds)
                         .await
                 }
-                other => Err(format!("unknown scenario {other:?} (fanout)")),
+                "idle" => {
+                    let window = std::time::Duration::from_secs(30);
+                    let counts = [5_000, 10_000, 19_000];
+                    wsc_bench::bench::idle(&binaries.binaries(), &counts, window, rounds).await
+                }
+                other => Err(format!("unknown scenario {other:?} (fanout, idle)")),
             };
             match table {
                 Ok(table) => {

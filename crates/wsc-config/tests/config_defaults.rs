@@ -113,7 +113,7 @@ fn documented_defaults() {
     assert_eq!(w.security.max_handshakes_per_ip_per_second, 20);
     assert_eq!(w.security.handshake_timeout, Duration::from_secs(10));
     assert_eq!(w.performance.max_connections_per_node, 10_000);
-    assert_eq!(w.performance.read_buffer_size, 4 * 1024);
+    assert_eq!(w.performance.read_buffer_size, 1024);
     assert_eq!(w.performance.write_buffer_size, 4 * 1024);
     assert_eq!(w.performance.queue_max_bytes, 1024 * 1024);
     assert_eq!(w.performance.slow_consumer, SlowConsumer::Disconnect);

@@ -177,7 +177,7 @@ impl Default for HubConfig {
             limits: DecodeLimits::default(),
             max_inbound_per_second: 100,
             max_inbound_bytes_per_second: 1024 * 1024,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 1024,
             write_buffer_size: 4 * 1024,
             relay_status_messages: true,
             kick_notification: "your account signed in on another device".to_owned(),

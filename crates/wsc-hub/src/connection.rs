@@ -7,11 +7,11 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::codec::Payload;
 use crate::identity::Identity;
+use crate::outbound_queue::OutboundQueue;
 
 /// Process-local connection id. Cheaper to hash than the client id; never reused.
 pub type ConnectionId = u64;
@@ -86,7 +86,7 @@ pub struct Connection {
     id: ConnectionId,
     identity: Identity,
     connected_at: SystemTime,
-    pub(crate) tx: mpsc::Sender<Outbound>,
+    pub(crate) queue: OutboundQueue,
     pub(crate) queued_bytes: AtomicUsize,
     /// Deliveries to this connection waiting for an ack (bounded by `max_pending_acks`).
     pub(crate) pending_acks: AtomicUsize,
@@ -97,9 +97,14 @@ pub struct Connection {
     /// Set with the close request; read on every enqueue, so a plain atomic (the token's
     /// own check takes a lock).
     closing_flag: AtomicBool,
-    closing: CancellationToken,
+    /// Wakes whoever waits in [`closed`](Connection::closed). A `Notify` lives inside the
+    /// connection; a cancellation token would be one more allocation per connection.
+    closing: Notify,
     reason: OnceLock<DisconnectReason>,
-    metadata: Mutex<HashMap<String, String>>,
+    /// Metadata set after connecting, on top of the identity's: `None` until the first
+    /// [`set_metadata`](Connection::set_metadata), so an unchanged connection does not hold
+    /// a second copy of its identity's map.
+    metadata: Mutex<Option<HashMap<String, String>>>,
     /// An observer gets copies of the traffic in its scope (`hub/observers.rs`).
     observer: bool,
 }
@@ -108,23 +113,22 @@ impl Connection {
     pub(crate) fn new(
         id: ConnectionId,
         identity: Identity,
-        tx: mpsc::Sender<Outbound>,
+        queue_capacity: usize,
         now_ms: u64,
     ) -> Self {
-        let metadata = Mutex::new(identity.metadata.clone());
         Connection {
             id,
             identity,
             connected_at: SystemTime::now(),
-            tx,
+            queue: OutboundQueue::new(queue_capacity),
             queued_bytes: AtomicUsize::new(0),
             pending_acks: AtomicUsize::new(0),
             oldest_queued_us: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(now_ms),
             closing_flag: AtomicBool::new(false),
-            closing: CancellationToken::new(),
+            closing: Notify::new(),
             reason: OnceLock::new(),
-            metadata,
+            metadata: Mutex::new(None),
             observer: false,
         }
     }
@@ -178,17 +182,26 @@ impl Connection {
 
     /// Reads one metadata entry.
     pub fn metadata(&self, key: &str) -> Option<String> {
-        self.metadata.lock().get(key).cloned()
+        match &*self.metadata.lock() {
+            Some(changed) => changed.get(key).cloned(),
+            None => self.identity.metadata.get(key).cloned(),
+        }
     }
 
     /// Sets one metadata entry (visible to every later query and callback).
     pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<String>) {
-        self.metadata.lock().insert(key.into(), value.into());
+        self.metadata
+            .lock()
+            .get_or_insert_with(|| self.identity.metadata.clone())
+            .insert(key.into(), value.into());
     }
 
     /// A copy of all metadata.
     pub fn all_metadata(&self) -> HashMap<String, String> {
-        self.metadata.lock().clone()
+        match &*self.metadata.lock() {
+            Some(changed) => changed.clone(),
+            None => self.identity.metadata.clone(),
+        }
     }
 
     /// Whether a close was requested (by the server or observed from the client).
@@ -206,13 +219,20 @@ impl Connection {
     pub fn close(&self, reason: DisconnectReason) -> bool {
         let first = self.reason.set(reason).is_ok();
         self.closing_flag.store(true, Ordering::Release);
-        self.closing.cancel();
+        self.closing.notify_waiters();
         first
     }
 
     /// Resolves when a close was requested.
     pub async fn closed(&self) {
-        self.closing.cancelled().await
+        let notified = self.closing.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a close between the two still wakes us.
+        notified.as_mut().enable();
+        if self.is_closing() {
+            return;
+        }
+        notified.await;
     }
 
     pub(crate) fn touch(&self, now_ms: u64) {

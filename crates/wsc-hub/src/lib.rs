@@ -43,6 +43,7 @@ mod membership;
 mod memory_backplane;
 pub mod message;
 mod offline;
+mod outbound_queue;
 mod registry;
 mod report;
 mod route;

@@ -143,7 +143,7 @@ pub async fn serve(
 /// connection's liveness.
 fn written_ok(
     registration: &Registration,
-    written: Result<Result<(), StreamClosed>, tokio::time::error::Elapsed>,
+    written: Result<Result<(), StreamClosed>, crate::transport::DeadlinePassed>,
 ) -> bool {
     match written {
         Ok(Ok(())) => {

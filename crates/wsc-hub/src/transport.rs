@@ -4,6 +4,8 @@
 //! queued frames before a close.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::connection::Outbound;
@@ -70,17 +72,51 @@ pub async fn drain<S: FrameSink>(registration: &mut Registration, sink: &mut S, 
     .await;
 }
 
+/// The write did not finish within its time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the write did not finish in time")]
+#[non_exhaustive]
+pub struct DeadlinePassed;
+
 /// Runs `work` with a deadline, arming the timer only when it does not finish at once: on a
 /// healthy connection a batch is written in one poll, and a timer per batch would cost more
 /// than the write.
-pub async fn with_deadline<F: Future>(
-    limit: Duration,
-    work: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut work = std::pin::pin!(work);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => tokio::time::timeout(limit, work).await,
+pub fn with_deadline<F: Future>(limit: Duration, work: F) -> Deadline<F> {
+    Deadline {
+        work,
+        timer: None,
+        limit,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`with_deadline`]. A plain struct rather than an `async fn`: it holds
+    /// `work` once, where an `async fn` that pins its argument holds it twice, and it lives
+    /// in every connection's task.
+    #[derive(Debug)]
+    pub struct Deadline<F> {
+        #[pin]
+        work: F,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+        limit: Duration,
+    }
+}
+
+impl<F: Future> Future for Deadline<F> {
+    type Output = Result<F::Output, DeadlinePassed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.work.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::time::sleep(*this.limit)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(DeadlinePassed)),
+            _ => Poll::Pending,
+        }
     }
 }

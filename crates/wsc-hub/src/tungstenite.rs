@@ -175,7 +175,9 @@ where
 async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 8192];
+    // On the heap, and only while closing: an array here would be part of every
+    // connection's task for its whole life (async state is sized for its largest point).
+    let mut sink = vec![0u8; 4096];
     loop {
         match stream.read(&mut sink).await {
             Ok(0) => break,

@@ -46,11 +46,16 @@ impl Hub {
             identity.client_id = uuid::Uuid::now_v7().simple().to_string();
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let observer =
             config.observers_enabled && config.observer_types.contains(&identity.user_type);
         let conn = Arc::new(
-            Connection::new(id, std::mem::take(identity), tx, self.now_ms()).observing(observer),
+            Connection::new(
+                id,
+                std::mem::take(identity),
+                config.queue_capacity,
+                self.now_ms(),
+            )
+            .observing(observer),
         );
         for callback in self.inner.callbacks.connect.snapshot() {
             if let Err(e) = callback(conn.clone()).await {
@@ -147,7 +152,7 @@ impl Hub {
             client_id = conn.client_id(),
             "registered"
         );
-        Ok(Registration::new(self.clone(), conn, rx, backlog))
+        Ok(Registration::new(self.clone(), conn, backlog))
     }
 
     pub(super) fn unregister(&self, conn: &Arc<Connection>, observed: DisconnectReason) {

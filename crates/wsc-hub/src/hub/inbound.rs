@@ -3,10 +3,22 @@
 
 use super::*;
 
+/// What the first look at a client frame decided.
+// A return value that is matched at once and never stored: boxing the message would only add
+// an allocation per routed frame.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Handled {
+    /// Handled already; `matched_ack` says whether it was an ack that matched a delivery
+    /// (pending or just confirmed): only those are exempt from the frame rate limit.
+    Done { matched_ack: bool },
+    /// To be routed, resumed or given to the callbacks.
+    Route { msg: HubMessage, frame_id: String },
+}
+
 impl Hub {
-    /// Handles one decoded client frame. Returns whether it was an ack that matched a
-    /// delivery (pending or just confirmed): only those are exempt from the frame rate limit.
-    pub(super) async fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) -> bool {
+    /// The first, synchronous look at one decoded client frame: pings and acks end here;
+    /// everything else is handed back for [`handle_routed`](Self::handle_routed).
+    pub(super) fn handle_message(&self, conn: &Arc<Connection>, mut msg: HubMessage) -> Handled {
         Counters::by_type(
             &self.inner.counters.in_by_type,
             type_label(&msg.message_type),
@@ -34,11 +46,22 @@ impl Hub {
                 ..HubMessage::default()
             };
             self.send_direct(conn, pong);
-            return false;
+            return Handled::Done { matched_ack: false };
         }
         if msg.message_type == MessageType::Ack {
-            return self.handle_ack(conn, &msg.message_id, &frame_id);
+            let matched_ack = self.handle_ack(conn, &msg.message_id, &frame_id);
+            return Handled::Done { matched_ack };
         }
+        Handled::Route { msg, frame_id }
+    }
+
+    /// The frames that route, resume or reach the callbacks (not pings or acks).
+    pub(super) async fn handle_routed(
+        &self,
+        conn: &Arc<Connection>,
+        mut msg: HubMessage,
+        frame_id: String,
+    ) {
         if msg.message_type == MessageType::Resume {
             let recovery = self
                 .resume(conn, msg.seq_no, &mut HashSet::new(), |frame| {
@@ -48,7 +71,7 @@ impl Hub {
             if let Some(notice) = self.recovered_notice(conn, &recovery) {
                 let _ = self.enqueue_frame(conn, notice);
             }
-            return false;
+            return;
         }
         // Numbering, the replay marker and ack tracking belong to the server: a client
         // frame cannot make its receiver record a sequence number, believe a message came
@@ -60,22 +83,22 @@ impl Hub {
         for interceptor in self.inner.callbacks.inbound.snapshot() {
             if let Err(e) = interceptor(conn, &mut msg) {
                 self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
-                return false;
+                return;
             }
         }
         let config = self.config();
         if config.ticket_client_requests && self.ticket_request(conn, &msg, &frame_id).await {
-            return false;
+            return;
         }
         if msg.message_type.is_forwardable() && config.relay_status_messages {
             self.relay(conn, msg, &frame_id).await;
-            return false;
+            return;
         }
         if config.relay.enabled
             && let Err(refusal) = self.relay_targeted(conn, &msg, &config.relay).await
         {
             self.reject_frame(conn, FrameError::Rejected(refusal), &frame_id);
-            return false;
+            return;
         }
         self.emit_event(|| HubEvent {
             user_id: conn.user_id().to_owned(),
@@ -88,10 +111,9 @@ impl Hub {
             if let Err(e) = callback(conn.clone(), msg.clone()).await {
                 self.emit_error(Some(conn), &ErrorEvent::CallbackRejected(e.0.clone()));
                 self.reject_frame(conn, FrameError::Rejected(e.0), &frame_id);
-                return false;
+                return;
             }
         }
-        false
     }
 
     pub(super) async fn relay(&self, conn: &Arc<Connection>, mut msg: HubMessage, frame_id: &str) {

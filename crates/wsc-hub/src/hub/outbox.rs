@@ -1,6 +1,7 @@
 //! Putting one frame in one connection's bounded queue, with the slow-consumer policy.
 
 use super::*;
+use crate::outbound_queue::Refused;
 
 impl Hub {
     /// Non-blocking enqueue with the slow-consumer policy. Never awaits.
@@ -20,7 +21,7 @@ impl Hub {
         // A single message larger than the byte bound still goes through an empty queue.
         let fits = before == 0 || before + len <= config.queue_max_bytes;
         if fits {
-            match conn.tx.try_send(Outbound::Message(payload.clone())) {
+            match conn.queue.push(Outbound::Message(payload.clone())) {
                 Ok(()) => {
                     if conn.oldest_queued_us.load(Ordering::Relaxed) == 0 {
                         let _ = conn.oldest_queued_us.compare_exchange(
@@ -32,12 +33,12 @@ impl Hub {
                     }
                     return Ok(());
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(Refused::Closed) => {
                     conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                     Counters::add(&counters.messages_dropped, 1);
                     return Err(FailureReason::ConnectionClosed);
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(Refused::Full) => {}
             }
         }
         conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -63,8 +64,8 @@ impl Hub {
         match frame {
             Outbound::Message(payload) => self.enqueue(conn, &payload, &self.config()),
             Outbound::Keepalive => conn
-                .tx
-                .try_send(Outbound::Keepalive)
+                .queue
+                .push(Outbound::Keepalive)
                 .map_err(|_| FailureReason::QueueFull),
         }
     }

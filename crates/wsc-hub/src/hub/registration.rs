@@ -1,5 +1,6 @@
 //! [`Registration`]: the handle a transport drives for one registered connection.
 
+use super::inbound::Handled;
 use super::*;
 
 /// A registered connection, as its transport drives it.
@@ -11,7 +12,6 @@ use super::*;
 pub struct Registration {
     hub: Hub,
     conn: Arc<Connection>,
-    rx: mpsc::Receiver<Outbound>,
     /// Replayed frames, served before the queue.
     backlog: Backlog,
     /// Offline messages handed to the transport, deleted from the store once written.
@@ -25,16 +25,10 @@ pub struct Registration {
 
 impl Registration {
     /// The handle of a connection that was just admitted, with its replay backlog.
-    pub(super) fn new(
-        hub: Hub,
-        conn: Arc<Connection>,
-        rx: mpsc::Receiver<Outbound>,
-        backlog: Backlog,
-    ) -> Self {
+    pub(super) fn new(hub: Hub, conn: Arc<Connection>, backlog: Backlog) -> Self {
         Registration {
             hub,
             conn,
-            rx,
             backlog,
             written_offline: Vec::new(),
             data: Window::default(),
@@ -53,12 +47,14 @@ impl Registration {
         &self.hub
     }
 
-    /// The next outbound frame: replayed frames first, then the queue. Cancel-safe.
+    /// The next outbound frame: replayed frames first, then the queue. Cancel-safe. `None`
+    /// only once the connection's queue is closed, which happens when the registration is
+    /// dropped: a transport that holds it always gets a frame eventually.
     pub async fn recv(&mut self) -> Option<Outbound> {
         if let Some(frame) = self.next_replayed() {
             return Some(frame);
         }
-        let frame = self.rx.recv().await;
+        let frame = self.conn.queue.pop().await;
         self.dequeued(frame.as_ref());
         frame
     }
@@ -68,7 +64,7 @@ impl Registration {
         if let Some(frame) = self.next_replayed() {
             return Some(frame);
         }
-        let frame = self.rx.try_recv().ok();
+        let frame = self.conn.queue.try_pop();
         self.dequeued(frame.as_ref());
         frame
     }
@@ -133,20 +129,39 @@ impl Registration {
     /// the message-received callbacks. Invalid frames get an error frame; the connection
     /// stays open unless a limit closes it.
     pub async fn handle_text(&mut self, text: &str) {
+        // Routing awaits stores, the backplane and callbacks, and that state is large (about
+        // 5 KB). On the heap it exists only while such a frame is handled; inline it would be
+        // part of every connection's task for the connection's whole life. The block ends
+        // the decoded message's storage before the await for the same reason.
+        let routed = {
+            let Some((msg, frame_id)) = self.first_look(text) else {
+                return;
+            };
+            Box::pin(self.hub.handle_routed(&self.conn, msg, frame_id))
+        };
+        routed.await;
+    }
+
+    /// Everything of [`handle_text`](Self::handle_text) that does not wait: the limits,
+    /// decoding, pings and acks. Returns the frame to route, if any.
+    fn first_look(&mut self, text: &str) -> Option<(HubMessage, String)> {
         Counters::add(&self.hub.inner.counters.bytes_in, text.len() as u64);
         let config = self.hub.config();
         if !self.accept_inbound(text.len(), &config) {
-            return;
+            return None;
         }
         match codec::decode(text, config.limits) {
-            Ok(msg) => {
-                // Acks that match a delivery answer the server's own traffic: they count
-                // against the byte limit but not the frame limit, so a busy client can ack
-                // everything it receives. Unknown acks count like any other frame.
-                if self.hub.handle_message(&self.conn, msg).await {
+            // Acks that match a delivery answer the server's own traffic: they count against
+            // the byte limit but not the frame limit, so a busy client can ack everything it
+            // receives. Unknown acks count like any other frame.
+            Ok(msg) => match self.hub.handle_message(&self.conn, msg) {
+                Handled::Done { matched_ack: true } => {
                     self.data.frames = self.data.frames.saturating_sub(1);
+                    None
                 }
-            }
+                Handled::Done { matched_ack: false } => None,
+                Handled::Route { msg, frame_id } => Some((msg, frame_id)),
+            },
             Err(error) => {
                 let reply_to = match error {
                     FrameError::InvalidField(_) | FrameError::TooDeep(_) => {
@@ -155,6 +170,7 @@ impl Registration {
                     _ => String::new(),
                 };
                 self.hub.reject_frame(&self.conn, error, &reply_to);
+                None
             }
         }
     }
@@ -228,6 +244,9 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // The reader is gone: later sends are refused, and what was queued is freed now
+        // rather than with the last reference to the connection.
+        self.conn.queue.close();
         if !self.finished {
             self.hub.unregister(
                 &self.conn,

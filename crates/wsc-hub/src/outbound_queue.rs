@@ -1,0 +1,194 @@
+//! One connection's outbound queue: bounded by frame count, holding no memory while empty,
+//! and waking its one reader through one stored waker.
+//!
+//! It takes the place of a bounded tokio mpsc channel. That channel allocates a
+//! cache-padded header and a first block of 32 slots up front (about 1.5 KB), a quarter of
+//! an idle connection's memory, for a queue that has exactly one reader and is empty almost
+//! all the time.
+
+use std::collections::VecDeque;
+use std::task::{Poll, Waker};
+
+use parking_lot::Mutex;
+
+use crate::connection::Outbound;
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue holds its capacity already.
+    Full,
+    /// The reader is gone: the connection's transport has ended.
+    Closed,
+}
+
+/// A queue that grew past this many slots gives its memory back once drained, so one burst
+/// does not stay with the connection for its whole life.
+const KEEP_SLOTS: usize = 32;
+
+/// The bounded queue between the hub (any number of writers) and a connection's transport
+/// (one reader).
+#[derive(Debug)]
+pub(crate) struct OutboundQueue {
+    state: Mutex<State>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Outbound>,
+    /// The reader waiting for a frame, if it is waiting.
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl State {
+    fn pop(&mut self) -> Option<Outbound> {
+        let frame = self.frames.pop_front();
+        if self.frames.is_empty() && self.frames.capacity() > KEEP_SLOTS {
+            self.frames = VecDeque::new();
+        }
+        frame
+    }
+}
+
+impl OutboundQueue {
+    /// An empty queue for at most `capacity` frames (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        OutboundQueue {
+            state: Mutex::new(State::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues `frame` without waiting, and wakes the reader.
+    pub(crate) fn push(&self, frame: Outbound) -> Result<(), Refused> {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            if state.frames.len() >= self.capacity {
+                return Err(Refused::Full);
+            }
+            state.frames.push_back(frame);
+            state.waker.take()
+        };
+        // Woken outside the lock, so the reader does not wake into a held lock.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The next frame if one is queued.
+    pub(crate) fn try_pop(&self) -> Option<Outbound> {
+        self.state.lock().pop()
+    }
+
+    /// The next frame, waiting for one; `None` once the queue is closed. Cancel-safe: a
+    /// frame is taken only when the future completes.
+    pub(crate) async fn pop(&self) -> Option<Outbound> {
+        std::future::poll_fn(|cx| {
+            let mut state = self.state.lock();
+            if let Some(frame) = state.pop() {
+                return Poll::Ready(Some(frame));
+            }
+            if state.closed {
+                return Poll::Ready(None);
+            }
+            match &state.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Refuses every later frame and drops the queued ones (the reader is gone).
+    pub(crate) fn close(&self) {
+        let (frames, waker) = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            (std::mem::take(&mut state.frames), state.waker.take())
+        };
+        drop(frames);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Frames queued now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state.lock().frames.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Payload;
+
+    fn frame(text: &str) -> Outbound {
+        Outbound::Message(Payload::from_json(format!("{{\"t\":{text:?}}}")).unwrap())
+    }
+
+    fn text(frame: Option<Outbound>) -> String {
+        match frame {
+            Some(Outbound::Message(p)) => {
+                let value: serde_json::Value = serde_json::from_str(p.as_str()).unwrap();
+                value["t"].as_str().unwrap().to_owned()
+            }
+            Some(Outbound::Keepalive) => "keepalive".to_owned(),
+            None => "none".to_owned(),
+        }
+    }
+
+    #[test]
+    fn frames_come_out_in_order_and_the_bound_refuses_the_next() {
+        let queue = OutboundQueue::new(2);
+        assert_eq!(queue.push(frame("a")), Ok(()));
+        assert_eq!(queue.push(frame("b")), Ok(()));
+        assert_eq!(queue.push(frame("c")), Err(Refused::Full));
+        assert_eq!(text(queue.try_pop()), "a");
+        assert_eq!(queue.push(Outbound::Keepalive), Ok(()));
+        assert_eq!(text(queue.try_pop()), "b");
+        assert_eq!(text(queue.try_pop()), "keepalive");
+        assert_eq!(text(queue.try_pop()), "none");
+    }
+
+    #[test]
+    fn a_closed_queue_drops_what_it_held_and_refuses_more() {
+        let queue = OutboundQueue::new(4);
+        queue.push(frame("a")).unwrap();
+        queue.close();
+        assert_eq!(queue.len(), 0);
+        assert_eq!(queue.push(frame("b")), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn a_drained_queue_gives_back_the_memory_of_a_burst() {
+        let queue = OutboundQueue::new(1000);
+        for _ in 0..500 {
+            queue.push(frame("x")).unwrap();
+        }
+        while queue.try_pop().is_some() {}
+        assert_eq!(queue.state.lock().frames.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken_by_a_push_and_by_close() {
+        let queue = std::sync::Arc::new(OutboundQueue::new(4));
+        let reader = tokio::spawn({
+            let queue = queue.clone();
+            async move { (text(queue.pop().await), text(queue.pop().await)) }
+        });
+        tokio::task::yield_now().await;
+        queue.push(frame("a")).unwrap();
+        tokio::task::yield_now().await;
+        queue.close();
+        assert_eq!(reader.await.unwrap(), ("a".to_owned(), "none".to_owned()));
+    }
+}
