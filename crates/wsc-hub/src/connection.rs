@@ -87,7 +87,6 @@ pub struct Connection {
     identity: Identity,
     connected_at: SystemTime,
     pub(crate) queue: OutboundQueue,
-    pub(crate) queued_bytes: AtomicUsize,
     /// Deliveries to this connection waiting for an ack (bounded by `max_pending_acks`).
     pub(crate) pending_acks: AtomicUsize,
     /// When the oldest frame still waiting in the queue was queued (hub microseconds + 1;
@@ -121,7 +120,6 @@ impl Connection {
             identity,
             connected_at: SystemTime::now(),
             queue: OutboundQueue::new(queue_capacity),
-            queued_bytes: AtomicUsize::new(0),
             pending_acks: AtomicUsize::new(0),
             oldest_queued_us: AtomicU64::new(0),
             last_seen_ms: AtomicU64::new(now_ms),

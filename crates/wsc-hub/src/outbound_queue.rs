@@ -1,5 +1,5 @@
-//! One connection's outbound queue: bounded by frame count, holding no memory while empty,
-//! and waking its one reader through one stored waker.
+//! One connection's outbound queue: bounded by frame count and by queued bytes, holding no
+//! memory while empty, and waking its one reader through one stored waker.
 //!
 //! It takes the place of a bounded tokio mpsc channel. That channel allocates a
 //! cache-padded header and a first block of 32 slots up front (about 1.5 KB), a quarter of
@@ -16,7 +16,7 @@ use crate::connection::Outbound;
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The queue holds its capacity already.
+    /// The queue holds its capacity in frames, or the frame does not fit its byte bound.
     Full,
     /// The reader is gone: the connection's transport has ended.
     Closed,
@@ -37,6 +37,9 @@ pub(crate) struct OutboundQueue {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Outbound>,
+    /// Payload bytes queued. Kept under the same lock as the frames: a separate atomic
+    /// would cost two more contended operations per delivery.
+    bytes: usize,
     /// The reader waiting for a frame, if it is waiting.
     waker: Option<Waker>,
     closed: bool,
@@ -45,6 +48,7 @@ struct State {
 impl State {
     fn pop(&mut self) -> Option<Outbound> {
         let frame = self.frames.pop_front();
+        self.bytes -= frame.as_ref().map_or(0, frame_bytes);
         if self.frames.is_empty() && self.frames.capacity() > KEEP_SLOTS {
             self.frames = VecDeque::new();
         }
@@ -61,16 +65,22 @@ impl OutboundQueue {
         }
     }
 
-    /// Queues `frame` without waiting, and wakes the reader.
-    pub(crate) fn push(&self, frame: Outbound) -> Result<(), Refused> {
+    /// Queues `frame` without waiting, and wakes the reader. `max_bytes` bounds the payload
+    /// bytes queued; a frame larger than the bound still goes into a queue that holds no
+    /// payload bytes, so no message is too large to be delivered at all, and a keepalive
+    /// (no payload) is bounded by the frame count only.
+    pub(crate) fn push(&self, frame: Outbound, max_bytes: usize) -> Result<(), Refused> {
+        let len = frame_bytes(&frame);
         let waker = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(Refused::Closed);
             }
-            if state.frames.len() >= self.capacity {
+            let fits = len == 0 || state.bytes == 0 || state.bytes.saturating_add(len) <= max_bytes;
+            if state.frames.len() >= self.capacity || !fits {
                 return Err(Refused::Full);
             }
+            state.bytes += len;
             state.frames.push_back(frame);
             state.waker.take()
         };
@@ -111,6 +121,7 @@ impl OutboundQueue {
         let (frames, waker) = {
             let mut state = self.state.lock();
             state.closed = true;
+            state.bytes = 0;
             (std::mem::take(&mut state.frames), state.waker.take())
         };
         drop(frames);
@@ -123,6 +134,13 @@ impl OutboundQueue {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.state.lock().frames.len()
+    }
+}
+
+fn frame_bytes(frame: &Outbound) -> usize {
+    match frame {
+        Outbound::Message(payload) => payload.len(),
+        Outbound::Keepalive => 0,
     }
 }
 
@@ -149,30 +167,51 @@ mod tests {
     #[test]
     fn frames_come_out_in_order_and_the_bound_refuses_the_next() {
         let queue = OutboundQueue::new(2);
-        assert_eq!(queue.push(frame("a")), Ok(()));
-        assert_eq!(queue.push(frame("b")), Ok(()));
-        assert_eq!(queue.push(frame("c")), Err(Refused::Full));
+        assert_eq!(queue.push(frame("a"), usize::MAX), Ok(()));
+        assert_eq!(queue.push(frame("b"), usize::MAX), Ok(()));
+        assert_eq!(queue.push(frame("c"), usize::MAX), Err(Refused::Full));
         assert_eq!(text(queue.try_pop()), "a");
-        assert_eq!(queue.push(Outbound::Keepalive), Ok(()));
+        assert_eq!(queue.push(Outbound::Keepalive, usize::MAX), Ok(()));
         assert_eq!(text(queue.try_pop()), "b");
         assert_eq!(text(queue.try_pop()), "keepalive");
         assert_eq!(text(queue.try_pop()), "none");
     }
 
     #[test]
+    fn the_byte_bound_refuses_what_does_not_fit_but_never_an_empty_queue() {
+        let queue = OutboundQueue::new(100);
+        let big = frame(&"x".repeat(100));
+        let len = frame_bytes(&big);
+        assert_eq!(
+            queue.push(big.clone(), len / 2),
+            Ok(()),
+            "an empty queue takes it"
+        );
+        assert_eq!(queue.push(frame("a"), len / 2), Err(Refused::Full));
+        assert_eq!(
+            queue.push(Outbound::Keepalive, len / 2),
+            Ok(()),
+            "keepalives weigh nothing"
+        );
+        queue.try_pop();
+        assert_eq!(queue.state.lock().bytes, 0);
+        assert_eq!(queue.push(frame("a"), len / 2), Ok(()));
+    }
+
+    #[test]
     fn a_closed_queue_drops_what_it_held_and_refuses_more() {
         let queue = OutboundQueue::new(4);
-        queue.push(frame("a")).unwrap();
+        queue.push(frame("a"), usize::MAX).unwrap();
         queue.close();
         assert_eq!(queue.len(), 0);
-        assert_eq!(queue.push(frame("b")), Err(Refused::Closed));
+        assert_eq!(queue.push(frame("b"), usize::MAX), Err(Refused::Closed));
     }
 
     #[test]
     fn a_drained_queue_gives_back_the_memory_of_a_burst() {
         let queue = OutboundQueue::new(1000);
         for _ in 0..500 {
-            queue.push(frame("x")).unwrap();
+            queue.push(frame("x"), usize::MAX).unwrap();
         }
         while queue.try_pop().is_some() {}
         assert_eq!(queue.state.lock().frames.capacity(), 0);
@@ -186,7 +225,7 @@ mod tests {
             async move { (text(queue.pop().await), text(queue.pop().await)) }
         });
         tokio::task::yield_now().await;
-        queue.push(frame("a")).unwrap();
+        queue.push(frame("a"), usize::MAX).unwrap();
         tokio::task::yield_now().await;
         queue.close();
         assert_eq!(reader.await.unwrap(), ("a".to_owned(), "none".to_owned()));

@@ -16,32 +16,27 @@ impl Hub {
             Counters::add(&counters.messages_dropped, 1);
             return Err(FailureReason::ConnectionClosed);
         }
-        let len = payload.len();
-        let before = conn.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        // A single message larger than the byte bound still goes through an empty queue.
-        let fits = before == 0 || before + len <= config.queue_max_bytes;
-        if fits {
-            match conn.queue.push(Outbound::Message(payload.clone())) {
-                Ok(()) => {
-                    if conn.oldest_queued_us.load(Ordering::Relaxed) == 0 {
-                        let _ = conn.oldest_queued_us.compare_exchange(
-                            0,
-                            self.now_us() + 1,
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        );
-                    }
-                    return Ok(());
+        match conn
+            .queue
+            .push(Outbound::Message(payload.clone()), config.queue_max_bytes)
+        {
+            Ok(()) => {
+                if conn.oldest_queued_us.load(Ordering::Relaxed) == 0 {
+                    let _ = conn.oldest_queued_us.compare_exchange(
+                        0,
+                        self.now_us() + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
-                Err(Refused::Closed) => {
-                    conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                    Counters::add(&counters.messages_dropped, 1);
-                    return Err(FailureReason::ConnectionClosed);
-                }
-                Err(Refused::Full) => {}
+                return Ok(());
             }
+            Err(Refused::Closed) => {
+                Counters::add(&counters.messages_dropped, 1);
+                return Err(FailureReason::ConnectionClosed);
+            }
+            Err(Refused::Full) => {}
         }
-        conn.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         Counters::add(&counters.messages_dropped, 1);
         match config.slow_consumer {
             SlowConsumerPolicy::DropMessage => Err(FailureReason::QueueFull),
@@ -65,7 +60,7 @@ impl Hub {
             Outbound::Message(payload) => self.enqueue(conn, &payload, &self.config()),
             Outbound::Keepalive => conn
                 .queue
-                .push(Outbound::Keepalive)
+                .push(Outbound::Keepalive, usize::MAX)
                 .map_err(|_| FailureReason::QueueFull),
         }
     }

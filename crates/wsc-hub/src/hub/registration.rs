@@ -54,9 +54,7 @@ impl Registration {
         if let Some(frame) = self.next_replayed() {
             return Some(frame);
         }
-        let frame = self.conn.queue.pop().await;
-        self.dequeued(frame.as_ref());
-        frame
+        self.conn.queue.pop().await
     }
 
     /// The next outbound frame if one is ready.
@@ -64,21 +62,13 @@ impl Registration {
         if let Some(frame) = self.next_replayed() {
             return Some(frame);
         }
-        let frame = self.conn.queue.try_pop();
-        self.dequeued(frame.as_ref());
-        frame
+        self.conn.queue.try_pop()
     }
 
     fn next_replayed(&mut self) -> Option<Outbound> {
         let (frame, delete_when_written) = self.backlog.frames.pop_front()?;
         self.written_offline.extend(delete_when_written);
         Some(frame)
-    }
-
-    fn dequeued(&self, frame: Option<&Outbound>) {
-        if let Some(Outbound::Message(p)) = frame {
-            self.conn.queued_bytes.fetch_sub(p.len(), Ordering::Relaxed);
-        }
     }
 
     /// Records frames the transport wrote and flushed (for stats, and to delete replayed
