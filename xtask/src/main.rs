@@ -29,7 +29,8 @@
 //!   broadcasts at 10, 50 and 100 per second and at saturation, medians of alternating runs,
 //!   appended to docs/benchmarks.md (`crates/wsc-bench`). `bench idle`: the same servers
 //!   holding 5,000, 10,000 and 19,000 idle clients; memory per connection and CPU per
-//!   connection-second.
+//!   connection-second. `bench p2p`: each publish to one of 10,000 clients through the
+//!   per-user API, at saturation and at half the gateway's saturation rate.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
 //!   descriptors `wsc.v1.bin`, both committed.
@@ -211,13 +212,13 @@ fn release_tools() -> Result<(String, String), String> {
     ))
 }
 
-/// A side-by-side scenario (`fanout`, `idle`) of the gateway, the bare baseline and socketioxide,
+/// A side-by-side scenario (`fanout`, `p2p`, `idle`) of the gateway, the bare baseline and socketioxide,
 /// release builds; the table goes to stdout and is appended to docs/benchmarks.md with the
 /// machine, the commit and the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
-    if !["fanout", "idle"].contains(&scenario) {
+    if !["fanout", "p2p", "idle"].contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|idle]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|idle]"
         ));
     }
     let (server, bench) = release_tools()?;

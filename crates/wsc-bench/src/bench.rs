@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wsc_testkit::process::{KillOnDrop, Lines};
 
-use crate::load::{Endpoint, Fanout, FanoutResult, IdleResult, Protocol};
+use crate::load::{Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol};
 use crate::server::ServerProcess;
 
 /// The `--ws-port P --publish-port Q` of a peer server (`wsc-bare`, `wsc-socketio`): its
@@ -119,6 +119,10 @@ pub async fn fanout_once(
     crate::load::fanout(endpoint, run).await
 }
 
+/// The header of the fan-out and point-to-point tables.
+const DELIVERY_TABLE: &str = "| publishes/s | server | deliveries/s | p50 | p99 | p99.9 | lost | duplicated | server CPU / delivery | loadgen CPU | idle memory / conn | vs bare | vs socketioxide |\n\
+     |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+
 /// The fan-out scenario: for each rate (publishes per second; `None` = saturation), `rounds`
 /// alternating runs of each server; the markdown table of medians.
 pub async fn fanout(
@@ -127,10 +131,7 @@ pub async fn fanout(
     rates: &[Option<f64>],
     rounds: usize,
 ) -> Result<String, String> {
-    let mut table = String::from(
-        "| publishes/s | server | deliveries/s | p50 | p99 | p99.9 | lost | duplicated | server CPU / delivery | loadgen CPU | idle memory / conn | vs bare | vs socketioxide |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+    let mut table = String::from(DELIVERY_TABLE);
     for rate in rates {
         let run = Fanout {
             connections,
@@ -142,42 +143,85 @@ pub async fn fanout(
             publishers: if rate.is_some() { 4 } else { 8 },
             ..Fanout::default()
         };
-        let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); SUBJECTS.len()];
-        for round in 0..rounds {
-            for (s, protocol) in SUBJECTS.iter().enumerate() {
-                let result = fanout_once(*protocol, binaries, &run).await?;
-                eprintln!(
-                    "fanout rate={} round={round} {}: {}",
-                    rate.map_or("saturation".to_owned(), |r| r.to_string()),
-                    protocol.name(),
-                    result.line()
-                );
-                results[s].push(result);
-            }
-        }
-        let medians: Vec<FanoutResult> = results.iter().map(|r| median(r)).collect();
-        let (bare, peer) = (medians[1].deliveries_per_s, medians[2].deliveries_per_s);
-        for (s, protocol) in SUBJECTS.iter().enumerate() {
-            let m = &medians[s];
-            table.push_str(&format!(
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
-                rate.map_or("saturation".to_owned(), |r| format!("{r}")),
-                protocol.name(),
-                m.deliveries_per_s,
-                ms(m.p50_us),
-                ms(m.p99_us),
-                ms(m.p999_us),
-                m.lost,
-                m.duplicated,
-                m.server_us_per_delivery(),
-                m.loadgen_cpu_s,
-                m.idle_bytes_per_connection / 1000.0,
-                m.deliveries_per_s / bare.max(1.0),
-                m.deliveries_per_s / peer.max(1.0),
-            ));
-        }
+        let medians = alternate(binaries, &run, rounds, "fanout").await?;
+        table.push_str(&rows(*rate, &medians));
     }
     Ok(table)
+}
+
+/// The point-to-point scenario: `connections` clients, each publish to one of them through
+/// the per-user API (`seq % connections`), from 32 publishing connections. First as fast as
+/// they go, then at half the gateway's saturation rate (the same rate for every server).
+pub async fn p2p(binaries: &Binaries, connections: usize, rounds: usize) -> Result<String, String> {
+    let mut table = String::from(DELIVERY_TABLE);
+    let run = Fanout {
+        connections,
+        pattern: Pattern::PerClient,
+        messages: 100_000,
+        rate: None,
+        publishers: 32,
+        ..Fanout::default()
+    };
+    let saturation = alternate(binaries, &run, rounds, "p2p").await?;
+    table.push_str(&rows(None, &saturation));
+    let half = (saturation[0].deliveries_per_s / 2.0).round().max(1.0);
+    let run = Fanout {
+        messages: (half * 10.0) as u32,
+        rate: Some(half),
+        ..run
+    };
+    let rated = alternate(binaries, &run, rounds, "p2p").await?;
+    table.push_str(&rows(Some(half), &rated));
+    Ok(table)
+}
+
+/// `rounds` alternating runs of every server (a fresh one each time); the median run of each.
+async fn alternate(
+    binaries: &Binaries,
+    run: &Fanout,
+    rounds: usize,
+    scenario: &str,
+) -> Result<Vec<FanoutResult>, String> {
+    let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); SUBJECTS.len()];
+    for round in 0..rounds {
+        for (s, protocol) in SUBJECTS.iter().enumerate() {
+            let result = fanout_once(*protocol, binaries, run).await?;
+            eprintln!(
+                "{scenario} rate={} round={round} {}: {}",
+                run.rate.map_or("saturation".to_owned(), |r| r.to_string()),
+                protocol.name(),
+                result.line()
+            );
+            results[s].push(result);
+        }
+    }
+    Ok(results.iter().map(|r| median(r)).collect())
+}
+
+/// One table row per server, with the ratios to the baseline and to the peer.
+fn rows(rate: Option<f64>, medians: &[FanoutResult]) -> String {
+    let (bare, peer) = (medians[1].deliveries_per_s, medians[2].deliveries_per_s);
+    let mut rows = String::new();
+    for (s, protocol) in SUBJECTS.iter().enumerate() {
+        let m = &medians[s];
+        rows.push_str(&format!(
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
+            rate.map_or("saturation".to_owned(), |r| format!("{r}")),
+            protocol.name(),
+            m.deliveries_per_s,
+            ms(m.p50_us),
+            ms(m.p99_us),
+            ms(m.p999_us),
+            m.lost,
+            m.duplicated,
+            m.server_us_per_delivery(),
+            m.loadgen_cpu_s,
+            m.idle_bytes_per_connection / 1000.0,
+            m.deliveries_per_s / bare.max(1.0),
+            m.deliveries_per_s / peer.max(1.0),
+        ));
+    }
+    rows
 }
 
 /// The idle scenario: for each connection count, `rounds` alternating runs of each server

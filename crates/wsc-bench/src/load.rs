@@ -55,21 +55,37 @@ impl Protocol {
         }
     }
 
-    fn path(self, i: usize) -> String {
-        match self {
-            Protocol::Wsc => format!("/ws?user_id=load-{i}"),
-            Protocol::Bare => "/".to_owned(),
-            Protocol::SocketIo => "/socket.io/?EIO=4&transport=websocket".to_owned(),
+    /// Where client `i` connects; `own` asks the peers for a queue or room of its own (the
+    /// gateway addresses every user anyway).
+    fn path(self, i: usize, own: bool) -> String {
+        match (self, own) {
+            (Protocol::Wsc, _) => format!("/ws?user_id=load-{i}"),
+            (Protocol::Bare, false) => "/".to_owned(),
+            (Protocol::Bare, true) => format!("/?client={i}"),
+            (Protocol::SocketIo, false) => "/socket.io/?EIO=4&transport=websocket".to_owned(),
+            (Protocol::SocketIo, true) => {
+                format!("/socket.io/?EIO=4&transport=websocket&client={i}")
+            }
         }
     }
 
-    fn publish(self, payload: &str) -> (&'static str, String) {
-        match self {
-            Protocol::Wsc => (
-                "/api/v1/broadcast",
+    /// The request that publishes `payload` to everyone, or to client `target` only.
+    fn publish(self, payload: &str, target: Option<usize>) -> (String, String) {
+        match (self, target) {
+            (Protocol::Wsc, None) => (
+                "/api/v1/broadcast".to_owned(),
                 serde_json::json!({ "content": payload }).to_string(),
             ),
-            Protocol::Bare | Protocol::SocketIo => ("/publish", payload.to_owned()),
+            (Protocol::Wsc, Some(i)) => (
+                format!("/api/v1/users/load-{i}/messages"),
+                serde_json::json!({ "content": payload }).to_string(),
+            ),
+            (Protocol::Bare | Protocol::SocketIo, None) => {
+                ("/publish".to_owned(), payload.to_owned())
+            }
+            (Protocol::Bare | Protocol::SocketIo, Some(i)) => {
+                (format!("/publish/{i}"), payload.to_owned())
+            }
         }
     }
 }
@@ -87,11 +103,24 @@ pub struct Endpoint {
     pub pid: u32,
 }
 
-/// A fan-out run: every client receives every publish.
+/// Who receives a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pattern {
+    /// Every client (a broadcast).
+    #[default]
+    Broadcast,
+    /// Publish `seq` goes to client `seq % connections` only (point to point, through the
+    /// per-user API).
+    PerClient,
+}
+
+/// A fan-out run: every client receives every publish, or each publish goes to one client.
 #[derive(Debug, Clone)]
 pub struct Fanout {
     /// Client connections.
     pub connections: usize,
+    /// Who receives each publish.
+    pub pattern: Pattern,
     /// Publishes.
     pub messages: u32,
     /// Publishes per second; `None` sends them as fast as `publishers` connections can.
@@ -114,6 +143,7 @@ impl Default for Fanout {
     fn default() -> Self {
         Fanout {
             connections: 10_000,
+            pattern: Pattern::Broadcast,
             messages: 200,
             rate: None,
             publishers: 8,
@@ -133,7 +163,7 @@ pub struct FanoutResult {
     pub connected: usize,
     /// Server resident memory per connection once idle, in bytes.
     pub idle_bytes_per_connection: f64,
-    /// Deliveries expected: connected × messages.
+    /// Deliveries expected: connected × messages (a broadcast) or messages (per client).
     pub expected: u64,
     /// Distinct deliveries received.
     pub delivered: u64,
@@ -194,6 +224,8 @@ impl FanoutResult {
 struct Shared {
     protocol: Protocol,
     messages: u32,
+    pattern: Pattern,
+    connections: usize,
     connected: AtomicUsize,
     failed: AtomicUsize,
     settled: AtomicUsize,
@@ -225,13 +257,15 @@ struct Connected {
 async fn connect_all(
     endpoint: Endpoint,
     connections: usize,
-    messages: u32,
+    (messages, pattern): (u32, Pattern),
     sources: u8,
     concurrency: usize,
 ) -> Result<Connected, String> {
     let shared = Arc::new(Shared {
         protocol: endpoint.protocol,
         messages,
+        pattern,
+        connections,
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         settled: AtomicUsize::new(0),
@@ -304,7 +338,7 @@ pub async fn idle(
     settle: Duration,
     window: Duration,
 ) -> Result<IdleResult, String> {
-    let mut held = connect_all(endpoint, connections, 0, 4, 256).await?;
+    let mut held = connect_all(endpoint, connections, (0, Pattern::Broadcast), 4, 256).await?;
     tokio::time::sleep(settle).await;
     let rss = crate::server::sample(endpoint.pid)?.rss;
     let cpu0 = cpu_seconds(endpoint.pid)?;
@@ -338,7 +372,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     } = connect_all(
         endpoint,
         run.connections,
-        run.messages,
+        (run.messages, run.pattern),
         run.sources,
         run.concurrency,
     )
@@ -371,7 +405,10 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     let last = shared.last_delivery_us.load(Ordering::Acquire);
     let elapsed_s = last.saturating_sub(started_us) as f64 / 1e6;
     let delivered = shared.delivered.load(Ordering::Acquire);
-    let expected = connected as u64 * u64::from(run.messages);
+    let expected = match run.pattern {
+        Pattern::Broadcast => connected as u64 * u64::from(run.messages),
+        Pattern::PerClient => u64::from(run.messages),
+    };
     let histogram = shared.latency.lock().map_err(|e| e.to_string())?;
     Ok(FanoutResult {
         connected,
@@ -410,6 +447,7 @@ async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
     let mut publishers = tokio::task::JoinSet::new();
     for _ in 0..run.publishers.max(1) {
         let (next, messages, size) = (next.clone(), run.messages, run.size);
+        let (pattern, connections) = (run.pattern, run.connections.max(1));
         publishers.spawn(async move {
             let mut sender = http_connection(endpoint.publish).await?;
             loop {
@@ -423,7 +461,8 @@ async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let payload = payload(seq, size);
-                let (path, body) = endpoint.protocol.publish(&payload);
+                let target = (pattern == Pattern::PerClient).then_some(seq as usize % connections);
+                let (path, body) = endpoint.protocol.publish(&payload, target);
                 let request = hyper::Request::post(path)
                     .header("host", endpoint.publish.to_string())
                     .header("content-type", "application/json")
@@ -487,7 +526,8 @@ async fn client(
     shared: Arc<Shared>,
 ) {
     let permit = permits.acquire_owned().await;
-    let ws = match connect(i, source, endpoint).await {
+    let own = shared.pattern == Pattern::PerClient;
+    let ws = match connect(i, source, endpoint, own).await {
         Ok(ws) => ws,
         Err(e) => {
             shared.failed.fetch_add(1, Ordering::AcqRel);
@@ -501,12 +541,23 @@ async fn client(
     drop(permit);
     shared.connected.fetch_add(1, Ordering::AcqRel);
     shared.settled.fetch_add(1, Ordering::AcqRel);
-    receive(ws, &shared).await;
+    let expected = match shared.pattern {
+        Pattern::Broadcast => shared.messages,
+        // Publishes i, i + n, i + 2n, ... below `messages`.
+        Pattern::PerClient => {
+            let (m, n) = (shared.messages as usize, shared.connections.max(1));
+            (m / n + usize::from(i < m % n)) as u32
+        }
+    };
+    if expected == 0 {
+        shared.complete.fetch_add(1, Ordering::AcqRel);
+    }
+    receive(ws, &shared, expected).await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
-async fn connect(i: usize, source: Ipv4Addr, endpoint: Endpoint) -> Result<Ws, String> {
+async fn connect(i: usize, source: Ipv4Addr, endpoint: Endpoint, own: bool) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::from((source, 0)))
@@ -516,7 +567,7 @@ async fn connect(i: usize, source: Ipv4Addr, endpoint: Endpoint) -> Result<Ws, S
         .await
         .map_err(|e| format!("connect from {source}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let url = format!("ws://{}{}", endpoint.ws, endpoint.protocol.path(i));
+    let url = format!("ws://{}{}", endpoint.ws, endpoint.protocol.path(i, own));
     // Small buffers: ten thousand clients with tungstenite's defaults would need gigabytes.
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
@@ -557,7 +608,7 @@ async fn expect_prefix(ws: &mut Ws, prefix: &str) -> Result<(), String> {
     }
 }
 
-async fn receive(mut ws: Ws, shared: &Shared) {
+async fn receive(mut ws: Ws, shared: &Shared, expected: u32) {
     let mut seen = vec![0u64; (shared.messages as usize).div_ceil(64)];
     let mut count = 0u32;
     let mut latencies: Vec<u64> = Vec::with_capacity(64);
@@ -592,7 +643,7 @@ async fn receive(mut ws: Ws, shared: &Shared) {
         if latencies.len() == latencies.capacity() {
             flush(shared, &mut latencies);
         }
-        if count == shared.messages {
+        if count == expected {
             flush(shared, &mut latencies);
             shared.complete.fetch_add(1, Ordering::AcqRel);
         }

@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A side-by-side scenario (`fanout`, `idle`): every server in turn, medians of `--rounds`,
+    /// A side-by-side scenario (`fanout`, `p2p`, `idle`): every server in turn, medians of `--rounds`,
     /// printed as a markdown table.
     Bench {
         /// The scenario.
@@ -149,12 +149,13 @@ async fn main() -> ExitCode {
                     wsc_bench::bench::fanout(&binaries.binaries(), connections, &rates, rounds)
                         .await
                 }
+                "p2p" => wsc_bench::bench::p2p(&binaries.binaries(), connections, rounds).await,
                 "idle" => {
                     let window = std::time::Duration::from_secs(30);
                     let counts = [5_000, 10_000, 19_000];
                     wsc_bench::bench::idle(&binaries.binaries(), &counts, window, rounds).await
                 }
-                other => Err(format!("unknown scenario {other:?} (fanout, idle)")),
+                other => Err(format!("unknown scenario {other:?} (fanout, p2p, idle)")),
             };
             match table {
                 Ok(table) => {

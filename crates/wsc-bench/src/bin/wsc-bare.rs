@@ -3,7 +3,10 @@
 //! is one task that writes every published payload as a text frame, feeding all that are
 //! ready and flushing once (as the gateway's writer does), with 4 KiB buffers.
 //!
-//! `POST /publish` on the publish port takes a body and broadcasts it as it is.
+//! `POST /publish` on the publish port takes a body and broadcasts it as it is. A client that
+//! connects to `/?client=N` also gets a queue of its own, and `POST /publish/N` writes the
+//! body to that client only (the point-to-point scenario); other clients hold no such
+//! queue, so the broadcast and idle figures stay those of a bare broadcast server.
 //!
 //! ```text
 //! wsc-bare --ws-port 9001 --publish-port 9002
@@ -12,7 +15,9 @@
 //! It exists so that every benchmark result is also a ratio to what this machine does with
 //! nothing on top; it is not a product.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -20,7 +25,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+use tokio_tungstenite::tungstenite::handshake::server as handshake;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -29,6 +35,12 @@ const CAPACITY: usize = 4096;
 
 /// Frames written before one flush, at most.
 const BATCH: usize = 64;
+
+/// Frames a client's own queue holds before it refuses more.
+const OWN_CAPACITY: usize = 1024;
+
+/// The clients that asked for a queue of their own, by number.
+type Clients = Arc<Mutex<HashMap<u64, mpsc::Sender<Utf8Bytes>>>>;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -42,19 +54,34 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("wsc-bare listening ws={ws_addr} publish={publish_addr}");
     let publisher = tx.clone();
+    let clients = Clients::default();
+    let registry = clients.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = publish.accept().await {
-            let tx = publisher.clone();
+            let (tx, clients) = (publisher.clone(), registry.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let tx = tx.clone();
+                    let (tx, clients) = (tx.clone(), clients.clone());
                     async move {
+                        let target = request
+                            .uri()
+                            .path()
+                            .strip_prefix("/publish/")
+                            .and_then(|n| n.parse::<u64>().ok());
                         let body = request.into_body().collect().await.map(|b| b.to_bytes());
-                        let status = match body.map(|b| String::from_utf8(b.to_vec())) {
-                            Ok(Ok(text)) => {
+                        let status = match (body.map(|b| String::from_utf8(b.to_vec())), target) {
+                            (Ok(Ok(text)), None) => {
                                 // Nobody connected is not an error for a broadcast.
                                 let _ = tx.send(Utf8Bytes::from(text));
                                 200
+                            }
+                            (Ok(Ok(text)), Some(n)) => {
+                                let own = clients.lock().ok().and_then(|c| c.get(&n).cloned());
+                                match own.map(|own| own.try_send(Utf8Bytes::from(text))) {
+                                    Some(Ok(())) => 200,
+                                    Some(Err(_)) => 503,
+                                    None => 404,
+                                }
                             }
                             _ => 400,
                         };
@@ -76,47 +103,95 @@ async fn main() -> Result<(), String> {
         };
         let _ = tcp.set_nodelay(true);
         let rx = tx.subscribe();
-        tokio::spawn(serve(tcp, rx));
+        tokio::spawn(serve(tcp, rx, clients.clone()));
     }
 }
 
-async fn serve(tcp: tokio::net::TcpStream, mut rx: broadcast::Receiver<Utf8Bytes>) {
+async fn serve(
+    tcp: tokio::net::TcpStream,
+    mut rx: broadcast::Receiver<Utf8Bytes>,
+    clients: Clients,
+) {
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024);
-    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
+    let mut client = None;
+    // The callback's error type is tungstenite's (large) response.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &handshake::Request, response: handshake::Response| {
+        client = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("client=")))
+            .and_then(|n| n.parse::<u64>().ok());
+        Ok(response)
+    };
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(config)).await
+    else {
         return;
     };
+    let mut own = client.map(|n| {
+        let (own_tx, own_rx) = mpsc::channel(OWN_CAPACITY);
+        if let Ok(mut clients) = clients.lock() {
+            clients.insert(n, own_tx);
+        }
+        own_rx
+    });
     loop {
         tokio::select! {
             incoming = ws.next() => match incoming {
                 // Pings are answered by tungstenite; anything else is ignored.
                 Some(Ok(_)) => {}
-                _ => return,
+                _ => break,
+            },
+            Some(text) = next_own(&mut own) => {
+                if ws.feed(Message::Text(text)).await.is_err() {
+                    break;
+                }
+                while let Some(text) = own.as_mut().and_then(|o| o.try_recv().ok()) {
+                    if ws.feed(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    break;
+                }
             },
             published = rx.recv() => {
                 let first = match published {
                     Ok(text) => text,
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => break,
                 };
                 if ws.feed(Message::Text(first)).await.is_err() {
-                    return;
+                    break;
                 }
                 for _ in 1..BATCH {
                     match rx.try_recv() {
                         Ok(text) => {
                             if ws.feed(Message::Text(text)).await.is_err() {
-                                return;
+                                break;
                             }
                         }
                         Err(_) => break,
                     }
                 }
                 if ws.flush().await.is_err() {
-                    return;
+                    break;
                 }
             }
         }
+    }
+    if let (Some(n), Ok(mut clients)) = (client, clients.lock()) {
+        clients.remove(&n);
+    }
+}
+
+/// The next frame of a client's own queue; never, for a client without one.
+async fn next_own(own: &mut Option<mpsc::Receiver<Utf8Bytes>>) -> Option<Utf8Bytes> {
+    match own {
+        Some(own) => own.recv().await,
+        None => std::future::pending().await,
     }
 }
