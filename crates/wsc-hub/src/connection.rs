@@ -93,8 +93,7 @@ pub struct Connection {
     /// 0 = none), for the delivery latency histogram.
     pub(crate) oldest_queued_us: AtomicU64,
     last_seen_ms: AtomicU64,
-    /// Set with the close request; read on every enqueue, so a plain atomic (the token's
-    /// own check takes a lock).
+    /// Set with the close request; read on every enqueue, so a plain atomic.
     closing_flag: AtomicBool,
     /// Wakes whoever waits in [`closed`](Connection::closed). A `Notify` lives inside the
     /// connection; a cancellation token would be one more allocation per connection.
