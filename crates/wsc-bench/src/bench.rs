@@ -29,6 +29,14 @@ pub fn peer_addresses(usage: &str) -> Result<(std::net::SocketAddr, std::net::So
     ))
 }
 
+/// The `N` of a peer client's `client=N` query parameter (the point-to-point scenario).
+pub fn client_param(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("client="))
+        .and_then(|n| n.parse().ok())
+}
+
 /// The three servers' binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -195,7 +203,10 @@ async fn alternate(
             results[s].push(result);
         }
     }
-    Ok(results.iter().map(|r| median(r)).collect())
+    Ok(results
+        .iter()
+        .map(|runs| median_by(runs, |r| r.deliveries_per_s))
+        .collect())
 }
 
 /// One table row per server, with the ratios to the baseline and to the peer.
@@ -258,11 +269,7 @@ pub async fn idle(
         }
         let medians: Vec<IdleResult> = results
             .iter()
-            .map(|runs| {
-                let mut sorted = runs.clone();
-                sorted.sort_by(|a, b| a.bytes_per_connection.total_cmp(&b.bytes_per_connection));
-                sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
-            })
+            .map(|runs| median_by(runs, |r| r.bytes_per_connection))
             .collect();
         let (bare, peer) = (
             medians[1].bytes_per_connection,
@@ -289,10 +296,10 @@ fn ms(us: u64) -> String {
     format!("{:.1} ms", us as f64 / 1000.0)
 }
 
-/// The run with the median deliveries per second (its other figures come with it, so one
-/// row is one real run).
-fn median(runs: &[FanoutResult]) -> FanoutResult {
+/// The run with the median `key` (its other figures come with it, so one row is one real
+/// run).
+fn median_by<T: Clone + Default>(runs: &[T], key: impl Fn(&T) -> f64) -> T {
     let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s));
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
     sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
 }

@@ -338,7 +338,16 @@ pub async fn idle(
     settle: Duration,
     window: Duration,
 ) -> Result<IdleResult, String> {
-    let mut held = connect_all(endpoint, connections, (0, Pattern::Broadcast), 4, 256).await?;
+    // The fan-out's connect settings (source addresses, handshakes in flight).
+    let defaults = Fanout::default();
+    let mut held = connect_all(
+        endpoint,
+        connections,
+        (0, Pattern::Broadcast),
+        defaults.sources,
+        defaults.concurrency,
+    )
+    .await?;
     tokio::time::sleep(settle).await;
     let rss = crate::server::sample(endpoint.pid)?.rss;
     let cpu0 = cpu_seconds(endpoint.pid)?;

@@ -24,8 +24,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server as handshake;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -107,11 +108,7 @@ async fn main() -> Result<(), String> {
     }
 }
 
-async fn serve(
-    tcp: tokio::net::TcpStream,
-    mut rx: broadcast::Receiver<Utf8Bytes>,
-    clients: Clients,
-) {
+async fn serve(tcp: TcpStream, mut rx: broadcast::Receiver<Utf8Bytes>, clients: Clients) {
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024);
@@ -119,11 +116,7 @@ async fn serve(
     // The callback's error type is tungstenite's (large) response.
     #[allow(clippy::result_large_err)]
     let callback = |request: &handshake::Request, response: handshake::Response| {
-        client = request
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("client=")))
-            .and_then(|n| n.parse::<u64>().ok());
+        client = wsc_bench::bench::client_param(request.uri().query());
         Ok(response)
     };
     let Ok(mut ws) =
@@ -146,15 +139,8 @@ async fn serve(
                 _ => break,
             },
             Some(text) = next_own(&mut own) => {
-                if ws.feed(Message::Text(text)).await.is_err() {
-                    break;
-                }
-                while let Some(text) = own.as_mut().and_then(|o| o.try_recv().ok()) {
-                    if ws.feed(Message::Text(text)).await.is_err() {
-                        break;
-                    }
-                }
-                if ws.flush().await.is_err() {
+                let mut more = || own.as_mut()?.try_recv().ok();
+                if !write_batch(&mut ws, text, &mut more).await {
                     break;
                 }
             },
@@ -164,20 +150,7 @@ async fn serve(
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
-                if ws.feed(Message::Text(first)).await.is_err() {
-                    break;
-                }
-                for _ in 1..BATCH {
-                    match rx.try_recv() {
-                        Ok(text) => {
-                            if ws.feed(Message::Text(text)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(_) => break,
-                    }
-                }
-                if ws.flush().await.is_err() {
+                if !write_batch(&mut ws, first, &mut || rx.try_recv().ok()).await {
                     break;
                 }
             }
@@ -186,6 +159,27 @@ async fn serve(
     if let (Some(n), Ok(mut clients)) = (client, clients.lock()) {
         clients.remove(&n);
     }
+}
+
+/// Feeds `first` and up to `BATCH - 1` more frames that `more` has ready, then flushes once
+/// (one syscall for many frames). False when the connection failed.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    first: Utf8Bytes,
+    more: &mut impl FnMut() -> Option<Utf8Bytes>,
+) -> bool {
+    let mut next = Some(first);
+    let mut fed = 0;
+    while let Some(text) = next.take() {
+        if ws.feed(Message::Text(text)).await.is_err() {
+            return false;
+        }
+        fed += 1;
+        if fed < BATCH {
+            next = more();
+        }
+    }
+    ws.flush().await.is_ok()
 }
 
 /// The next frame of a client's own queue; never, for a client without one.

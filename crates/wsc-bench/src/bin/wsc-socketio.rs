@@ -21,7 +21,7 @@ async fn main() -> Result<(), String> {
     let (ws_addr, publish_addr) = wsc_bench::bench::peer_addresses("wsc-socketio")?;
     let (layer, io) = SocketIo::new_layer();
     io.ns("/", async |socket: SocketRef| {
-        if let Some(client) = client_param(socket.req_parts().uri.query()) {
+        if let Some(client) = wsc_bench::bench::client_param(socket.req_parts().uri.query()) {
             socket.join(format!("c{client}"));
         }
     });
@@ -56,12 +56,4 @@ async fn publish_to(
 ) -> &'static str {
     let _ = io.to(format!("c{client}")).emit("message", &body).await;
     "{}"
-}
-
-/// The `client=N` of a query string.
-fn client_param(query: Option<&str>) -> Option<u64> {
-    query?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("client="))
-        .and_then(|n| n.parse().ok())
 }

@@ -111,7 +111,7 @@ impl Hub {
                 conn.close(DisconnectReason::Timeout);
             } else {
                 // A full queue already means traffic is pending; skipping the ping is fine.
-                let _ = conn.queue.push(Outbound::Keepalive, usize::MAX);
+                let _ = self.enqueue_frame(&conn, Outbound::Keepalive);
             }
         }
         if let Some(store) = self.offline_store() {
