@@ -30,7 +30,10 @@
 //!   appended to docs/benchmarks.md (`crates/wsc-bench`). `bench idle`: the same servers
 //!   holding 5,000, 10,000 and 19,000 idle clients; memory per connection and CPU per
 //!   connection-second. `bench p2p`: each publish to one of 10,000 clients through the
-//!   per-user API, at saturation and at half the gateway's saturation rate.
+//!   per-user API, at saturation and at half the gateway's saturation rate. `bench ack`: the
+//!   same sends waiting for the client's ack, against the same sends without. `bench
+//!   churn`: 64 clients connecting and closing for ten seconds. `bench cross-node`: the
+//!   gateway alone, on Redis, and as three nodes on Redis (a fresh Redis per run).
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
 //!   descriptors `wsc.v1.bin`, both committed.
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout]|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|churn|cross-node|idle]|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -212,13 +215,13 @@ fn release_tools() -> Result<(String, String), String> {
     ))
 }
 
-/// A side-by-side scenario (`fanout`, `p2p`, `idle`) of the gateway, the bare baseline and socketioxide,
-/// release builds; the table goes to stdout and is appended to docs/benchmarks.md with the
-/// machine, the commit and the command.
+/// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`) of the
+/// gateway, the bare baseline and socketioxide, release builds; the table goes to stdout
+/// and is appended to docs/benchmarks.md with the machine, the commit and the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
-    if !["fanout", "p2p", "idle"].contains(&scenario) {
+    if !["fanout", "p2p", "ack", "churn", "cross-node", "idle"].contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|idle]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|churn|cross-node|idle]"
         ));
     }
     let (server, bench) = release_tools()?;

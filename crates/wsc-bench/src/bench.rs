@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use wsc_testkit::process::{KillOnDrop, Lines};
 
-use crate::load::{Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol};
+use wsc_testkit::redis_server::RedisServer;
+
+use crate::load::{
+    Churn, ChurnResult, Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol,
+};
 use crate::server::ServerProcess;
 
 /// The `--ws-port P --publish-port Q` of a peer server (`wsc-bare`, `wsc-socketio`): its
@@ -183,6 +187,70 @@ pub async fn p2p(binaries: &Binaries, connections: usize, rounds: usize) -> Resu
     Ok(table)
 }
 
+/// The ack scenario: point-to-point sends (as in [`p2p`]) that each wait for the client's
+/// acknowledgement, against the same sends without one. Three runs per server: unacked at
+/// saturation, acked at saturation, and acked at half the gateway's acked saturation rate.
+/// The call round trip (request to answer, which for an acked send includes the client's
+/// ack) is the latency that counts; acked calls per second over unacked ones is the cost of
+/// the acknowledgement.
+pub async fn ack(binaries: &Binaries, connections: usize, rounds: usize) -> Result<String, String> {
+    let mut table = String::from(
+        "| run | server | calls/s | call p50 | call p99 | delivery p99 | unacked | lost | server CPU / call | acked / unacked | vs bare | vs socketioxide |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let unacked_run = Fanout {
+        connections,
+        pattern: Pattern::PerClient,
+        messages: 50_000,
+        rate: None,
+        publishers: 32,
+        ..Fanout::default()
+    };
+    let acked_run = Fanout {
+        ack: true,
+        ..unacked_run.clone()
+    };
+    let unacked = alternate(binaries, &unacked_run, rounds, "ack(off)").await?;
+    let acked = alternate(binaries, &acked_run, rounds, "ack(on)").await?;
+    let half = (acked[0].calls_per_s / 2.0).round().max(1.0);
+    let rated_run = Fanout {
+        messages: (half * 10.0) as u32,
+        rate: Some(half),
+        ..acked_run.clone()
+    };
+    let rated = alternate(binaries, &rated_run, rounds, "ack(on)").await?;
+    let runs = [
+        ("unacked, saturation".to_owned(), &unacked_run, &unacked),
+        ("acked, saturation".to_owned(), &acked_run, &acked),
+        (format!("acked, {half}/s"), &rated_run, &rated),
+    ];
+    for (name, run, medians) in runs {
+        let (bare, peer) = (medians[1].calls_per_s, medians[2].calls_per_s);
+        for (s, protocol) in SUBJECTS.iter().enumerate() {
+            let m = &medians[s];
+            let cost = if run.ack && run.rate.is_none() {
+                format!("{:.2}", m.calls_per_s / unacked[s].calls_per_s.max(1.0))
+            } else {
+                String::new()
+            };
+            table.push_str(&format!(
+                "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} µs | {cost} | {:.2}x | {:.2}x |\n",
+                protocol.name(),
+                m.calls_per_s,
+                ms(m.call_p50_us),
+                ms(m.call_p99_us),
+                ms(m.p99_us),
+                m.unacked,
+                m.lost,
+                m.server_us_per_call(run.messages),
+                m.calls_per_s / bare.max(1.0),
+                m.calls_per_s / peer.max(1.0),
+            ));
+        }
+    }
+    Ok(table)
+}
+
 /// `rounds` alternating runs of every server (a fresh one each time); the median run of each.
 async fn alternate(
     binaries: &Binaries,
@@ -286,6 +354,184 @@ pub async fn idle(
                 m.dropped,
                 m.bytes_per_connection / bare.max(1.0),
                 m.bytes_per_connection / peer.max(1.0),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+/// The churn scenario: 64 clients connect, close and connect again for ten seconds; `rounds`
+/// alternating runs of each server; the markdown table of medians (by cycles per second).
+pub async fn churn(binaries: &Binaries, rounds: usize) -> Result<String, String> {
+    let run = Churn::default();
+    let mut results: Vec<Vec<ChurnResult>> = vec![Vec::new(); SUBJECTS.len()];
+    for round in 0..rounds {
+        for (s, protocol) in SUBJECTS.iter().enumerate() {
+            let (_server, endpoint) = start(*protocol, binaries).await?;
+            let result = crate::load::churn(endpoint, &run).await?;
+            eprintln!(
+                "churn round={round} {}: {:.0} cycles/s, connect p50 {} µs p99 {} µs, \
+                 failed {} ({}), {:.0} µs CPU per cycle, descriptors left {}, rss growth {} KiB",
+                protocol.name(),
+                result.cycles_per_s,
+                result.connect_p50_us,
+                result.connect_p99_us,
+                result.failed,
+                result.first_error.as_deref().unwrap_or("-"),
+                result.server_us_per_cycle,
+                result.descriptors_left,
+                result.rss_growth / 1024
+            );
+            results[s].push(result);
+        }
+    }
+    let medians: Vec<ChurnResult> = results
+        .iter()
+        .map(|runs| median_by(runs, |r| r.cycles_per_s))
+        .collect();
+    let (bare, peer) = (medians[1].cycles_per_s, medians[2].cycles_per_s);
+    let mut table = String::from(
+        "| server | connects + closes / s | connect p50 | connect p99 | failed | server CPU / cycle | descriptors left | RSS growth | vs bare | vs socketioxide |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (s, protocol) in SUBJECTS.iter().enumerate() {
+        let m = &medians[s];
+        table.push_str(&format!(
+            "| {} | {:.0} | {} | {} | {} | {:.0} µs | {} | {:.1} MiB | {:.2}x | {:.2}x |\n",
+            protocol.name(),
+            m.cycles_per_s,
+            ms(m.connect_p50_us),
+            ms(m.connect_p99_us),
+            m.failed,
+            m.server_us_per_cycle,
+            m.descriptors_left,
+            m.rss_growth as f64 / (1024.0 * 1024.0),
+            m.cycles_per_s / bare.max(1.0),
+            m.cycles_per_s / peer.max(1.0),
+        ));
+    }
+    Ok(table)
+}
+
+/// `count` gateway nodes; on `redis` (a fresh server per run, so that no run sees another's
+/// presence) when given, as one cluster.
+pub fn start_nodes(
+    binary: &std::path::Path,
+    count: usize,
+    redis: Option<&RedisServer>,
+) -> Result<Vec<ServerProcess>, String> {
+    let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    if let Some(redis) = redis {
+        env.extend([
+            ("GATEWAY__WSC__REDIS__ENABLED", "true".to_owned()),
+            ("GATEWAY__WSC__REDIS__URL", redis.url()),
+            ("GATEWAY__WSC__DISTRIBUTED__ENABLED", "true".to_owned()),
+            ("GATEWAY__WSC__DISTRIBUTED__KEY_PREFIX", "bench:".to_owned()),
+        ]);
+    }
+    (0..count)
+        .map(|i| {
+            let mut env = env.clone();
+            env.push(("GATEWAY__WSC__DISTRIBUTED__NODE_ID", format!("bench-{i}")));
+            ServerProcess::start(binary, &env)
+        })
+        .collect()
+}
+
+/// The cross-node scenario (the gateway only: the peers have no multi-node mode in this
+/// harness). The same runs on one node alone, one node on Redis, and three nodes on Redis
+/// with the clients spread over them round robin and every publish sent through the first
+/// node's API (so two thirds of the deliveries cross Redis): point to point at 10,000/s, a
+/// broadcast to every client once a second, and point to point at saturation.
+pub async fn cross_node(
+    binaries: &Binaries,
+    connections: usize,
+    rounds: usize,
+) -> Result<String, String> {
+    let topologies: [(&str, usize, bool); 3] = [
+        ("1 node", 1, false),
+        ("1 node on Redis", 1, true),
+        ("3 nodes on Redis", 3, true),
+    ];
+    let p2p = Fanout {
+        connections,
+        pattern: Pattern::PerClient,
+        messages: 50_000,
+        rate: Some(10_000.0),
+        publishers: 32,
+        ..Fanout::default()
+    };
+    let broadcast = Fanout {
+        connections,
+        messages: 10,
+        rate: Some(1.0),
+        publishers: 4,
+        ..Fanout::default()
+    };
+    let saturation = Fanout {
+        rate: None,
+        ..p2p.clone()
+    };
+    let runs = [
+        ("point to point, 10,000/s", p2p),
+        ("broadcast, 1/s", broadcast),
+        ("point to point, saturation", saturation),
+    ];
+    let mut table = String::from(
+        "| run | gateway | deliveries/s | p50 | p99 | p99.9 | lost | duplicated | p99 added vs 1 node | vs 1 node (deliveries/s) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, run) in runs {
+        let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); topologies.len()];
+        for round in 0..rounds {
+            for (t, (topology, count, on_redis)) in topologies.iter().enumerate() {
+                let redis = on_redis.then(RedisServer::start);
+                let nodes = start_nodes(&binaries.gateway, *count, redis.as_ref())?;
+                let endpoint = Endpoint {
+                    protocol: Protocol::Wsc,
+                    ws: nodes[0].public,
+                    publish: nodes[0].api,
+                    pid: nodes[0].pid(),
+                };
+                let run = Fanout {
+                    nodes: nodes.iter().map(|n| n.public).collect(),
+                    ..run.clone()
+                };
+                let result = crate::load::fanout(endpoint, &run).await?;
+                eprintln!(
+                    "cross-node {name} round={round} {topology}: {}",
+                    result.line()
+                );
+                results[t].push(result);
+            }
+        }
+        let saturated = run.rate.is_none();
+        let medians: Vec<FanoutResult> = results
+            .iter()
+            .map(|runs| {
+                if saturated {
+                    median_by(runs, |r| r.deliveries_per_s)
+                } else {
+                    median_by(runs, |r| r.p99_us as f64)
+                }
+            })
+            .collect();
+        let alone = &medians[0];
+        for (t, (topology, _, _)) in topologies.iter().enumerate() {
+            let m = &medians[t];
+            table.push_str(&format!(
+                "| {name} | {topology} | {:.0} | {} | {} | {} | {} | {} | {:+.1} ms | {:.2}x |\n",
+                m.deliveries_per_s,
+                ms(m.p50_us),
+                ms(m.p99_us),
+                ms(m.p999_us),
+                m.lost,
+                m.duplicated,
+                (m.p99_us as f64 - alone.p99_us as f64) / 1000.0,
+                m.deliveries_per_s / alone.deliveries_per_s.max(1.0),
             ));
         }
     }

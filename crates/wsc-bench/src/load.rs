@@ -24,6 +24,10 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// How long a server waits for a client's acknowledgement in the ack scenario before the
+/// send fails (it never should: the clients ack at once).
+pub const ACK_TIMEOUT_MS: u64 = 10_000;
+
 /// What the server under test speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -69,12 +73,21 @@ impl Protocol {
         }
     }
 
-    /// The request that publishes `payload` to everyone, or to client `target` only.
-    fn publish(self, payload: &str, target: Option<usize>) -> (String, String) {
+    /// The request that publishes `payload` to everyone, or to client `target` only; with
+    /// `ack`, a request that answers once the client acknowledged the frame.
+    fn publish(self, payload: &str, target: Option<usize>, ack: bool) -> (String, String) {
         match (self, target) {
             (Protocol::Wsc, None) => (
                 "/api/v1/broadcast".to_owned(),
                 serde_json::json!({ "content": payload }).to_string(),
+            ),
+            (Protocol::Wsc, Some(i)) if ack => (
+                format!("/api/v1/users/load-{i}/messages"),
+                serde_json::json!({
+                    "content": payload,
+                    "ack": { "timeout_ms": ACK_TIMEOUT_MS, "retries": 0 },
+                })
+                .to_string(),
             ),
             (Protocol::Wsc, Some(i)) => (
                 format!("/api/v1/users/load-{i}/messages"),
@@ -83,8 +96,36 @@ impl Protocol {
             (Protocol::Bare | Protocol::SocketIo, None) => {
                 ("/publish".to_owned(), payload.to_owned())
             }
+            (Protocol::Bare | Protocol::SocketIo, Some(i)) if ack => {
+                (format!("/publish/{i}?ack"), payload.to_owned())
+            }
             (Protocol::Bare | Protocol::SocketIo, Some(i)) => {
                 (format!("/publish/{i}"), payload.to_owned())
+            }
+        }
+    }
+
+    /// The answer a client sends to a frame that asks for an acknowledgement, if `text`
+    /// asks for one: the gateway's ack frame, the bare baseline's `ack`, or a Socket.IO ack
+    /// packet (`43<id>[...]` for an event `42<id>[...]`).
+    fn ack_reply(self, text: &str) -> Option<String> {
+        match self {
+            Protocol::Wsc => {
+                if !text.contains("\"require_ack\":true") {
+                    return None;
+                }
+                let start = text.find("\"message_id\":\"")? + "\"message_id\":\"".len();
+                let end = start + text[start..].find('"')?;
+                Some(format!(
+                    "{{\"message_type\":\"ack\",\"message_id\":\"{}\"}}",
+                    &text[start..end]
+                ))
+            }
+            Protocol::Bare => Some("ack".to_owned()),
+            Protocol::SocketIo => {
+                let id = text.strip_prefix("42")?.split('[').next()?;
+                (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| format!("43{id}[\"ok\"]"))
             }
         }
     }
@@ -125,6 +166,11 @@ pub struct Fanout {
     pub messages: u32,
     /// Publishes per second; `None` sends them as fast as `publishers` connections can.
     pub rate: Option<f64>,
+    /// Each publish waits for the client's acknowledgement (per-client publishes only).
+    pub ack: bool,
+    /// Where clients connect when the server is several nodes: client `i` to
+    /// `nodes[i % len]`; empty means the endpoint's own `ws` address.
+    pub nodes: Vec<SocketAddr>,
     /// Publishing HTTP connections.
     pub publishers: usize,
     /// Payload bytes.
@@ -146,6 +192,8 @@ impl Default for Fanout {
             pattern: Pattern::Broadcast,
             messages: 200,
             rate: None,
+            ack: false,
+            nodes: Vec::new(),
             publishers: 8,
             size: 100,
             sources: 4,
@@ -173,8 +221,6 @@ pub struct FanoutResult {
     pub duplicated: u64,
     /// First publish to last delivery, in seconds.
     pub elapsed_s: f64,
-    /// Publishes actually sent per second.
-    pub publish_rate: f64,
     /// Distinct deliveries per second over `elapsed_s`.
     pub deliveries_per_s: f64,
     /// Latency percentiles (send to receive), in microseconds.
@@ -183,6 +229,15 @@ pub struct FanoutResult {
     pub p99_us: u64,
     /// 99.9th percentile.
     pub p999_us: u64,
+    /// Publish calls answered per second (a call with an ack answers once the client
+    /// acked).
+    pub calls_per_s: f64,
+    /// Publish call round trip percentiles (request sent to answer read), in microseconds.
+    pub call_p50_us: u64,
+    /// 99th percentile of the call round trip.
+    pub call_p99_us: u64,
+    /// Calls with an ack that were answered without one (the server gave up waiting).
+    pub unacked: u64,
     /// Server CPU over the run, in seconds.
     pub server_cpu_s: f64,
     /// The generator's own CPU over the run, in seconds (a saturated generator shows here).
@@ -195,13 +250,18 @@ impl FanoutResult {
         self.server_cpu_s * 1e6 / self.delivered.max(1) as f64
     }
 
+    /// Server CPU per publish call, in microseconds.
+    pub fn server_us_per_call(&self, calls: u32) -> f64 {
+        self.server_cpu_s * 1e6 / f64::from(calls.max(1))
+    }
+
     /// One line of `key=value` pairs.
     pub fn line(&self) -> String {
         format!(
             "connected={} idle_bytes_per_conn={:.0} expected={} delivered={} lost={} \
-             duplicated={} elapsed_s={:.3} publish_rate={:.1} deliveries_per_s={:.0} \
-             p50_us={} p99_us={} p999_us={} server_cpu_s={:.2} server_us_per_delivery={:.3} \
-             loadgen_cpu_s={:.2}",
+             duplicated={} elapsed_s={:.3} deliveries_per_s={:.0} \
+             p50_us={} p99_us={} p999_us={} calls_per_s={:.0} call_p50_us={} call_p99_us={} \
+             unacked={} server_cpu_s={:.2} server_us_per_delivery={:.3} loadgen_cpu_s={:.2}",
             self.connected,
             self.idle_bytes_per_connection,
             self.expected,
@@ -209,11 +269,14 @@ impl FanoutResult {
             self.lost,
             self.duplicated,
             self.elapsed_s,
-            self.publish_rate,
             self.deliveries_per_s,
             self.p50_us,
             self.p99_us,
             self.p999_us,
+            self.calls_per_s,
+            self.call_p50_us,
+            self.call_p99_us,
+            self.unacked,
             self.server_cpu_s,
             self.server_us_per_delivery(),
             self.loadgen_cpu_s
@@ -223,6 +286,7 @@ impl FanoutResult {
 
 struct Shared {
     protocol: Protocol,
+    ack: bool,
     messages: u32,
     pattern: Pattern,
     connections: usize,
@@ -257,12 +321,14 @@ struct Connected {
 async fn connect_all(
     endpoint: Endpoint,
     connections: usize,
-    (messages, pattern): (u32, Pattern),
+    (messages, pattern, ack): (u32, Pattern, bool),
+    nodes: &[SocketAddr],
     sources: u8,
     concurrency: usize,
 ) -> Result<Connected, String> {
     let shared = Arc::new(Shared {
         protocol: endpoint.protocol,
+        ack,
         messages,
         pattern,
         connections,
@@ -272,9 +338,7 @@ async fn connect_all(
         delivered: AtomicU64::new(0),
         duplicated: AtomicU64::new(0),
         complete: AtomicUsize::new(0),
-        latency: Mutex::new(
-            Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?,
-        ),
+        latency: Mutex::new(round_trip_histogram()?),
         last_delivery_us: AtomicU64::new(0),
         first_error: Mutex::new(None),
     });
@@ -283,6 +347,11 @@ async fn connect_all(
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..connections {
         let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources.max(1) as usize) as u8);
+        let ws = match nodes.len() {
+            0 => endpoint.ws,
+            n => nodes[i % n],
+        };
+        let endpoint = Endpoint { ws, ..endpoint };
         clients.spawn(client(i, source, endpoint, permits.clone(), shared.clone()));
     }
     // Wait until every client connected or failed.
@@ -343,7 +412,8 @@ pub async fn idle(
     let mut held = connect_all(
         endpoint,
         connections,
-        (0, Pattern::Broadcast),
+        (0, Pattern::Broadcast, false),
+        &[],
         defaults.sources,
         defaults.concurrency,
     )
@@ -371,6 +441,118 @@ pub async fn idle(
     })
 }
 
+/// A churn run: `workers` clients each connect, close and connect again for `duration`.
+#[derive(Debug, Clone)]
+pub struct Churn {
+    /// Clients connecting and closing at once.
+    pub workers: usize,
+    /// How long they keep at it.
+    pub duration: Duration,
+    /// Source addresses `127.0.0.1` ... `127.0.0.<sources>` (every cycle takes a port).
+    pub sources: u8,
+}
+
+impl Default for Churn {
+    fn default() -> Self {
+        Churn {
+            workers: 64,
+            duration: Duration::from_secs(10),
+            sources: 32,
+        }
+    }
+}
+
+/// What a churn run measured.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnResult {
+    /// Connects that completed (handshake and, for Socket.IO, the namespace join) and were
+    /// then closed.
+    pub cycles: u64,
+    /// Cycles per second.
+    pub cycles_per_s: f64,
+    /// Connects that failed.
+    pub failed: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// Connect latency (TCP connect to a usable connection), in microseconds.
+    pub connect_p50_us: u64,
+    /// 99th percentile of the connect latency.
+    pub connect_p99_us: u64,
+    /// Server CPU per cycle, in microseconds.
+    pub server_us_per_cycle: f64,
+    /// Server descriptors open two seconds after the run, minus those before it (a leak
+    /// shows here).
+    pub descriptors_left: i64,
+    /// Server resident memory after the run, minus before it, in bytes.
+    pub rss_growth: i64,
+}
+
+/// Runs a churn against `endpoint`: every cycle a new connection that completes its
+/// handshake, closes with a close frame and waits for the server's answer (or the end of
+/// the stream).
+pub async fn churn(endpoint: Endpoint, run: &Churn) -> Result<ChurnResult, String> {
+    let before = crate::server::sample(endpoint.pid)?;
+    let server_cpu0 = cpu_seconds(endpoint.pid)?;
+    let started = Instant::now();
+    let deadline = started + run.duration;
+    let mut workers = tokio::task::JoinSet::new();
+    let stride = run.workers.max(1);
+    for w in 0..stride {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (w % run.sources.max(1) as usize) as u8);
+        workers.spawn(async move {
+            let mut latencies = round_trip_histogram()?;
+            let (mut cycles, mut failed, mut first_error) = (0u64, 0u64, None);
+            let mut i = w;
+            while Instant::now() < deadline {
+                let begun = Instant::now();
+                match connect(i, source, endpoint, false).await {
+                    Ok(mut ws) => {
+                        latencies.saturating_record((begun.elapsed().as_micros() as u64).max(1));
+                        let _ = ws.close(None).await;
+                        // Read until the server's close answer ends the stream.
+                        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                            while let Some(Ok(_)) = ws.next().await {}
+                        })
+                        .await;
+                        cycles += 1;
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+                // Each cycle is a new user: user ids never repeat across workers.
+                i += stride;
+            }
+            Ok::<_, String>((latencies, cycles, failed, first_error))
+        });
+    }
+    let mut result = ChurnResult::default();
+    let mut latencies = round_trip_histogram()?;
+    while let Some(done) = workers.join_next().await {
+        let (worker, cycles, failed, first_error) = done.map_err(|e| e.to_string())??;
+        latencies.add(&worker).map_err(|e| e.to_string())?;
+        result.cycles += cycles;
+        result.failed += failed;
+        if result.first_error.is_none() {
+            result.first_error = first_error;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(endpoint.pid)? - server_cpu0;
+    // The server closes its side of the last connections a moment after their close
+    // frames; give it that moment before counting what is left.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = crate::server::sample(endpoint.pid)?;
+    result.cycles_per_s = result.cycles as f64 / elapsed.max(1e-9);
+    result.connect_p50_us = latencies.value_at_quantile(0.5);
+    result.connect_p99_us = latencies.value_at_quantile(0.99);
+    result.server_us_per_cycle = server_cpu * 1e6 / result.cycles.max(1) as f64;
+    result.descriptors_left = after.fds as i64 - before.fds as i64;
+    result.rss_growth = after.rss as i64 - before.rss as i64;
+    Ok(result)
+}
+
 /// Runs a fan-out against `endpoint`.
 pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, String> {
     let Connected {
@@ -381,7 +563,8 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     } = connect_all(
         endpoint,
         run.connections,
-        (run.messages, run.pattern),
+        (run.messages, run.pattern, run.ack),
+        &run.nodes,
         run.sources,
         run.concurrency,
     )
@@ -392,7 +575,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     let own_cpu0 = cpu_seconds(std::process::id())?;
     let started = Instant::now();
     let started_us = now_us();
-    publish_all(endpoint, run).await?;
+    let calls = publish_all(endpoint, run).await?;
     let publish_elapsed = started.elapsed().as_secs_f64();
     // Wait for the deliveries: until every client has everything, or nothing arrived for
     // the drain time.
@@ -427,11 +610,14 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
         lost: expected.saturating_sub(delivered),
         duplicated: shared.duplicated.load(Ordering::Acquire),
         elapsed_s,
-        publish_rate: f64::from(run.messages) / publish_elapsed.max(1e-9),
         deliveries_per_s: delivered as f64 / elapsed_s.max(1e-9),
         p50_us: histogram.value_at_quantile(0.5),
         p99_us: histogram.value_at_quantile(0.99),
         p999_us: histogram.value_at_quantile(0.999),
+        calls_per_s: f64::from(run.messages) / publish_elapsed.max(1e-9),
+        call_p50_us: calls.round_trips.value_at_quantile(0.5),
+        call_p99_us: calls.round_trips.value_at_quantile(0.99),
+        unacked: calls.unacked,
         server_cpu_s: server_cpu,
         loadgen_cpu_s: own_cpu,
     })
@@ -445,9 +631,17 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
+/// What the publish calls of a run measured.
+struct Calls {
+    /// Request sent to answer read, in microseconds.
+    round_trips: Histogram<u64>,
+    /// Calls with an ack answered without one.
+    unacked: u64,
+}
+
 /// Sends `run.messages` publishes: at `run.rate` per second, or back to back from
 /// `run.publishers` connections.
-async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
+async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Calls, String> {
     let next = Arc::new(AtomicU32::new(0));
     let interval = run
         .rate
@@ -455,14 +649,18 @@ async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
     let started = Instant::now();
     let mut publishers = tokio::task::JoinSet::new();
     for _ in 0..run.publishers.max(1) {
-        let (next, messages, size) = (next.clone(), run.messages, run.size);
+        let (next, messages, size, ack) = (next.clone(), run.messages, run.size, run.ack);
         let (pattern, connections) = (run.pattern, run.connections.max(1));
         publishers.spawn(async move {
+            let mut calls = Calls {
+                round_trips: round_trip_histogram()?,
+                unacked: 0,
+            };
             let mut sender = http_connection(endpoint.publish).await?;
             loop {
                 let seq = next.fetch_add(1, Ordering::AcqRel);
                 if seq >= messages {
-                    return Ok::<_, String>(());
+                    return Ok::<_, String>(calls);
                 }
                 if let Some(interval) = interval {
                     // Publish `seq` at its slot, whichever connection is free.
@@ -471,28 +669,56 @@ async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<(), String> {
                 }
                 let payload = payload(seq, size);
                 let target = (pattern == Pattern::PerClient).then_some(seq as usize % connections);
-                let (path, body) = endpoint.protocol.publish(&payload, target);
+                let (path, body) = endpoint.protocol.publish(&payload, target, ack);
                 let request = hyper::Request::post(path)
                     .header("host", endpoint.publish.to_string())
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body)))
                     .map_err(|e| e.to_string())?;
+                let sent = Instant::now();
                 let response = sender
                     .send_request(request)
                     .await
                     .map_err(|e| format!("publish {seq}: {e}"))?;
                 let status = response.status();
-                let _ = response.into_body().collect().await;
+                let answer = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                calls
+                    .round_trips
+                    .saturating_record((sent.elapsed().as_micros() as u64).max(1));
                 if !status.is_success() {
                     return Err(format!("publish {seq}: {status}"));
+                }
+                // The gateway answers an acknowledged send with its outcome; the peers
+                // answer only once acked (or fail the call).
+                let acked = endpoint.protocol != Protocol::Wsc
+                    || String::from_utf8_lossy(&answer).contains("\"status\":\"acked\"");
+                if ack && !acked {
+                    calls.unacked += 1;
                 }
             }
         });
     }
+    let mut all = Calls {
+        round_trips: round_trip_histogram()?,
+        unacked: 0,
+    };
     while let Some(done) = publishers.join_next().await {
-        done.map_err(|e| e.to_string())??;
+        let calls = done.map_err(|e| e.to_string())??;
+        all.round_trips
+            .add(&calls.round_trips)
+            .map_err(|e| e.to_string())?;
+        all.unacked += calls.unacked;
     }
-    Ok(())
+    Ok(all)
+}
+
+fn round_trip_histogram() -> Result<Histogram<u64>, String> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -632,6 +858,12 @@ async fn receive(mut ws: Ws, shared: &Shared, expected: u32) {
             }
             continue;
         }
+        if shared.ack
+            && let Some(reply) = shared.protocol.ack_reply(&text)
+            && ws.send(Message::text(reply)).await.is_err()
+        {
+            break;
+        }
         let Some((seq, sent)) = marker(&text) else {
             continue;
         };
@@ -686,5 +918,27 @@ mod tests {
         let socket_io = format!("42[\"message\",\"{p}\"]");
         assert_eq!(marker(&socket_io), Some((42, sent)));
         assert_eq!(marker("no marker"), None);
+    }
+
+    #[test]
+    fn every_protocol_answers_a_frame_that_asks_for_an_ack() {
+        let frame = r#"{"content":"~1~2~","message_id":"m-7","require_ack":true}"#;
+        assert_eq!(
+            Protocol::Wsc.ack_reply(frame).as_deref(),
+            Some(r#"{"message_type":"ack","message_id":"m-7"}"#)
+        );
+        let plain = r#"{"content":"~1~2~","message_id":"m-7"}"#;
+        assert_eq!(Protocol::Wsc.ack_reply(plain), None);
+        assert_eq!(
+            Protocol::SocketIo
+                .ack_reply(r#"4212["message","~1~2~"]"#)
+                .as_deref(),
+            Some(r#"4312["ok"]"#)
+        );
+        assert_eq!(
+            Protocol::SocketIo.ack_reply(r#"42["message","~1~2~"]"#),
+            None
+        );
+        assert_eq!(Protocol::Bare.ack_reply("~1~2~").as_deref(), Some("ack"));
     }
 }

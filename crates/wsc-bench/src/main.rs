@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A side-by-side scenario (`fanout`, `p2p`, `idle`): every server in turn, medians of `--rounds`,
+    /// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`): every server in turn, medians of `--rounds`,
     /// printed as a markdown table.
     Bench {
         /// The scenario.
@@ -150,12 +150,19 @@ async fn main() -> ExitCode {
                         .await
                 }
                 "p2p" => wsc_bench::bench::p2p(&binaries.binaries(), connections, rounds).await,
+                "ack" => wsc_bench::bench::ack(&binaries.binaries(), connections, rounds).await,
+                "churn" => wsc_bench::bench::churn(&binaries.binaries(), rounds).await,
+                "cross-node" => {
+                    wsc_bench::bench::cross_node(&binaries.binaries(), connections, rounds).await
+                }
                 "idle" => {
                     let window = std::time::Duration::from_secs(30);
                     let counts = [5_000, 10_000, 19_000];
                     wsc_bench::bench::idle(&binaries.binaries(), &counts, window, rounds).await
                 }
-                other => Err(format!("unknown scenario {other:?} (fanout, p2p, idle)")),
+                other => Err(format!(
+                    "unknown scenario {other:?} (fanout, p2p, ack, churn, cross-node, idle)"
+                )),
             };
             match table {
                 Ok(table) => {

@@ -21,6 +21,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::is_unreachable;
+use crate::recycle::TrustRecent;
 
 /// A connection checked out of the pool.
 pub(crate) struct Conn {
@@ -30,7 +31,7 @@ pub(crate) struct Conn {
 }
 
 enum Pooled {
-    Single(deadpool_redis::Connection),
+    Single(deadpool::managed::Object<TrustRecent>),
     Cluster(deadpool_redis::cluster::Connection),
 }
 
@@ -75,7 +76,7 @@ impl Health {
 
 impl Conn {
     /// A checkout from the pool of a single Redis.
-    pub(crate) fn single(conn: deadpool_redis::Connection) -> Self {
+    pub(crate) fn single(conn: deadpool::managed::Object<TrustRecent>) -> Self {
         let link = Link::Single((*conn).clone());
         Conn::new(Pooled::Single(conn), link)
     }
@@ -135,7 +136,7 @@ impl Drop for Conn {
         // Taken out of the pool for good (the pool may make a new one in its place); the
         // connection closes when the last handle goes.
         match self.pooled.take() {
-            Some(Pooled::Single(conn)) => drop(deadpool_redis::Connection::take(conn)),
+            Some(Pooled::Single(conn)) => drop(deadpool::managed::Object::take(conn)),
             Some(Pooled::Cluster(conn)) => drop(deadpool_redis::cluster::Connection::take(conn)),
             None => {}
         }

@@ -54,6 +54,7 @@ mod pool;
 mod presence;
 mod push;
 mod readiness;
+mod recycle;
 mod registry;
 mod subscriber;
 mod tickets;

@@ -14,10 +14,11 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, is_unreachable, redact};
 use crate::keys::Keys;
 use crate::options::RedisOptions;
+use crate::recycle::TrustRecent;
 
 /// The pool of the mode the options name.
 enum Pool {
-    Single(deadpool_redis::Pool),
+    Single(deadpool::managed::Pool<TrustRecent>),
     Cluster(deadpool_redis::cluster::Pool),
 }
 
@@ -192,7 +193,8 @@ impl Redis {
     }
 }
 
-/// The pool, pub/sub endpoint and display URL of a single Redis.
+/// The pool, pub/sub endpoint and display URL of a single Redis. Its manager skips the
+/// check before reuse of a connection used within the last second (see `recycle.rs`).
 fn single_pool(options: &RedisOptions) -> Result<(Pool, Endpoint, String), Error> {
     let url = redact(&options.url);
     let info = parse(&options.url)?;
@@ -205,7 +207,7 @@ fn single_pool(options: &RedisOptions) -> Result<(Pool, Endpoint, String), Error
             url: url.clone(),
             source,
         })?;
-    let pool = deadpool_redis::Pool::builder(manager)
+    let pool = deadpool::managed::Pool::builder(TrustRecent(manager))
         .max_size(options.pool_size)
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))

@@ -32,7 +32,6 @@ use redis::Script;
 use crate::error::Error;
 use crate::options::millis;
 use crate::pool::Redis;
-use crate::registry;
 
 /// Builds a script from the shared functions and its own body.
 fn script(body: &str) -> Script {
@@ -49,6 +48,8 @@ static REPLACE: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/presence_replace.lua")));
 static REMOVE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/presence_remove.lua")));
 static PAGE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/presence_page.lua")));
+static USER_NODES: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/presence_user_nodes.lua")));
 
 /// What this node reported: its users, a generation that changes on every report, and
 /// whether Redis may disagree (a write failed or was refused).
@@ -238,28 +239,20 @@ impl Presence {
     }
 }
 
-/// The live nodes where a user is present, sorted. Two round trips: the registry, then one
-/// `SISMEMBER` per live node, all sent at once.
+/// The live nodes where a user is present, sorted. One round trip: a script reads the
+/// registry and asks each live node's set (every send to a user on a cluster asks this, so
+/// its round trips are the send's latency).
 pub(crate) async fn user_nodes(redis: &Redis, user_id: &str) -> Result<Vec<String>, Error> {
     redis
         .bounded(async {
             let mut conn = redis.conn().await?;
-            let live = registry::read_live(redis, &mut conn)
+            let mut nodes: Vec<String> = invocation(&USER_NODES, redis)
+                .arg(user_id)
+                .invoke_async(&mut conn)
                 .await
                 .map_err(|e| redis.command_error(e))?;
-            let asks = live
-                .iter()
-                .map(|node| redis::Cmd::sismember(redis.keys().node_users(node), user_id))
-                .collect();
-            let member: Vec<bool> = conn
-                .query_each(asks)
-                .await
-                .map_err(|e| redis.command_error(e))?;
-            Ok(live
-                .into_iter()
-                .zip(member)
-                .filter_map(|(node, here)| here.then_some(node))
-                .collect())
+            nodes.sort();
+            Ok(nodes)
         })
         .await
 }

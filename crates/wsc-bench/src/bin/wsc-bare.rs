@@ -7,6 +7,9 @@
 //! connects to `/?client=N` also gets a queue of its own, and `POST /publish/N` writes the
 //! body to that client only (the point-to-point scenario); other clients hold no such
 //! queue, so the broadcast and idle figures stay those of a bare broadcast server.
+//! `POST /publish/N?ack` answers only once the client sent a text frame `ack` back (frames
+//! are acked in order, so a queue of waiting calls per client is all the bookkeeping), or
+//! 504 after ten seconds: the ack scenario.
 //!
 //! ```text
 //! wsc-bare --ws-port 9001 --publish-port 9002
@@ -15,9 +18,10 @@
 //! It exists so that every benchmark result is also a ratio to what this machine does with
 //! nothing on top; it is not a product.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -25,7 +29,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server as handshake;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -40,8 +44,18 @@ const BATCH: usize = 64;
 /// Frames a client's own queue holds before it refuses more.
 const OWN_CAPACITY: usize = 1024;
 
+/// How long an acknowledged publish waits for the client.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client's own queue, and the acknowledged publishes waiting for it in frame order.
+#[derive(Clone)]
+struct Own {
+    tx: mpsc::Sender<Utf8Bytes>,
+    waiting: Arc<Mutex<VecDeque<oneshot::Sender<()>>>>,
+}
+
 /// The clients that asked for a queue of their own, by number.
-type Clients = Arc<Mutex<HashMap<u64, mpsc::Sender<Utf8Bytes>>>>;
+type Clients = Arc<Mutex<HashMap<u64, Own>>>;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -69,6 +83,7 @@ async fn main() -> Result<(), String> {
                             .path()
                             .strip_prefix("/publish/")
                             .and_then(|n| n.parse::<u64>().ok());
+                        let ack = request.uri().query() == Some("ack");
                         let body = request.into_body().collect().await.map(|b| b.to_bytes());
                         let status = match (body.map(|b| String::from_utf8(b.to_vec())), target) {
                             (Ok(Ok(text)), None) => {
@@ -78,9 +93,8 @@ async fn main() -> Result<(), String> {
                             }
                             (Ok(Ok(text)), Some(n)) => {
                                 let own = clients.lock().ok().and_then(|c| c.get(&n).cloned());
-                                match own.map(|own| own.try_send(Utf8Bytes::from(text))) {
-                                    Some(Ok(())) => 200,
-                                    Some(Err(_)) => 503,
+                                match own {
+                                    Some(own) => publish_to(&own, Utf8Bytes::from(text), ack).await,
                                     None => 404,
                                 }
                             }
@@ -124,16 +138,25 @@ async fn serve(tcp: TcpStream, mut rx: broadcast::Receiver<Utf8Bytes>, clients: 
     else {
         return;
     };
+    let waiting = Arc::new(Mutex::new(VecDeque::new()));
     let mut own = client.map(|n| {
-        let (own_tx, own_rx) = mpsc::channel(OWN_CAPACITY);
+        let (tx, own_rx) = mpsc::channel(OWN_CAPACITY);
         if let Ok(mut clients) = clients.lock() {
-            clients.insert(n, own_tx);
+            let waiting = waiting.clone();
+            clients.insert(n, Own { tx, waiting });
         }
         own_rx
     });
     loop {
         tokio::select! {
             incoming = ws.next() => match incoming {
+                // An ack settles the oldest waiting publish.
+                Some(Ok(Message::Text(text))) if text.as_str() == "ack" => {
+                    let first = waiting.lock().ok().and_then(|mut w| w.pop_front());
+                    if let Some(first) = first {
+                        let _ = first.send(());
+                    }
+                }
                 // Pings are answered by tungstenite; anything else is ignored.
                 Some(Ok(_)) => {}
                 _ => break,
@@ -158,6 +181,33 @@ async fn serve(tcp: TcpStream, mut rx: broadcast::Receiver<Utf8Bytes>, clients: 
     }
     if let (Some(n), Ok(mut clients)) = (client, clients.lock()) {
         clients.remove(&n);
+    }
+}
+
+/// Writes `text` to one client's queue: 200, or 503 when the queue is full; with `ack`,
+/// 200 only once the client acked it, 504 when it did not in time.
+async fn publish_to(own: &Own, text: Utf8Bytes, ack: bool) -> u16 {
+    if !ack {
+        return if own.tx.try_send(text).is_ok() {
+            200
+        } else {
+            503
+        };
+    }
+    let (done, acked) = oneshot::channel();
+    {
+        // Queued and registered under one lock, so waiting calls stay in frame order.
+        let Ok(mut waiting) = own.waiting.lock() else {
+            return 500;
+        };
+        if own.tx.try_send(text).is_err() {
+            return 503;
+        }
+        waiting.push_back(done);
+    }
+    match tokio::time::timeout(ACK_TIMEOUT, acked).await {
+        Ok(Ok(())) => 200,
+        _ => 504,
     }
 }
 

@@ -2,7 +2,9 @@
 //! server) on axum, as its documentation sets it up: every client joins the default
 //! namespace, and `POST /publish` on the publish port emits the body to everyone as a
 //! `message` event. A client that connects with `&client=N` also joins the room `cN`, and
-//! `POST /publish/N` emits to that room only (the point-to-point scenario).
+//! `POST /publish/N` emits to that room only (the point-to-point scenario);
+//! `POST /publish/N?ack` emits with an ack (`emit_with_ack`) and answers once the client
+//! acked, or 504 after ten seconds (the ack scenario).
 //!
 //! ```text
 //! wsc-socketio --ws-port 9001 --publish-port 9002
@@ -10,9 +12,13 @@
 //!
 //! Clients connect to `ws://127.0.0.1:<ws-port>/socket.io/?EIO=4&transport=websocket`.
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::routing::post;
+use futures_util::StreamExt;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 
@@ -52,8 +58,24 @@ async fn publish(State(io): State<SocketIo>, body: String) -> &'static str {
 async fn publish_to(
     State(io): State<SocketIo>,
     Path(client): Path<u64>,
+    RawQuery(query): RawQuery,
     body: String,
-) -> &'static str {
-    let _ = io.to(format!("c{client}")).emit("message", &body).await;
-    "{}"
+) -> (StatusCode, &'static str) {
+    let room = io.to(format!("c{client}"));
+    if query.as_deref() != Some("ack") {
+        let _ = room.emit("message", &body).await;
+        return (StatusCode::OK, "{}");
+    }
+    let acks = room
+        .timeout(Duration::from_secs(10))
+        .emit_with_ack::<_, serde_json::Value>("message", &body)
+        .await;
+    match acks {
+        Ok(acks) => match std::pin::pin!(acks).next().await {
+            Some((_, Ok(_))) => (StatusCode::OK, "{}"),
+            Some((_, Err(_))) => (StatusCode::GATEWAY_TIMEOUT, "{}"),
+            None => (StatusCode::NOT_FOUND, "{}"),
+        },
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "{}"),
+    }
 }
