@@ -21,7 +21,7 @@ use crate::auth::TokenVerifier;
 use crate::guard::{HandshakeLimiter, RefusalLog};
 use crate::metrics::ServerMetrics;
 use crate::middleware::UpgradeMiddleware;
-use crate::state::{AppState, SharedPolicy, UpgradePolicy};
+use crate::state::{AppState, AppStateInner, SharedPolicy, UpgradePolicy};
 use crate::{api, cluster, grpc, guard, upgrade};
 
 /// Why the server could not start.
@@ -145,7 +145,7 @@ impl Server {
                 .flatten()
                 .map(|(_, certs)| certs.clone())
                 .collect();
-        let state = AppState {
+        let state = AppState::new(AppStateInner {
             hub: hub.clone(),
             identity_params: Arc::new(config.wsc.identity_params()),
             policy: Arc::new(RwLock::new(Arc::new(UpgradePolicy::from_config(&config)))),
@@ -168,7 +168,7 @@ impl Server {
             connections: TaskTracker::new(),
             certificates: Arc::new(tls_certificates),
             sse_sessions: Arc::default(),
-        };
+        });
         let mut public_router = Router::new();
         if config.wsc.enabled {
             public_router = public_router.route(&config.wsc.path, any(upgrade::websocket));
@@ -241,7 +241,7 @@ impl Server {
             api_addr,
             shutdown,
             servers,
-            connections: state.connections,
+            connections: state.connections.clone(),
             certificates,
         })
     }

@@ -12,9 +12,28 @@ use crate::guard::{HandshakeLimiter, IpRules, RefusalLog};
 use crate::metrics::{MetricsState, ServerMetrics};
 use crate::middleware::UpgradeMiddleware;
 
-/// State shared by every handler.
+/// State shared by every handler: one `Arc`, so that axum's clone of the state for each
+/// extractor and each `from_fn_with_state` layer is one reference count rather than one per
+/// field (measured: cloning and dropping the fields was about 3 % of an API request's CPU).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<AppStateInner>);
+
+impl AppState {
+    pub(crate) fn new(inner: AppStateInner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub(crate) struct AppStateInner {
     pub(crate) hub: Hub,
     pub(crate) identity_params: Arc<IdentityParams>,
     pub(crate) policy: SharedPolicy,

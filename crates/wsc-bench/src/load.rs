@@ -308,6 +308,36 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Where clients connect from and to.
+#[derive(Debug, Clone, Copy)]
+struct Spread<'a> {
+    /// Client `i` connects to `nodes[i % len]`; empty: to the endpoint's own address.
+    nodes: &'a [SocketAddr],
+    /// Client `i` connects from `127.0.0.<source_base + i % sources>`.
+    source_base: u8,
+    /// How many source addresses.
+    sources: u8,
+    /// Client `i` is user `load-<first + i>`.
+    first: usize,
+}
+
+impl Spread<'_> {
+    /// One node, sources from `127.0.0.1`, users from `load-0`.
+    fn over(nodes: &[SocketAddr], sources: u8) -> Spread<'_> {
+        Spread {
+            nodes,
+            source_base: 1,
+            sources,
+            first: 0,
+        }
+    }
+
+    fn source(&self, i: usize) -> Ipv4Addr {
+        let offset = (i % self.sources.max(1) as usize) as u8;
+        Ipv4Addr::new(127, 0, 0, self.source_base.saturating_add(offset))
+    }
+}
+
 /// Clients connected to the server under test; the memory its process had before them.
 struct Connected {
     shared: Arc<Shared>,
@@ -322,8 +352,7 @@ async fn connect_all(
     endpoint: Endpoint,
     connections: usize,
     (messages, pattern, ack): (u32, Pattern, bool),
-    nodes: &[SocketAddr],
-    sources: u8,
+    spread: Spread<'_>,
     concurrency: usize,
 ) -> Result<Connected, String> {
     let shared = Arc::new(Shared {
@@ -346,13 +375,20 @@ async fn connect_all(
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..connections {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources.max(1) as usize) as u8);
-        let ws = match nodes.len() {
+        let source = spread.source(i);
+        let ws = match spread.nodes.len() {
             0 => endpoint.ws,
-            n => nodes[i % n],
+            n => spread.nodes[i % n],
         };
         let endpoint = Endpoint { ws, ..endpoint };
-        clients.spawn(client(i, source, endpoint, permits.clone(), shared.clone()));
+        let who = (i, spread.first);
+        clients.spawn(client(
+            who,
+            source,
+            endpoint,
+            permits.clone(),
+            shared.clone(),
+        ));
     }
     // Wait until every client connected or failed.
     let connect_deadline = Instant::now() + Duration::from_secs(120);
@@ -413,8 +449,7 @@ pub async fn idle(
         endpoint,
         connections,
         (0, Pattern::Broadcast, false),
-        &[],
-        defaults.sources,
+        Spread::over(&[], defaults.sources),
         defaults.concurrency,
     )
     .await?;
@@ -553,6 +588,88 @@ pub async fn churn(endpoint: Endpoint, run: &Churn) -> Result<ChurnResult, Strin
     Ok(result)
 }
 
+/// Clients held for broadcasts that another process publishes (a generator of the scale
+/// scenario).
+pub struct Held {
+    connected: Connected,
+}
+
+/// What the held clients received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldOutcome {
+    /// Distinct deliveries.
+    pub delivered: u64,
+    /// Received more than once.
+    pub duplicated: u64,
+    /// Median latency (publish to receipt), in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+}
+
+impl Held {
+    /// Connections that completed their handshake.
+    pub fn connected(&self) -> usize {
+        self.connected.connected
+    }
+
+    /// Waits until every client received every broadcast, or nothing arrived for `drain`
+    /// after the first delivery, or (nothing arrived at all) ten minutes passed; then closes
+    /// the clients and reports.
+    pub async fn wait(mut self, drain: Duration) -> HeldOutcome {
+        let shared = self.connected.shared.clone();
+        let started = Instant::now();
+        while shared.complete.load(Ordering::Acquire) < self.connected.connected {
+            let last = shared.last_delivery_us.load(Ordering::Acquire);
+            let quiet = last > 0 && now_us().saturating_sub(last) > drain.as_micros() as u64;
+            if quiet || started.elapsed() > Duration::from_secs(600) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.connected.clients.abort_all();
+        while self.connected.clients.join_next().await.is_some() {}
+        let (p50_us, p99_us) = shared
+            .latency
+            .lock()
+            .map(|h| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
+            .unwrap_or_default();
+        HeldOutcome {
+            delivered: shared.delivered.load(Ordering::Acquire),
+            duplicated: shared.duplicated.load(Ordering::Acquire),
+            p50_us,
+            p99_us,
+        }
+    }
+}
+
+/// Connects `connections` gateway clients for `messages` broadcasts: client `i` is user
+/// `load-<first + i>`, connects to `nodes[i % len]`, from `127.0.0.<source_base + i % 4>`.
+pub async fn hold(
+    endpoint: Endpoint,
+    nodes: &[SocketAddr],
+    connections: usize,
+    (first, source_base): (usize, u8),
+    messages: u32,
+) -> Result<Held, String> {
+    let defaults = Fanout::default();
+    let spread = Spread {
+        nodes,
+        source_base,
+        sources: 4,
+        first,
+    };
+    let connected = connect_all(
+        endpoint,
+        connections,
+        (messages, Pattern::Broadcast, false),
+        spread,
+        defaults.concurrency,
+    )
+    .await?;
+    Ok(Held { connected })
+}
+
 /// Runs a fan-out against `endpoint`.
 pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, String> {
     let Connected {
@@ -564,8 +681,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
         endpoint,
         run.connections,
         (run.messages, run.pattern, run.ack),
-        &run.nodes,
-        run.sources,
+        Spread::over(&run.nodes, run.sources),
         run.concurrency,
     )
     .await?;
@@ -632,7 +748,7 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
 }
 
 /// What the publish calls of a run measured.
-struct Calls {
+pub(crate) struct Calls {
     /// Request sent to answer read, in microseconds.
     round_trips: Histogram<u64>,
     /// Calls with an ack answered without one.
@@ -641,7 +757,7 @@ struct Calls {
 
 /// Sends `run.messages` publishes: at `run.rate` per second, or back to back from
 /// `run.publishers` connections.
-async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Calls, String> {
+pub(crate) async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Calls, String> {
     let next = Arc::new(AtomicU32::new(0));
     let interval = run
         .rate
@@ -753,8 +869,9 @@ fn marker(text: &str) -> Option<(u32, u64)> {
     Some((seq, sent))
 }
 
+/// Client `i` of a run, user `load-<first + i>`.
 async fn client(
-    i: usize,
+    (i, first): (usize, usize),
     source: Ipv4Addr,
     endpoint: Endpoint,
     permits: Arc<Semaphore>,
@@ -762,7 +879,7 @@ async fn client(
 ) {
     let permit = permits.acquire_owned().await;
     let own = shared.pattern == Pattern::PerClient;
-    let ws = match connect(i, source, endpoint, own).await {
+    let ws = match connect(first + i, source, endpoint, own).await {
         Ok(ws) => ws,
         Err(e) => {
             shared.failed.fetch_add(1, Ordering::AcqRel);

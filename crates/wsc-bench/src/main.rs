@@ -44,19 +44,42 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`): every server in turn, medians of `--rounds`,
-    /// printed as a markdown table.
+    /// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`, `scale`):
+    /// every server in turn, medians of `--rounds`, printed as a markdown table (`scale`: the
+    /// gateway only, one run).
     Bench {
         /// The scenario.
         scenario: String,
         #[command(flatten)]
         binaries: BinaryArgs,
-        /// Client connections.
-        #[arg(long, default_value_t = 10_000)]
-        connections: usize,
+        /// Client connections (10,000; 100,000 for `scale`).
+        #[arg(long)]
+        connections: Option<usize>,
         /// Runs of each server per setting.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// One generator of the scale scenario (started by `bench scale`): holds its share of
+    /// the clients and reports what they received.
+    Hold {
+        /// The nodes' public addresses, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<std::net::SocketAddr>,
+        /// Clients.
+        #[arg(long)]
+        connections: usize,
+        /// The first client's user number.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// The first source address's last byte (127.0.0.N; four are used).
+        #[arg(long, default_value_t = 1)]
+        source_base: u8,
+        /// Broadcasts to wait for.
+        #[arg(long)]
+        messages: u32,
+        /// A node's process id (read for memory before connecting).
+        #[arg(long)]
+        server_pid: u32,
     },
     /// Run the soak workload against a fresh server started from `--server` and check it;
     /// prints the samples as a markdown table.
@@ -137,12 +160,42 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Hold {
+            nodes,
+            connections,
+            first,
+            source_base,
+            messages,
+            server_pid,
+        } => {
+            if nodes.is_empty() {
+                eprintln!("hold: --nodes names no node");
+                return ExitCode::FAILURE;
+            }
+            let held = wsc_bench::scale::hold(
+                nodes,
+                connections,
+                (first, source_base),
+                messages,
+                server_pid,
+            )
+            .await;
+            match held {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hold: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench {
             scenario,
             binaries,
             connections,
             rounds,
         } => {
+            let scale = scenario == "scale";
+            let connections = connections.unwrap_or(if scale { 100_000 } else { 10_000 });
             let table = match scenario.as_str() {
                 "fanout" => {
                     let rates = [Some(10.0), Some(50.0), Some(100.0), None];
@@ -160,8 +213,20 @@ async fn main() -> ExitCode {
                     let counts = [5_000, 10_000, 19_000];
                     wsc_bench::bench::idle(&binaries.binaries(), &counts, window, rounds).await
                 }
+                "scale" => {
+                    let run = wsc_bench::scale::Scale {
+                        connections,
+                        ..Default::default()
+                    };
+                    match std::env::current_exe() {
+                        Ok(me) => wsc_bench::scale::run(&binaries.server, &me, &run)
+                            .await
+                            .map(|result| result.table(&run)),
+                        Err(e) => Err(format!("cannot find this binary: {e}")),
+                    }
+                }
                 other => Err(format!(
-                    "unknown scenario {other:?} (fanout, p2p, ack, churn, cross-node, idle)"
+                    "unknown scenario {other:?} (fanout, p2p, ack, churn, cross-node, idle, scale)"
                 )),
             };
             match table {
