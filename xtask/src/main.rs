@@ -33,7 +33,8 @@
 //!   per-user API, at saturation and at half the gateway's saturation rate. `bench ack`: the
 //!   same sends waiting for the client's ack, against the same sends without. `bench
 //!   churn`: 64 clients connecting and closing for ten seconds. `bench cross-node`: the
-//!   gateway alone, on Redis, and as three nodes on Redis (a fresh Redis per run).
+//!   gateway alone, on Redis, and as three nodes on Redis (a fresh Redis per run). `bench
+//!   scale`: 100,000 clients over six nodes on Redis and six generator processes.
 //! - `codegen`: regenerates the gRPC code from `crates/gateway-server/proto` with protox (no
 //!   `protoc` needed) into `crates/gateway-server/src/grpc/wsc.v1.rs` and the reflection
 //!   descriptors `wsc.v1.bin`, both committed.
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|churn|cross-node|idle]|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|churn|cross-node|idle|scale]|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -215,13 +216,14 @@ fn release_tools() -> Result<(String, String), String> {
     ))
 }
 
-/// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`) of the
-/// gateway, the bare baseline and socketioxide, release builds; the table goes to stdout
-/// and is appended to docs/benchmarks.md with the machine, the commit and the command.
+/// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`,
+/// `scale`) of the gateway, the bare baseline and socketioxide, release builds; the table
+/// goes to stdout and is appended to docs/benchmarks.md with the machine, the commit and
+/// the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
-    if !["fanout", "p2p", "ack", "churn", "cross-node", "idle"].contains(&scenario) {
+    if !["fanout", "p2p", "ack", "churn", "cross-node", "idle", "scale"].contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|churn|cross-node|idle]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|churn|cross-node|idle|scale]"
         ));
     }
     let (server, bench) = release_tools()?;

@@ -211,6 +211,9 @@ pub struct FanoutResult {
     pub connected: usize,
     /// Server resident memory per connection once idle, in bytes.
     pub idle_bytes_per_connection: f64,
+    /// Server resident memory per connection after the deliveries (what the burst left
+    /// behind in buffers), in bytes.
+    pub after_bytes_per_connection: f64,
     /// Deliveries expected: connected × messages (a broadcast) or messages (per client).
     pub expected: u64,
     /// Distinct deliveries received.
@@ -258,12 +261,13 @@ impl FanoutResult {
     /// One line of `key=value` pairs.
     pub fn line(&self) -> String {
         format!(
-            "connected={} idle_bytes_per_conn={:.0} expected={} delivered={} lost={} \
+            "connected={} idle_bytes_per_conn={:.0} after_bytes_per_conn={:.0} expected={} delivered={} lost={} \
              duplicated={} elapsed_s={:.3} deliveries_per_s={:.0} \
              p50_us={} p99_us={} p999_us={} calls_per_s={:.0} call_p50_us={} call_p99_us={} \
              unacked={} server_cpu_s={:.2} server_us_per_delivery={:.3} loadgen_cpu_s={:.2}",
             self.connected,
             self.idle_bytes_per_connection,
+            self.after_bytes_per_connection,
             self.expected,
             self.delivered,
             self.lost,
@@ -708,6 +712,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     }
     let server_cpu = cpu_seconds(endpoint.pid)? - server_cpu0;
     let own_cpu = cpu_seconds(std::process::id())? - own_cpu0;
+    let rss_after = crate::server::sample(endpoint.pid)?.rss;
     clients.abort_all();
     while clients.join_next().await.is_some() {}
     let last = shared.last_delivery_us.load(Ordering::Acquire);
@@ -721,6 +726,8 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     Ok(FanoutResult {
         connected,
         idle_bytes_per_connection: rss_idle.saturating_sub(rss_before) as f64 / connected as f64,
+        after_bytes_per_connection: rss_after.saturating_sub(rss_before) as f64
+            / connected as f64,
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
