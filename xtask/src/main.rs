@@ -216,12 +216,23 @@ fn release_tools() -> Result<(String, String), String> {
     ))
 }
 
+/// The scenarios of `cargo xtask bench <scenario>`.
+const SCENARIOS: [&str; 7] = [
+    "fanout",
+    "p2p",
+    "ack",
+    "churn",
+    "cross-node",
+    "idle",
+    "scale",
+];
+
 /// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`,
 /// `scale`) of the gateway, the bare baseline and socketioxide, release builds; the table
 /// goes to stdout and is appended to docs/benchmarks.md with the machine, the commit and
 /// the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
-    if !["fanout", "p2p", "ack", "churn", "cross-node", "idle", "scale"].contains(&scenario) {
+    if !SCENARIOS.contains(&scenario) {
         return Err(format!(
             "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|churn|cross-node|idle|scale]"
         ));

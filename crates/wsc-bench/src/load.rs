@@ -726,8 +726,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
     Ok(FanoutResult {
         connected,
         idle_bytes_per_connection: rss_idle.saturating_sub(rss_before) as f64 / connected as f64,
-        after_bytes_per_connection: rss_after.saturating_sub(rss_before) as f64
-            / connected as f64,
+        after_bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / connected as f64,
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
