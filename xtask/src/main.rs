@@ -31,7 +31,8 @@
 //!   holding 5,000, 10,000 and 19,000 idle clients; memory per connection and CPU per
 //!   connection-second. `bench p2p`: each publish to one of 10,000 clients through the
 //!   per-user API, at saturation and at half the gateway's saturation rate. `bench ack`: the
-//!   same sends waiting for the client's ack, against the same sends without. `bench
+//!   same sends waiting for the client's ack, against the same sends without. `bench grpc`:
+//!   the gateway's sends through HTTP and through gRPC, in alternation. `bench
 //!   churn`: 64 clients connecting and closing for ten seconds. `bench cross-node`: the
 //!   gateway alone, on Redis, and as three nodes on Redis (a fresh Redis per run). `bench
 //!   scale`: 100,000 clients over six nodes on Redis and six generator processes.
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|churn|cross-node|idle|scale]|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|grpc|churn|cross-node|idle|scale]|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -217,24 +218,25 @@ fn release_tools() -> Result<(String, String), String> {
 }
 
 /// The scenarios of `cargo xtask bench <scenario>`.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "fanout",
     "p2p",
     "ack",
+    "grpc",
     "churn",
     "cross-node",
     "idle",
     "scale",
 ];
 
-/// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`,
-/// `scale`) of the gateway, the bare baseline and socketioxide, release builds; the table
-/// goes to stdout and is appended to docs/benchmarks.md with the machine, the commit and
-/// the command.
+/// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `churn`, `cross-node`, `idle`, `scale`) of
+/// the gateway, the bare baseline and socketioxide, release builds; the table goes to
+/// stdout and is appended to docs/benchmarks.md with the machine, the commit and the
+/// command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
     if !SCENARIOS.contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|churn|cross-node|idle|scale]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|grpc|churn|cross-node|idle|scale]"
         ));
     }
     let (server, bench) = release_tools()?;

@@ -11,7 +11,7 @@ use wsc_testkit::process::{KillOnDrop, Lines};
 use wsc_testkit::redis_server::RedisServer;
 
 use crate::load::{
-    Churn, ChurnResult, Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol,
+    Churn, ChurnResult, Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol, Via,
 };
 use crate::server::ServerProcess;
 
@@ -72,18 +72,35 @@ const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
-async fn start(protocol: Protocol, binaries: &Binaries) -> Result<(Running, Endpoint), String> {
+/// Starts a fresh server; publishes go to its HTTP API, or for the gateway with
+/// [`Via::Grpc`], to its gRPC listener (switched on for the run).
+async fn start(
+    protocol: Protocol,
+    binaries: &Binaries,
+    via: Via,
+) -> Result<(Running, Endpoint), String> {
     match protocol {
         Protocol::Wsc => {
-            let env: Vec<(&str, String)> = GATEWAY_SETTINGS
+            let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
                 .iter()
                 .map(|(k, v)| (*k, (*v).to_owned()))
                 .collect();
+            let grpc = wsc_testkit::free_port();
+            if via == Via::Grpc {
+                env.extend([
+                    ("GATEWAY__GRPC__ENABLED", "true".to_owned()),
+                    ("GATEWAY__GRPC__HOST", "127.0.0.1".to_owned()),
+                    ("GATEWAY__GRPC__PORT", grpc.to_string()),
+                ]);
+            }
             let server = ServerProcess::start(&binaries.gateway, &env)?;
             let endpoint = Endpoint {
                 protocol,
                 ws: server.public,
-                publish: server.api,
+                publish: match via {
+                    Via::Http => server.api,
+                    Via::Grpc => ([127, 0, 0, 1], grpc).into(),
+                },
                 pid: server.pid(),
             };
             Ok((Running::Gateway(server), endpoint))
@@ -127,7 +144,7 @@ pub async fn fanout_once(
     binaries: &Binaries,
     run: &Fanout,
 ) -> Result<FanoutResult, String> {
-    let (_server, endpoint) = start(protocol, binaries).await?;
+    let (_server, endpoint) = start(protocol, binaries, run.via).await?;
     crate::load::fanout(endpoint, run).await
 }
 
@@ -320,7 +337,7 @@ pub async fn idle(
         let mut results: Vec<Vec<IdleResult>> = vec![Vec::new(); SUBJECTS.len()];
         for round in 0..rounds {
             for (s, protocol) in SUBJECTS.iter().enumerate() {
-                let (_server, endpoint) = start(*protocol, binaries).await?;
+                let (_server, endpoint) = start(*protocol, binaries, Via::Http).await?;
                 let result =
                     crate::load::idle(endpoint, count, Duration::from_secs(2), window).await?;
                 eprintln!(
@@ -367,7 +384,7 @@ pub async fn churn(binaries: &Binaries, rounds: usize) -> Result<String, String>
     let mut results: Vec<Vec<ChurnResult>> = vec![Vec::new(); SUBJECTS.len()];
     for round in 0..rounds {
         for (s, protocol) in SUBJECTS.iter().enumerate() {
-            let (_server, endpoint) = start(*protocol, binaries).await?;
+            let (_server, endpoint) = start(*protocol, binaries, Via::Http).await?;
             let result = crate::load::churn(endpoint, &run).await?;
             eprintln!(
                 "churn round={round} {}: {:.0} cycles/s, connect p50 {} µs p99 {} µs, \
@@ -409,6 +426,68 @@ pub async fn churn(binaries: &Binaries, rounds: usize) -> Result<String, String>
             m.cycles_per_s / bare.max(1.0),
             m.cycles_per_s / peer.max(1.0),
         ));
+    }
+    Ok(table)
+}
+
+/// The gRPC scenario (the gateway only: the peers have no gRPC API): the same publishes
+/// through the HTTP API and through gRPC, in alternation: point to point at saturation (as
+/// [`p2p`]), acked point to point at saturation (as [`ack`]) and a broadcast to every
+/// client at saturation (as [`fanout`]).
+pub async fn grpc(
+    binaries: &Binaries,
+    connections: usize,
+    rounds: usize,
+) -> Result<String, String> {
+    let p2p = Fanout {
+        connections,
+        pattern: Pattern::PerClient,
+        messages: 50_000,
+        publishers: 32,
+        ..Fanout::default()
+    };
+    let runs = [
+        ("point to point, saturation", p2p.clone()),
+        (
+            "acked point to point, saturation",
+            Fanout { ack: true, ..p2p },
+        ),
+        (
+            "broadcast, saturation",
+            Fanout {
+                connections,
+                ..Fanout::default()
+            },
+        ),
+    ];
+    let mut table = String::from(
+        "| run | API | calls/s | deliveries/s | call p50 | call p99 | delivery p99 | lost | unacked | server CPU / call |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, run) in runs {
+        let mut results: [Vec<FanoutResult>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..rounds {
+            for (v, via) in [Via::Http, Via::Grpc].into_iter().enumerate() {
+                let run = Fanout { via, ..run.clone() };
+                let result = fanout_once(Protocol::Wsc, binaries, &run).await?;
+                eprintln!("grpc {name} round={round} {via:?}: {}", result.line());
+                results[v].push(result);
+            }
+        }
+        for (v, api) in ["HTTP", "gRPC"].into_iter().enumerate() {
+            let m = median_by(&results[v], |r| r.calls_per_s);
+            table.push_str(&format!(
+                "| {name} | {api} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.1} µs |\n",
+                m.calls_per_s,
+                m.deliveries_per_s,
+                ms(m.call_p50_us),
+                ms(m.call_p99_us),
+                ms(m.p99_us),
+                m.lost,
+                m.unacked,
+                m.server_us_per_call(run.messages),
+            ));
+        }
     }
     Ok(table)
 }

@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use gateway_server::grpc::proto::{
+    self, BroadcastRequest, SendRequest, gateway_client::GatewayClient,
+};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -23,6 +26,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tonic::transport::Channel;
 
 /// How long a server waits for a client's acknowledgement in the ack scenario before the
 /// send fails (it never should: the clients ack at once).
@@ -144,6 +148,17 @@ pub struct Endpoint {
     pub pid: u32,
 }
 
+/// How publishes reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Via {
+    /// Its HTTP API, keep-alive HTTP/1.1 connections.
+    #[default]
+    Http,
+    /// The gateway's gRPC API (`wsc.v1.Gateway`), one HTTP/2 channel per publisher; the
+    /// peers have none.
+    Grpc,
+}
+
 /// Who receives a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pattern {
@@ -168,6 +183,8 @@ pub struct Fanout {
     pub rate: Option<f64>,
     /// Each publish waits for the client's acknowledgement (per-client publishes only).
     pub ack: bool,
+    /// The API the publishes go through.
+    pub via: Via,
     /// Where clients connect when the server is several nodes: client `i` to
     /// `nodes[i % len]`; empty means the endpoint's own `ws` address.
     pub nodes: Vec<SocketAddr>,
@@ -193,6 +210,7 @@ impl Default for Fanout {
             messages: 200,
             rate: None,
             ack: false,
+            via: Via::Http,
             nodes: Vec::new(),
             publishers: 8,
             size: 100,
@@ -771,14 +789,15 @@ pub(crate) async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Call
     let started = Instant::now();
     let mut publishers = tokio::task::JoinSet::new();
     for _ in 0..run.publishers.max(1) {
-        let (next, messages, size, ack) = (next.clone(), run.messages, run.size, run.ack);
+        let (next, messages, size) = (next.clone(), run.messages, run.size);
+        let (ack, via) = (run.ack, run.via);
         let (pattern, connections) = (run.pattern, run.connections.max(1));
         publishers.spawn(async move {
             let mut calls = Calls {
                 round_trips: round_trip_histogram()?,
                 unacked: 0,
             };
-            let mut sender = http_connection(endpoint.publish).await?;
+            let mut caller = Caller::connect(endpoint, via).await?;
             loop {
                 let seq = next.fetch_add(1, Ordering::AcqRel);
                 if seq >= messages {
@@ -791,34 +810,18 @@ pub(crate) async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Call
                 }
                 let payload = payload(seq, size);
                 let target = (pattern == Pattern::PerClient).then_some(seq as usize % connections);
-                let (path, body) = endpoint.protocol.publish(&payload, target, ack);
-                let request = hyper::Request::post(path)
-                    .header("host", endpoint.publish.to_string())
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| e.to_string())?;
                 let sent = Instant::now();
-                let response = sender
-                    .send_request(request)
+                let answer = caller
+                    .publish(endpoint.protocol, &payload, target, ack)
                     .await
                     .map_err(|e| format!("publish {seq}: {e}"))?;
-                let status = response.status();
-                let answer = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
                 calls
                     .round_trips
                     .saturating_record((sent.elapsed().as_micros() as u64).max(1));
-                if !status.is_success() {
-                    return Err(format!("publish {seq}: {status}"));
-                }
                 // The gateway answers an acknowledged send with its outcome; the peers
                 // answer only once acked (or fail the call).
-                let acked = endpoint.protocol != Protocol::Wsc
-                    || String::from_utf8_lossy(&answer).contains("\"status\":\"acked\"");
+                let acked =
+                    endpoint.protocol != Protocol::Wsc || answer.contains("\"status\":\"acked\"");
                 if ack && !acked {
                     calls.unacked += 1;
                 }
@@ -844,6 +847,97 @@ fn round_trip_histogram() -> Result<Histogram<u64>, String> {
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A publishing connection: keep-alive HTTP/1.1, or a gRPC channel to the gateway.
+enum Caller {
+    /// The connection and the `host` header its requests carry.
+    Http(Sender, String),
+    Grpc(GatewayClient<Channel>),
+}
+
+impl Caller {
+    async fn connect(endpoint: Endpoint, via: Via) -> Result<Self, String> {
+        match via {
+            Via::Http => Ok(Caller::Http(
+                http_connection(endpoint.publish).await?,
+                endpoint.publish.to_string(),
+            )),
+            Via::Grpc if endpoint.protocol == Protocol::Wsc => {
+                let channel =
+                    tonic::transport::Endpoint::from_shared(format!("http://{}", endpoint.publish))
+                        .map_err(|e| e.to_string())?
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .map_err(|e| format!("gRPC connection: {e}"))?;
+                Ok(Caller::Grpc(GatewayClient::new(channel)))
+            }
+            Via::Grpc => Err(format!("{} has no gRPC API", endpoint.protocol.name())),
+        }
+    }
+
+    /// Publishes `payload` to everyone, or to client `target`; the answer's body (the
+    /// gateway's delivery report). A refused publish is an error.
+    async fn publish(
+        &mut self,
+        protocol: Protocol,
+        payload: &str,
+        target: Option<usize>,
+        ack: bool,
+    ) -> Result<String, String> {
+        match self {
+            Caller::Http(sender, host) => {
+                let (path, body) = protocol.publish(payload, target, ack);
+                let request = hyper::Request::post(path)
+                    .header("host", host.as_str())
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| e.to_string())?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let answer = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                if !status.is_success() {
+                    return Err(status.to_string());
+                }
+                Ok(String::from_utf8_lossy(&answer).into_owned())
+            }
+            Caller::Grpc(client) => {
+                let message_json = serde_json::json!({ "content": payload }).to_string();
+                let reply = match target {
+                    None => {
+                        let request = BroadcastRequest {
+                            message_json,
+                            ..BroadcastRequest::default()
+                        };
+                        client.broadcast(request).await
+                    }
+                    Some(i) => {
+                        let request = SendRequest {
+                            target: format!("load-{i}"),
+                            message_json,
+                            ack: ack.then_some(proto::Ack {
+                                timeout_ms: ACK_TIMEOUT_MS,
+                                retries: Some(0),
+                            }),
+                        };
+                        client.send_to_user(request).await
+                    }
+                };
+                reply
+                    .map(|r| r.into_inner().report_json)
+                    .map_err(|status| status.to_string())
+            }
+        }
+    }
+}
 
 async fn http_connection(addr: SocketAddr) -> Result<Sender, String> {
     let tcp = TcpStream::connect(addr)

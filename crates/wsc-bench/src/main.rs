@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A side-by-side scenario (`fanout`, `p2p`, `ack`, `churn`, `cross-node`, `idle`, `scale`):
+    /// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `churn`, `cross-node`, `idle`, `scale`):
     /// every server in turn, medians of `--rounds`, printed as a markdown table (`scale`: the
     /// gateway only, one run).
     Bench {
@@ -205,6 +205,7 @@ async fn main() -> ExitCode {
                 "p2p" => wsc_bench::bench::p2p(&binaries.binaries(), connections, rounds).await,
                 "ack" => wsc_bench::bench::ack(&binaries.binaries(), connections, rounds).await,
                 "churn" => wsc_bench::bench::churn(&binaries.binaries(), rounds).await,
+                "grpc" => wsc_bench::bench::grpc(&binaries.binaries(), connections, rounds).await,
                 "cross-node" => {
                     wsc_bench::bench::cross_node(&binaries.binaries(), connections, rounds).await
                 }
@@ -226,7 +227,7 @@ async fn main() -> ExitCode {
                     }
                 }
                 other => Err(format!(
-                    "unknown scenario {other:?} (fanout, p2p, ack, churn, cross-node, idle, scale)"
+                    "unknown scenario {other:?} (fanout, p2p, ack, grpc, churn, cross-node, idle, scale)"
                 )),
             };
             match table {
