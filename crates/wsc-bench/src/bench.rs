@@ -94,15 +94,10 @@ async fn start(
                 ]);
             }
             let server = ServerProcess::start(&binaries.gateway, &env)?;
-            let endpoint = Endpoint {
-                protocol,
-                ws: server.public,
-                publish: match via {
-                    Via::Http => server.api,
-                    Via::Grpc => ([127, 0, 0, 1], grpc).into(),
-                },
-                pid: server.pid(),
-            };
+            let mut endpoint = Endpoint::gateway(&server);
+            if via == Via::Grpc {
+                endpoint.publish = ([127, 0, 0, 1], grpc).into();
+            }
             Ok((Running::Gateway(server), endpoint))
         }
         Protocol::Bare | Protocol::SocketIo => {
@@ -301,15 +296,11 @@ fn rows(rate: Option<f64>, medians: &[FanoutResult]) -> String {
     for (s, protocol) in SUBJECTS.iter().enumerate() {
         let m = &medians[s];
         rows.push_str(&format!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
+            "| {} | {} | {:.0} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
             rate.map_or("saturation".to_owned(), |r| format!("{r}")),
             protocol.name(),
             m.deliveries_per_s,
-            ms(m.p50_us),
-            ms(m.p99_us),
-            ms(m.p999_us),
-            m.lost,
-            m.duplicated,
+            m.latency_and_loss_cells(),
             m.server_us_per_delivery(),
             m.loadgen_cpu_s,
             m.idle_bytes_per_connection / 1000.0,
@@ -569,12 +560,7 @@ pub async fn cross_node(
             for (t, (topology, count, on_redis)) in topologies.iter().enumerate() {
                 let redis = on_redis.then(RedisServer::start);
                 let nodes = start_nodes(&binaries.gateway, *count, redis.as_ref())?;
-                let endpoint = Endpoint {
-                    protocol: Protocol::Wsc,
-                    ws: nodes[0].public,
-                    publish: nodes[0].api,
-                    pid: nodes[0].pid(),
-                };
+                let endpoint = Endpoint::gateway(&nodes[0]);
                 let run = Fanout {
                     nodes: nodes.iter().map(|n| n.public).collect(),
                     ..run.clone()
@@ -602,13 +588,9 @@ pub async fn cross_node(
         for (t, (topology, _, _)) in topologies.iter().enumerate() {
             let m = &medians[t];
             table.push_str(&format!(
-                "| {name} | {topology} | {:.0} | {} | {} | {} | {} | {} | {:+.1} ms | {:.2}x |\n",
+                "| {name} | {topology} | {:.0} | {} | {:+.1} ms | {:.2}x |\n",
                 m.deliveries_per_s,
-                ms(m.p50_us),
-                ms(m.p99_us),
-                ms(m.p999_us),
-                m.lost,
-                m.duplicated,
+                m.latency_and_loss_cells(),
                 (m.p99_us as f64 - alone.p99_us as f64) / 1000.0,
                 m.deliveries_per_s / alone.deliveries_per_s.max(1.0),
             ));

@@ -159,6 +159,18 @@ pub enum Via {
     Grpc,
 }
 
+impl Endpoint {
+    /// A gateway process: clients on its public listener, publishes to its HTTP API.
+    pub fn gateway(server: &crate::server::ServerProcess) -> Endpoint {
+        Endpoint {
+            protocol: Protocol::Wsc,
+            ws: server.public,
+            publish: server.api,
+            pid: server.pid(),
+        }
+    }
+}
+
 /// Who receives a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pattern {
@@ -266,6 +278,19 @@ pub struct FanoutResult {
 }
 
 impl FanoutResult {
+    /// The markdown cells `p50 | p99 | p99.9 | lost | duplicated` of a table row.
+    pub fn latency_and_loss_cells(&self) -> String {
+        let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
+        format!(
+            "{} | {} | {} | {} | {}",
+            ms(self.p50_us),
+            ms(self.p99_us),
+            ms(self.p999_us),
+            self.lost,
+            self.duplicated
+        )
+    }
+
     /// Server CPU per delivery, in microseconds.
     pub fn server_us_per_delivery(&self) -> f64 {
         self.server_cpu_s * 1e6 / self.delivered.max(1) as f64

@@ -139,12 +139,7 @@ pub async fn run(gateway: &Path, generator: &Path, scale: &Scale) -> Result<Scal
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_of(&nodes)?;
-    let endpoint = Endpoint {
-        protocol: Protocol::Wsc,
-        ws: nodes[0].public,
-        publish: nodes[0].api,
-        pid: nodes[0].pid(),
-    };
+    let endpoint = Endpoint::gateway(&nodes[0]);
     let publishes = Fanout {
         connections: connected,
         messages: scale.broadcasts,
