@@ -42,3 +42,44 @@ impl Manager for TrustRecent {
         self.0.recycle(conn, metrics).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use wsc_testkit::redis_server::RedisServer;
+
+    use super::*;
+
+    fn used(ago: Duration) -> Metrics {
+        let at = Instant::now() - ago;
+        Metrics {
+            created: at,
+            recycled: Some(at),
+            recycle_count: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recently_used_connection_is_trusted_and_an_idle_one_is_checked() {
+        let mut server = RedisServer::start();
+        let manager = deadpool_redis::Manager::new(server.url()).expect("a valid URL");
+        let manager = TrustRecent(manager);
+        let mut conn = manager.create().await.expect("a connection");
+        assert!(manager.recycle(&mut conn, &used(RECENT * 2)).await.is_ok());
+
+        // The server is gone: only the check can tell.
+        server.kill();
+        assert!(
+            manager
+                .recycle(&mut conn, &used(Duration::ZERO))
+                .await
+                .is_ok(),
+            "a connection used a moment ago goes back into use without a round trip"
+        );
+        assert!(
+            manager.recycle(&mut conn, &used(RECENT * 2)).await.is_err(),
+            "an idle connection is checked, and a dead one fails the check"
+        );
+    }
+}
