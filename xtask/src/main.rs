@@ -32,7 +32,9 @@
 //!   connection-second. `bench p2p`: each publish to one of 10,000 clients through the
 //!   per-user API, at saturation and at half the gateway's saturation rate. `bench ack`: the
 //!   same sends waiting for the client's ack, against the same sends without. `bench grpc`:
-//!   the gateway's sends through HTTP and through gRPC, in alternation. `bench
+//!   the gateway's sends through HTTP and through gRPC, in alternation. `bench in-process`:
+//!   the gateway embedded (`wsc-inproc`) publishing straight to its hub, against its API and
+//!   the baseline. `bench
 //!   churn`: 64 clients connecting and closing for ten seconds. `bench cross-node`: the
 //!   gateway alone, on Redis, and as three nodes on Redis (a fresh Redis per run). `bench
 //!   scale`: 100,000 clients over six nodes on Redis and six generator processes.
@@ -81,7 +83,7 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|grpc|churn|cross-node|idle|scale]|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|grpc|in-process|churn|cross-node|idle|scale]|codegen>"
             );
             return ExitCode::from(2);
         }
@@ -218,25 +220,26 @@ fn release_tools() -> Result<(String, String), String> {
 }
 
 /// The scenarios of `cargo xtask bench <scenario>`.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "fanout",
     "p2p",
     "ack",
     "grpc",
+    "in-process",
     "churn",
     "cross-node",
     "idle",
     "scale",
 ];
 
-/// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `churn`, `cross-node`, `idle`, `scale`) of
-/// the gateway, the bare baseline and socketioxide, release builds; the table goes to
-/// stdout and is appended to docs/benchmarks.md with the machine, the commit and the
-/// command.
+/// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `in-process`, `churn`, `cross-node`, `idle`,
+/// `scale`) of the gateway, the bare baseline and socketioxide, release builds; the table
+/// goes to stdout and is appended to docs/benchmarks.md with the machine, the commit and
+/// the command.
 fn bench_scenario(scenario: &str) -> Result<(), String> {
     if !SCENARIOS.contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|grpc|churn|cross-node|idle|scale]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|grpc|in-process|churn|cross-node|idle|scale]"
         ));
     }
     let (server, bench) = release_tools()?;

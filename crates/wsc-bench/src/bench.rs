@@ -50,6 +50,8 @@ pub struct Binaries {
     pub bare: PathBuf,
     /// `wsc-socketio`.
     pub socketio: PathBuf,
+    /// `wsc-inproc` (the gateway embedded, publishing in-process).
+    pub inproc: PathBuf,
 }
 
 /// A server started for one run, held (never read) until the run ends; stopped when
@@ -80,6 +82,19 @@ async fn start(
     via: Via,
 ) -> Result<(Running, Endpoint), String> {
     match protocol {
+        Protocol::Wsc if via == Via::InProcess => {
+            let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect();
+            env.extend([
+                ("GATEWAY__HTTP__HOST", "127.0.0.1".to_owned()),
+                ("GATEWAY__HTTP__PORT", wsc_testkit::free_port().to_string()),
+                ("GATEWAY__GRPC__ENABLED", "false".to_owned()),
+                ("RUST_LOG", "error".to_owned()),
+            ]);
+            start_peer(protocol, &binaries.inproc, &env).await
+        }
         Protocol::Wsc => {
             let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
                 .iter()
@@ -106,28 +121,39 @@ async fn start(
             } else {
                 &binaries.socketio
             };
-            let (ws, publish) = (wsc_testkit::free_port(), wsc_testkit::free_port());
-            let mut child = KillOnDrop(
-                Command::new(binary)
-                    .args(["--ws-port", &ws.to_string()])
-                    .args(["--publish-port", &publish.to_string()])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(|e| format!("cannot start {}: {e}", binary.display()))?,
-            );
-            let stdout = child.stdout.take().ok_or("no stdout")?;
-            let lines = Lines::new(stdout);
-            lines.wait_for("listening", Duration::from_secs(20));
-            let endpoint = Endpoint {
-                protocol,
-                ws: ([127, 0, 0, 1], ws).into(),
-                publish: ([127, 0, 0, 1], publish).into(),
-                pid: child.id(),
-            };
-            Ok((Running::Peer(child, lines), endpoint))
+            start_peer(protocol, binary, &[]).await
         }
     }
+}
+
+/// Starts a server binary that takes `--ws-port` and `--publish-port` and says `listening`
+/// (the peers, and `wsc-inproc` with `env`); clients speak `protocol`.
+async fn start_peer(
+    protocol: Protocol,
+    binary: &std::path::Path,
+    env: &[(&str, String)],
+) -> Result<(Running, Endpoint), String> {
+    let (ws, publish) = (wsc_testkit::free_port(), wsc_testkit::free_port());
+    let mut child = KillOnDrop(
+        Command::new(binary)
+            .args(["--ws-port", &ws.to_string()])
+            .args(["--publish-port", &publish.to_string()])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?,
+    );
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let lines = Lines::new(stdout);
+    lines.wait_for("listening", Duration::from_secs(20));
+    let endpoint = Endpoint {
+        protocol,
+        ws: ([127, 0, 0, 1], ws).into(),
+        publish: ([127, 0, 0, 1], publish).into(),
+        pid: child.id(),
+    };
+    Ok((Running::Peer(child, lines), endpoint))
 }
 
 /// The servers in the order they take turns.
@@ -477,6 +503,83 @@ pub async fn grpc(
                 m.lost,
                 m.unacked,
                 m.server_us_per_call(run.messages),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+/// The in-process scenario: what the gateway's HTTP API costs on top of the hub. The
+/// gateway through its API (`gateway-server`), the same gateway embedded in `wsc-inproc`
+/// publishing in-process (a bare hyper listener calling `Hub::send_to_user` and
+/// `Hub::broadcast`), and the bare baseline, in alternation: point to point at saturation
+/// (as [`p2p`]) and a broadcast to every client at saturation (as [`fanout`]).
+pub async fn in_process(
+    binaries: &Binaries,
+    connections: usize,
+    rounds: usize,
+) -> Result<String, String> {
+    let subjects = [
+        ("gateway-server (HTTP API)", Protocol::Wsc, Via::Http),
+        (
+            "gateway in-process (wsc-inproc)",
+            Protocol::Wsc,
+            Via::InProcess,
+        ),
+        ("bare tokio-tungstenite", Protocol::Bare, Via::Http),
+    ];
+    let runs = [
+        (
+            "point to point, saturation",
+            Fanout {
+                connections,
+                pattern: Pattern::PerClient,
+                messages: 50_000,
+                publishers: 32,
+                ..Fanout::default()
+            },
+        ),
+        (
+            "broadcast, saturation",
+            Fanout {
+                connections,
+                ..Fanout::default()
+            },
+        ),
+    ];
+    let mut table = String::from(
+        "| run | server | deliveries/s | p50 | p99 | p99.9 | lost | duplicated | server CPU / delivery | vs bare |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, run) in runs {
+        let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); subjects.len()];
+        for round in 0..rounds {
+            for (s, (server, protocol, via)) in subjects.iter().enumerate() {
+                let run = Fanout {
+                    via: *via,
+                    ..run.clone()
+                };
+                let result = fanout_once(*protocol, binaries, &run).await?;
+                eprintln!(
+                    "in-process {name} round={round} {server}: {}",
+                    result.line()
+                );
+                results[s].push(result);
+            }
+        }
+        let medians: Vec<FanoutResult> = results
+            .iter()
+            .map(|runs| median_by(runs, |r| r.deliveries_per_s))
+            .collect();
+        let bare = medians[2].deliveries_per_s;
+        for (s, (server, _, _)) in subjects.iter().enumerate() {
+            let m = &medians[s];
+            table.push_str(&format!(
+                "| {name} | {server} | {:.0} | {} | {:.2} µs | {:.2}x |\n",
+                m.deliveries_per_s,
+                m.latency_and_loss_cells(),
+                m.server_us_per_delivery(),
+                m.deliveries_per_s / bare.max(1.0),
             ));
         }
     }

@@ -157,6 +157,9 @@ pub enum Via {
     /// The gateway's gRPC API (`wsc.v1.Gateway`), one HTTP/2 channel per publisher; the
     /// peers have none.
     Grpc,
+    /// The gateway embedded in `wsc-inproc`, whose bare `POST /publish[/N]` (the peers'
+    /// paths) calls the hub in-process: no API stack in between.
+    InProcess,
 }
 
 impl Endpoint {
@@ -837,7 +840,7 @@ pub(crate) async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Call
                 let target = (pattern == Pattern::PerClient).then_some(seq as usize % connections);
                 let sent = Instant::now();
                 let answer = caller
-                    .publish(endpoint.protocol, &payload, target, ack)
+                    .publish(&payload, target, ack)
                     .await
                     .map_err(|e| format!("publish {seq}: {e}"))?;
                 calls
@@ -875,17 +878,22 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// A publishing connection: keep-alive HTTP/1.1, or a gRPC channel to the gateway.
 enum Caller {
-    /// The connection and the `host` header its requests carry.
-    Http(Sender, String),
+    /// The connection, the `host` header its requests carry, and whose paths it posts to
+    /// (the gateway's API, or the peers' `/publish` that `wsc-inproc` serves too).
+    Http(Sender, String, Protocol),
     Grpc(GatewayClient<Channel>),
 }
 
 impl Caller {
     async fn connect(endpoint: Endpoint, via: Via) -> Result<Self, String> {
         match via {
-            Via::Http => Ok(Caller::Http(
+            Via::Http | Via::InProcess => Ok(Caller::Http(
                 http_connection(endpoint.publish).await?,
                 endpoint.publish.to_string(),
+                match via {
+                    Via::InProcess => Protocol::Bare,
+                    _ => endpoint.protocol,
+                },
             )),
             Via::Grpc if endpoint.protocol == Protocol::Wsc => {
                 let channel =
@@ -905,14 +913,13 @@ impl Caller {
     /// gateway's delivery report). A refused publish is an error.
     async fn publish(
         &mut self,
-        protocol: Protocol,
         payload: &str,
         target: Option<usize>,
         ack: bool,
     ) -> Result<String, String> {
         match self {
-            Caller::Http(sender, host) => {
-                let (path, body) = protocol.publish(payload, target, ack);
+            Caller::Http(sender, host, paths) => {
+                let (path, body) = paths.publish(payload, target, ack);
                 let request = hyper::Request::post(path)
                     .header("host", host.as_str())
                     .header("content-type", "application/json")

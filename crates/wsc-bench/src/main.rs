@@ -44,7 +44,8 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         publishers: usize,
     },
-    /// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `churn`, `cross-node`, `idle`, `scale`):
+    /// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `in-process`, `churn`, `cross-node`,
+    /// `idle`, `scale`):
     /// every server in turn, medians of `--rounds`, printed as a markdown table (`scale`: the
     /// gateway only, one run).
     Bench {
@@ -122,6 +123,8 @@ impl BinaryArgs {
             gateway: self.server.clone(),
             bare: self.bare.clone(),
             socketio: self.socketio.clone(),
+            // Built with the others, next to them.
+            inproc: self.bare.with_file_name("wsc-inproc"),
         }
     }
 }
@@ -206,6 +209,9 @@ async fn main() -> ExitCode {
                 "ack" => wsc_bench::bench::ack(&binaries.binaries(), connections, rounds).await,
                 "churn" => wsc_bench::bench::churn(&binaries.binaries(), rounds).await,
                 "grpc" => wsc_bench::bench::grpc(&binaries.binaries(), connections, rounds).await,
+                "in-process" => {
+                    wsc_bench::bench::in_process(&binaries.binaries(), connections, rounds).await
+                }
                 "cross-node" => {
                     wsc_bench::bench::cross_node(&binaries.binaries(), connections, rounds).await
                 }
@@ -227,7 +233,7 @@ async fn main() -> ExitCode {
                     }
                 }
                 other => Err(format!(
-                    "unknown scenario {other:?} (fanout, p2p, ack, grpc, churn, cross-node, idle, scale)"
+                    "unknown scenario {other:?} (fanout, p2p, ack, grpc, in-process, churn, cross-node, idle, scale)"
                 )),
             };
             match table {
