@@ -11,7 +11,7 @@ use wsc_testkit::process::{KillOnDrop, Lines};
 use wsc_testkit::redis_server::RedisServer;
 
 use crate::load::{
-    Churn, ChurnResult, Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol, Via,
+    Churn, ChurnResult, Endpoint, Fanout, FanoutResult, IdleResult, Pattern, Protocol, Via, ms,
 };
 use crate::server::ServerProcess;
 
@@ -64,15 +64,20 @@ enum Running {
 
 /// Settings of the gateway in a benchmark: nothing that refuses load on purpose (the
 /// generator is one client address with thousands of connections).
-const GATEWAY_SETTINGS: &[(&str, &str)] = &[
-    ("GATEWAY__WSC__SECURITY__ENABLE_RATE_LIMIT", "false"),
-    ("GATEWAY__WSC__PERFORMANCE__MAX_CONNECTIONS_PER_NODE", "0"),
-    ("GATEWAY__WSC__MULTI_LOGIN__MAX_CONNECTIONS_PER_USER", "0"),
-    (
-        "GATEWAY__WSC__SECURITY__MAX_HANDSHAKES_PER_IP_PER_SECOND",
-        "0",
-    ),
-];
+fn gateway_env() -> Vec<(&'static str, String)> {
+    [
+        ("GATEWAY__WSC__SECURITY__ENABLE_RATE_LIMIT", "false"),
+        ("GATEWAY__WSC__PERFORMANCE__MAX_CONNECTIONS_PER_NODE", "0"),
+        ("GATEWAY__WSC__MULTI_LOGIN__MAX_CONNECTIONS_PER_USER", "0"),
+        (
+            "GATEWAY__WSC__SECURITY__MAX_HANDSHAKES_PER_IP_PER_SECOND",
+            "0",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect()
+}
 
 /// Starts a fresh server; publishes go to its HTTP API, or for the gateway with
 /// [`Via::Grpc`], to its gRPC listener (switched on for the run).
@@ -83,10 +88,7 @@ async fn start(
 ) -> Result<(Running, Endpoint), String> {
     match protocol {
         Protocol::Wsc if via == Via::InProcess => {
-            let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
-                .iter()
-                .map(|(k, v)| (*k, (*v).to_owned()))
-                .collect();
+            let mut env: Vec<(&str, String)> = gateway_env();
             env.extend([
                 ("GATEWAY__HTTP__HOST", "127.0.0.1".to_owned()),
                 ("GATEWAY__HTTP__PORT", wsc_testkit::free_port().to_string()),
@@ -96,22 +98,19 @@ async fn start(
             start_peer(protocol, &binaries.inproc, &env).await
         }
         Protocol::Wsc => {
-            let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
-                .iter()
-                .map(|(k, v)| (*k, (*v).to_owned()))
-                .collect();
-            let grpc = wsc_testkit::free_port();
-            if via == Via::Grpc {
+            let mut env: Vec<(&str, String)> = gateway_env();
+            let grpc = (via == Via::Grpc).then(wsc_testkit::free_port);
+            if let Some(port) = grpc {
                 env.extend([
                     ("GATEWAY__GRPC__ENABLED", "true".to_owned()),
                     ("GATEWAY__GRPC__HOST", "127.0.0.1".to_owned()),
-                    ("GATEWAY__GRPC__PORT", grpc.to_string()),
+                    ("GATEWAY__GRPC__PORT", port.to_string()),
                 ]);
             }
             let server = ServerProcess::start(&binaries.gateway, &env)?;
             let mut endpoint = Endpoint::gateway(&server);
-            if via == Via::Grpc {
-                endpoint.publish = ([127, 0, 0, 1], grpc).into();
+            if let Some(port) = grpc {
+                endpoint.publish = ([127, 0, 0, 1], port).into();
             }
             Ok((Running::Gateway(server), endpoint))
         }
@@ -593,10 +592,7 @@ pub fn start_nodes(
     count: usize,
     redis: Option<&RedisServer>,
 ) -> Result<Vec<ServerProcess>, String> {
-    let mut env: Vec<(&str, String)> = GATEWAY_SETTINGS
-        .iter()
-        .map(|(k, v)| (*k, (*v).to_owned()))
-        .collect();
+    let mut env: Vec<(&str, String)> = gateway_env();
     if let Some(redis) = redis {
         env.extend([
             ("GATEWAY__WSC__REDIS__ENABLED", "true".to_owned()),
@@ -700,10 +696,6 @@ pub async fn cross_node(
         }
     }
     Ok(table)
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.1} ms", us as f64 / 1000.0)
 }
 
 /// The run with the median `key` (its other figures come with it, so one row is one real

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::clients::{Connected, Spread, connect_all};
 use super::publish::publish_all;
-use super::{Endpoint, Pattern, Via, cpu_seconds, now_us};
+use super::{Endpoint, Pattern, Via, cpu_seconds, ms, now_us};
 
 /// A fan-out run: every client receives every publish, or each publish goes to one client.
 #[derive(Debug, Clone)]
@@ -107,7 +107,6 @@ pub struct FanoutResult {
 impl FanoutResult {
     /// The markdown cells `p50 | p99 | p99.9 | lost | duplicated` of a table row.
     pub fn latency_and_loss_cells(&self) -> String {
-        let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
         format!(
             "{} | {} | {} | {} | {}",
             ms(self.p50_us),

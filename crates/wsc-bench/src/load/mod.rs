@@ -183,6 +183,11 @@ pub enum Pattern {
     PerClient,
 }
 
+/// Microseconds as milliseconds with one decimal, for the tables.
+pub fn ms(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
 /// Microseconds since the Unix epoch (the clock publishes and receipts share).
 pub fn now_us() -> u64 {
     SystemTime::now()
