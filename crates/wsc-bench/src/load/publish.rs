@@ -21,6 +21,11 @@ use super::{
     ACK_TIMEOUT_MS, Endpoint, Fanout, Pattern, Protocol, Via, now_us, round_trip_histogram,
 };
 
+/// How long one publish call may take: far beyond an acked send's wait
+/// ([`ACK_TIMEOUT_MS`]) and a saturated broadcast's fan-out, so only a server that stopped
+/// answering reaches it, and the run fails instead of hanging.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the publish calls of a run measured.
 pub(crate) struct Calls {
     /// Request sent to answer read, in microseconds.
@@ -61,10 +66,11 @@ pub(crate) async fn publish_all(endpoint: Endpoint, run: &Fanout) -> Result<Call
                 let payload = payload(seq, size);
                 let target = (pattern == Pattern::PerClient).then_some(seq as usize % connections);
                 let sent = Instant::now();
-                let answer = caller
-                    .publish(&payload, target, ack)
-                    .await
-                    .map_err(|e| format!("publish {seq}: {e}"))?;
+                let answer =
+                    tokio::time::timeout(CALL_TIMEOUT, caller.publish(&payload, target, ack))
+                        .await
+                        .map_err(|_| format!("publish {seq}: no answer within {CALL_TIMEOUT:?}"))?
+                        .map_err(|e| format!("publish {seq}: {e}"))?;
                 calls
                     .round_trips
                     .saturating_record((sent.elapsed().as_micros() as u64).max(1));
