@@ -193,7 +193,23 @@ pub async fn fanout(
             ..Fanout::default()
         };
         let medians = alternate(binaries, &run, rounds, "fanout").await?;
-        table.push_str(&rows(*rate, &medians));
+        table.push_str(&rows(&rate_label(*rate), &medians));
+        if rate.is_none() {
+            // The same bytes on the wire: the peers publish payloads as large as the
+            // gateway's frame (its envelope around the same 100 bytes), so the ratio shows
+            // what the envelope's size costs and what the rest of the path does.
+            let frame = medians[0].frame_bytes.round() as usize;
+            let same_bytes = |protocol| Fanout {
+                size: if protocol == Protocol::Wsc {
+                    run.size
+                } else {
+                    frame
+                },
+                ..run.clone()
+            };
+            let medians = alternate_each(binaries, same_bytes, rounds, "fanout").await?;
+            table.push_str(&rows(&format!("saturation, peers at {frame} B"), &medians));
+        }
     }
     Ok(table)
 }
@@ -212,7 +228,7 @@ pub async fn p2p(binaries: &Binaries, connections: usize, rounds: usize) -> Resu
         ..Fanout::default()
     };
     let saturation = alternate(binaries, &run, rounds, "p2p").await?;
-    table.push_str(&rows(None, &saturation));
+    table.push_str(&rows(&rate_label(None), &saturation));
     let half = (saturation[0].deliveries_per_s / 2.0).round().max(1.0);
     let run = Fanout {
         messages: (half * 10.0) as u32,
@@ -220,7 +236,7 @@ pub async fn p2p(binaries: &Binaries, connections: usize, rounds: usize) -> Resu
         ..run
     };
     let rated = alternate(binaries, &run, rounds, "p2p").await?;
-    table.push_str(&rows(Some(half), &rated));
+    table.push_str(&rows(&rate_label(Some(half)), &rated));
     Ok(table)
 }
 
@@ -295,10 +311,21 @@ async fn alternate(
     rounds: usize,
     scenario: &str,
 ) -> Result<Vec<FanoutResult>, String> {
+    alternate_each(binaries, |_| run.clone(), rounds, scenario).await
+}
+
+/// [`alternate`] with a run of its own for each server.
+async fn alternate_each(
+    binaries: &Binaries,
+    run_of: impl Fn(Protocol) -> Fanout,
+    rounds: usize,
+    scenario: &str,
+) -> Result<Vec<FanoutResult>, String> {
     let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); SUBJECTS.len()];
     for round in 0..rounds {
         for (s, protocol) in SUBJECTS.iter().enumerate() {
-            let result = fanout_once(*protocol, binaries, run).await?;
+            let run = run_of(*protocol);
+            let result = fanout_once(*protocol, binaries, &run).await?;
             eprintln!(
                 "{scenario} rate={} round={round} {}: {}",
                 run.rate.map_or("saturation".to_owned(), |r| r.to_string()),
@@ -314,15 +341,20 @@ async fn alternate(
         .collect())
 }
 
+/// The first cell of a delivery row: the publish rate, or saturation.
+fn rate_label(rate: Option<f64>) -> String {
+    rate.map_or("saturation".to_owned(), |r| format!("{r}"))
+}
+
 /// One table row per server, with the ratios to the baseline and to the peer.
-fn rows(rate: Option<f64>, medians: &[FanoutResult]) -> String {
+fn rows(label: &str, medians: &[FanoutResult]) -> String {
     let (bare, peer) = (medians[1].deliveries_per_s, medians[2].deliveries_per_s);
     let mut rows = String::new();
     for (s, protocol) in SUBJECTS.iter().enumerate() {
         let m = &medians[s];
         rows.push_str(&format!(
             "| {} | {} | {:.0} | {} | {:.2} µs | {:.1} s | {:.1} KB | {:.2}x | {:.2}x |\n",
-            rate.map_or("saturation".to_owned(), |r| format!("{r}")),
+            label,
             protocol.name(),
             m.deliveries_per_s,
             m.latency_and_loss_cells(),

@@ -43,6 +43,10 @@ enum Command {
         /// Publishing connections.
         #[arg(long, default_value_t = 8)]
         publishers: usize,
+        /// Payload bytes per publish (the peers' whole frame; the gateway wraps it in its
+        /// envelope, about 330 bytes more).
+        #[arg(long, default_value_t = 100)]
+        size: usize,
     },
     /// A scenario (`fanout`, `p2p`, `ack`, `grpc`, `in-process`, `churn`, `cross-node`,
     /// `idle`, `scale`):
@@ -140,12 +144,14 @@ async fn main() -> ExitCode {
             messages,
             rate,
             publishers,
+            size,
         } => {
             let run = wsc_bench::load::Fanout {
                 connections,
                 messages,
                 rate,
                 publishers,
+                size,
                 ..Default::default()
             };
             let result = match wsc_bench::load::Protocol::parse(&protocol) {

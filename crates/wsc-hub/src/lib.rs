@@ -53,6 +53,8 @@ mod tickets;
 pub mod transport;
 #[cfg(feature = "tungstenite")]
 pub mod tungstenite;
+#[cfg(feature = "tungstenite")]
+mod ws_frames;
 
 pub use backplane::{Backplane, BackplaneError, Envelope, LocalOnly, Recipient, UserPage};
 pub use callbacks::{BoxFuture, CallbackError, ErrorEvent};

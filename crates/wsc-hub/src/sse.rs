@@ -83,7 +83,10 @@ pub async fn serve(
         &options.session,
     );
     sink.event(&opening);
-    if with_deadline(write_timeout, sink.flush()).await.is_err() {
+    if with_deadline(write_timeout, sink.send_buffered())
+        .await
+        .is_err()
+    {
         registration.write_timed_out();
     }
     let closed = conn.closed();
@@ -116,11 +119,8 @@ pub async fn serve(
                 }
             }
             _ = ticks.tick() => {
-                let written = with_deadline(write_timeout, async {
-                    sink.feed(Outbound::Keepalive).await?;
-                    sink.flush().await
-                })
-                .await;
+                let written =
+                    with_deadline(write_timeout, sink.write(&[Outbound::Keepalive])).await;
                 if !written_ok(&registration, written) {
                     break;
                 }
@@ -133,7 +133,7 @@ pub async fn serve(
             drain(&mut registration, &mut sink, write_timeout).await;
         }
         sink.event(&disconnected(&reason));
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.flush()).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send_buffered()).await;
     }
     registration.finish(reason);
 }
@@ -206,23 +206,28 @@ impl SseSink {
     }
 }
 
-impl FrameSink for SseSink {
-    type Error = StreamClosed;
-
-    async fn feed(&mut self, item: Outbound) -> Result<(), StreamClosed> {
-        match item {
-            Outbound::Message(payload) => write_event(&mut self.buffer, &payload),
-            Outbound::Keepalive => self.buffer.put_slice(PING),
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), StreamClosed> {
+impl SseSink {
+    /// Sends what is buffered as one body chunk.
+    async fn send_buffered(&mut self) -> Result<(), StreamClosed> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         let chunk = self.buffer.split().freeze();
         self.out.send(chunk).await.map_err(|_| StreamClosed)
+    }
+}
+
+impl FrameSink for SseSink {
+    type Error = StreamClosed;
+
+    async fn write(&mut self, items: &[Outbound]) -> Result<(), StreamClosed> {
+        for item in items {
+            match item {
+                Outbound::Message(payload) => write_event(&mut self.buffer, payload),
+                Outbound::Keepalive => self.buffer.put_slice(PING),
+            }
+        }
+        self.send_buffered().await
     }
 }
 

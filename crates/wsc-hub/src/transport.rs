@@ -1,6 +1,6 @@
 //! What every transport shares, so that WebSocket and SSE write the same way: the
-//! [`FrameSink`] a transport implements, the batching writer (feed every frame that is
-//! ready, then one flush: one syscall for many frames), the write deadline and the drain of
+//! [`FrameSink`] a transport implements, the batching writer (take every frame that is
+//! ready under one lock, then one write: one syscall for many frames), the write deadline and the drain of
 //! queued frames before a close.
 
 use std::future::Future;
@@ -17,14 +17,12 @@ pub trait FrameSink {
     /// The transport's write error.
     type Error: std::fmt::Display;
 
-    /// Buffers one item; may write when the transport's buffer is full.
-    fn feed(&mut self, item: Outbound) -> impl Future<Output = Result<(), Self::Error>>;
-
-    /// Writes everything buffered.
-    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>>;
+    /// Writes `items` in order and flushes them: one write for the whole batch where the
+    /// transport allows it.
+    fn write(&mut self, items: &[Outbound]) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
-/// Writes `first` and then up to `batch - 1` more items that are ready, flushes once, and
+/// Writes `first` and then up to `batch - 1` more items that are ready, in one write, and
 /// records what was written. A turn is bounded, so the caller can read between turns.
 pub async fn write_batch<S: FrameSink>(
     registration: &mut Registration,
@@ -32,22 +30,10 @@ pub async fn write_batch<S: FrameSink>(
     first: Outbound,
     batch: usize,
 ) -> Result<(), S::Error> {
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    let mut next = Some(first);
-    let mut fed = 0;
-    while let Some(item) = next.take() {
-        if let Outbound::Message(payload) = &item {
-            messages += 1;
-            bytes += payload.len() as u64;
-        }
-        sink.feed(item).await?;
-        fed += 1;
-        if fed < batch.max(1) {
-            next = registration.try_recv();
-        }
-    }
-    sink.flush().await?;
-    registration.record_written(messages, bytes);
+    let mut items = vec![first];
+    registration.recv_ready(&mut items, batch.max(1) - 1);
+    sink.write(&items).await?;
+    record(registration, &items);
     Ok(())
 }
 
@@ -55,21 +41,25 @@ pub async fn write_batch<S: FrameSink>(
 /// within `limit`.
 pub async fn drain<S: FrameSink>(registration: &mut Registration, sink: &mut S, limit: Duration) {
     let _ = tokio::time::timeout(limit, async {
-        let (mut messages, mut bytes) = (0, 0);
-        while let Some(item) = registration.try_recv() {
-            if let Outbound::Message(payload) = &item {
-                messages += 1;
-                bytes += payload.len() as u64;
-            }
-            if sink.feed(item).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_ok() {
-            registration.record_written(messages, bytes);
+        let mut items = Vec::new();
+        registration.recv_ready(&mut items, usize::MAX);
+        if sink.write(&items).await.is_ok() {
+            record(registration, &items);
         }
     })
     .await;
+}
+
+/// Counts the messages (not the keepalives) of a written batch.
+fn record(registration: &mut Registration, items: &[Outbound]) {
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for item in items {
+        if let Outbound::Message(payload) = item {
+            messages += 1;
+            bytes += payload.len() as u64;
+        }
+    }
+    registration.record_written(messages, bytes);
 }
 
 /// The write did not finish within its time limit.

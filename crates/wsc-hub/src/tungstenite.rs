@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use crate::codec::{FrameError, Payload};
+use crate::codec::FrameError;
 use crate::config::HubConfig;
 use crate::connection::{DisconnectReason, Outbound};
 use crate::hub::{Hub, Registration};
@@ -326,7 +326,8 @@ where
     registration.finish(reason);
 }
 
-/// The WebSocket side of [`FrameSink`]: messages as text frames, keepalives as pings.
+/// The WebSocket side of [`FrameSink`]: messages as text frames, keepalives as pings,
+/// written straight from their payloads ([`ws_frames`](crate::ws_frames)).
 struct WsSink<'a, S>(&'a mut WebSocketStream<S>);
 
 impl<S> FrameSink for WsSink<'_, S>
@@ -335,26 +336,11 @@ where
 {
     type Error = WsError;
 
-    fn feed(&mut self, item: Outbound) -> impl Future<Output = Result<(), WsError>> {
-        self.0.feed(to_message(item))
+    async fn write(&mut self, items: &[Outbound]) -> Result<(), WsError> {
+        // tungstenite may hold part of a pong or close reply it queued while reading: it goes
+        // out first, whole, so the frames below never land inside it.
+        SinkExt::flush(&mut *self.0).await?;
+        crate::ws_frames::write_frames(self.0.get_mut(), items).await?;
+        Ok(())
     }
-
-    fn flush(&mut self) -> impl Future<Output = Result<(), WsError>> {
-        SinkExt::flush(self.0)
-    }
-}
-
-fn to_message(frame: Outbound) -> Message {
-    match frame {
-        Outbound::Message(payload) => Message::Text(utf8(payload)),
-        Outbound::Keepalive => Message::Ping(Default::default()),
-    }
-}
-
-#[allow(unsafe_code)]
-fn utf8(payload: Payload) -> Utf8Bytes {
-    // SAFETY: a `Payload` is only built by `codec::encode` from serde_json output, which is
-    // always valid UTF-8. Skipping the re-validation keeps fan-out a refcount bump per
-    // recipient instead of a scan of every frame.
-    unsafe { Utf8Bytes::from_bytes_unchecked(payload.bytes().clone()) }
 }

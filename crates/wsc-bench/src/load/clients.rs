@@ -31,6 +31,8 @@ pub(super) struct Shared {
     pub(super) complete: AtomicUsize,
     pub(super) latency: Mutex<Histogram<u64>>,
     pub(super) last_delivery_us: AtomicU64,
+    /// Bytes of the distinct deliveries' frames (their text).
+    pub(super) frame_bytes: AtomicU64,
     pub(super) first_error: Mutex<Option<String>>,
 }
 
@@ -95,6 +97,7 @@ pub(super) async fn connect_all(
         complete: AtomicUsize::new(0),
         latency: Mutex::new(round_trip_histogram()?),
         last_delivery_us: AtomicU64::new(0),
+        frame_bytes: AtomicU64::new(0),
         first_error: Mutex::new(None),
     });
     let rss_before = crate::server::sample(endpoint.pid)?.rss;
@@ -255,6 +258,7 @@ async fn receive(mut ws: Ws, shared: &Shared, expected: u32) {
     let mut seen = vec![0u64; (shared.messages as usize).div_ceil(64)];
     let mut count = 0u32;
     let mut latencies: Vec<u64> = Vec::with_capacity(64);
+    let mut bytes = 0u64;
     while let Some(Ok(message)) = ws.next().await {
         let Message::Text(text) = message else {
             continue;
@@ -289,18 +293,24 @@ async fn receive(mut ws: Ws, shared: &Shared, expected: u32) {
         shared.delivered.fetch_add(1, Ordering::AcqRel);
         shared.last_delivery_us.fetch_max(now, Ordering::AcqRel);
         latencies.push(now.saturating_sub(sent).max(1));
+        bytes += text.len() as u64;
         if latencies.len() == latencies.capacity() {
-            flush(shared, &mut latencies);
+            flush(shared, &mut latencies, &mut bytes);
         }
         if count == expected {
-            flush(shared, &mut latencies);
+            flush(shared, &mut latencies, &mut bytes);
             shared.complete.fetch_add(1, Ordering::AcqRel);
         }
     }
-    flush(shared, &mut latencies);
+    flush(shared, &mut latencies, &mut bytes);
 }
 
-fn flush(shared: &Shared, latencies: &mut Vec<u64>) {
+/// Hands a client's latencies and frame bytes to the run (in batches: one contended update
+/// per frame would cost the generator more CPU than the frame).
+fn flush(shared: &Shared, latencies: &mut Vec<u64>, bytes: &mut u64) {
+    shared
+        .frame_bytes
+        .fetch_add(std::mem::take(bytes), Ordering::AcqRel);
     if latencies.is_empty() {
         return;
     }

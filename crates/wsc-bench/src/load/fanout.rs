@@ -83,6 +83,9 @@ pub struct FanoutResult {
     pub elapsed_s: f64,
     /// Distinct deliveries per second over `elapsed_s`.
     pub deliveries_per_s: f64,
+    /// Mean size of a delivered frame's text, in bytes (the gateway's envelope against the
+    /// peers' bare payload).
+    pub frame_bytes: f64,
     /// Latency percentiles (send to receive), in microseconds.
     pub p50_us: u64,
     /// 99th percentile.
@@ -131,7 +134,7 @@ impl FanoutResult {
     pub fn line(&self) -> String {
         format!(
             "connected={} idle_bytes_per_conn={:.0} after_bytes_per_conn={:.0} expected={} delivered={} lost={} \
-             duplicated={} elapsed_s={:.3} deliveries_per_s={:.0} \
+             duplicated={} elapsed_s={:.3} deliveries_per_s={:.0} frame_bytes={:.0} \
              p50_us={} p99_us={} p999_us={} calls_per_s={:.0} call_p50_us={} call_p99_us={} \
              unacked={} server_cpu_s={:.2} server_us_per_delivery={:.3} loadgen_cpu_s={:.2}",
             self.connected,
@@ -143,6 +146,7 @@ impl FanoutResult {
             self.duplicated,
             self.elapsed_s,
             self.deliveries_per_s,
+            self.frame_bytes,
             self.p50_us,
             self.p99_us,
             self.p999_us,
@@ -216,6 +220,7 @@ pub async fn fanout(endpoint: Endpoint, run: &Fanout) -> Result<FanoutResult, St
         duplicated: shared.duplicated.load(Ordering::Acquire),
         elapsed_s,
         deliveries_per_s: delivered as f64 / elapsed_s.max(1e-9),
+        frame_bytes: shared.frame_bytes.load(Ordering::Acquire) as f64 / delivered.max(1) as f64,
         p50_us: histogram.value_at_quantile(0.5),
         p99_us: histogram.value_at_quantile(0.99),
         p999_us: histogram.value_at_quantile(0.999),

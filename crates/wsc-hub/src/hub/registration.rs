@@ -65,6 +65,21 @@ impl Registration {
         self.conn.queue.try_pop()
     }
 
+    /// Appends up to `max` frames that are ready to `into`: replayed frames first, then the
+    /// queue's, taken under one lock.
+    pub fn recv_ready(&mut self, into: &mut Vec<Outbound>, max: usize) {
+        let mut left = max;
+        while left > 0
+            && let Some(frame) = self.next_replayed()
+        {
+            into.push(frame);
+            left -= 1;
+        }
+        if left > 0 {
+            self.conn.queue.pop_ready(into, left);
+        }
+    }
+
     fn next_replayed(&mut self) -> Option<Outbound> {
         let (frame, delete_when_written) = self.backlog.frames.pop_front()?;
         self.written_offline.extend(delete_when_written);
