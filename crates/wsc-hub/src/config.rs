@@ -71,7 +71,8 @@ pub struct HubConfig {
     pub max_inbound_bytes_per_second: usize,
     /// WebSocket read buffer per connection, in bytes (the main cost of an idle connection).
     pub read_buffer_size: usize,
-    /// WebSocket write buffer per connection, in bytes.
+    /// WebSocket write buffer per connection, in bytes: for the pong and close replies the
+    /// WebSocket library writes itself (messages are written straight from their payloads).
     pub write_buffer_size: usize,
     /// Whether the hub relays the status types (`typing`, `read`, ...) to `receiver`.
     pub relay_status_messages: bool,

@@ -57,10 +57,12 @@ const FRAME_OVERHEAD: usize = 1024;
 /// per connection), the inbound size limit from the config, and a write buffer bound that
 /// always fits one maximum outbound message.
 ///
-/// The writer feeds a frame only after the previous flush completed, so the write buffer
-/// never holds more than `write_buffer_size` plus one frame: the bound below can never
-/// refuse a message the hub accepted, and it always exceeds `write_buffer_size` (which
-/// tungstenite requires).
+/// The hub's own frames do not pass through tungstenite's write buffer (see
+/// [`serve`]: they are written straight from their payloads); the buffer holds the pong and
+/// close replies tungstenite writes itself, and whatever an application sends through the
+/// stream before handing it to [`serve`]. The bound still fits one maximum outbound message,
+/// so such a send is never refused for its size, and it always exceeds `write_buffer_size`
+/// (which tungstenite requires).
 pub fn websocket_config(config: &HubConfig) -> WebSocketConfig {
     let max_in = config.limits.max_message_size;
     let max_write_buffer = match config.max_outbound_message_size {

@@ -646,7 +646,8 @@ pub struct PerformanceConfig {
     /// WebSocket read buffer per connection.
     #[serde(with = "size")]
     pub read_buffer_size: usize,
-    /// WebSocket write buffer per connection.
+    /// WebSocket write buffer per connection (pong and close replies; messages are written
+    /// straight from their payloads).
     #[serde(with = "size")]
     pub write_buffer_size: usize,
     /// Outbound queue size per connection.
