@@ -1,6 +1,7 @@
 //! The WebSocket writer under pressure: the outbound size limit (refused at the send, and
-//! a message at the limit always fits the write buffer), fair turns between writing and
-//! reading, and a close frame that survives an oversized inbound frame.
+//! a message at the limit is delivered), fair turns between writing and reading, pong
+//! replies and message frames sharing a stream whose every write is partial, and a close
+//! frame that survives an oversized inbound frame.
 
 mod support;
 
@@ -147,4 +148,66 @@ async fn an_oversized_inbound_frame_gets_a_1009_close_frame_with_its_reason() {
     let (code, reason) = client.expect_close().await;
     assert_eq!(code, 1009, "{reason}");
     assert!(reason.contains("too large"), "{reason}");
+}
+
+#[tokio::test]
+async fn pongs_and_a_flood_of_frames_share_the_stream_without_tearing_either() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const FLOOD: usize = 700;
+    let hub = started(config(|c| {
+        c.queue_capacity = 2 * FLOOD;
+        c.queue_max_bytes = usize::MAX / 2;
+        c.max_inbound_per_second = 0;
+    }));
+    // A pipe smaller than one frame: every write of the server is partial, so a pong
+    // tungstenite queues while reading is left half written whenever the pipe fills, and the
+    // message frames written beside it must never land inside it.
+    let (mut client, _server) =
+        support::duplex_client_with_capacity(&hub, Identity::new("u"), 100).await;
+    for i in 0..FLOOD {
+        hub.send_to_user("u", HubMessage::text(format!("n-{i}")))
+            .await
+            .unwrap();
+    }
+    let (mut texts, mut pongs, mut pings) = (Vec::new(), Vec::new(), 0u8);
+    while texts.len() < FLOOD {
+        let frame = tokio::time::timeout(Duration::from_secs(10), client.ws.next())
+            .await
+            .expect("the stream stalled")
+            .expect("the stream ended")
+            .expect("a torn frame");
+        match frame {
+            Message::Text(text) => {
+                let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                texts.push(value["content"].as_str().unwrap().to_owned());
+                // The server reads one inbound frame per turn of up to `write_batch` (64)
+                // frames, so a ping every 70 messages never waits for the server; 60 bytes
+                // each, so its pong is often cut by the pipe.
+                if texts.len() % 70 == 0 {
+                    client
+                        .ws
+                        .send(Message::Ping(vec![pings; 60].into()))
+                        .await
+                        .unwrap();
+                    pings += 1;
+                }
+            }
+            Message::Pong(data) => pongs.push(data.to_vec()),
+            Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let expected: Vec<_> = (0..FLOOD).map(|i| format!("n-{i}")).collect();
+    assert_eq!(texts, expected, "every message whole and in order");
+    // The last pongs may still be on their way.
+    while pongs.len() < usize::from(pings) {
+        match tokio::time::timeout(Duration::from_secs(10), client.ws.next()).await {
+            Ok(Some(Ok(Message::Pong(data)))) => pongs.push(data.to_vec()),
+            other => panic!("waiting for the pongs: {other:?}"),
+        }
+    }
+    let expected: Vec<_> = (0..pings).map(|p| vec![p; 60]).collect();
+    assert_eq!(pongs, expected, "every pong whole and in order");
 }
