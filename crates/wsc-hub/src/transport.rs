@@ -1,7 +1,7 @@
 //! What every transport shares, so that WebSocket and SSE write the same way: the
 //! [`FrameSink`] a transport implements, the batching writer (take every frame that is
-//! ready under one lock, then one write: one syscall for many frames), the write deadline and the drain of
-//! queued frames before a close.
+//! ready under one lock, then one write: one syscall for many frames), the write deadline
+//! and the drain of queued frames before a close.
 
 use std::future::Future;
 use std::pin::Pin;
