@@ -83,7 +83,8 @@ fn main() -> ExitCode {
         "codegen-inner" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [fanout|p2p|ack|grpc|in-process|churn|cross-node|idle|scale]|codegen>"
+                "usage: cargo xtask <ci|demo [--nodes N]|e2e|fuzz [--seconds N]|abuse|soak [--minutes N]|chaos|bench [{}]|codegen>",
+                SCENARIOS.join("|")
             );
             return ExitCode::from(2);
         }
@@ -239,7 +240,8 @@ const SCENARIOS: [&str; 9] = [
 fn bench_scenario(scenario: &str) -> Result<(), String> {
     if !SCENARIOS.contains(&scenario) {
         return Err(format!(
-            "unknown scenario {scenario:?}; usage: cargo xtask bench [fanout|p2p|ack|grpc|in-process|churn|cross-node|idle|scale]"
+            "unknown scenario {scenario:?}; usage: cargo xtask bench [{}]",
+            SCENARIOS.join("|")
         ));
     }
     let (server, bench) = release_tools()?;

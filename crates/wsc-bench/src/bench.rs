@@ -304,9 +304,8 @@ pub async fn ack(binaries: &Binaries, connections: usize, rounds: usize) -> Resu
     Ok(table)
 }
 
-/// `rounds` alternating runs of every server (a fresh one each time); the median run of each:
-/// by deliveries per second at saturation, by p99 at a set rate (where every run delivers
-/// the same, and the latency is what the row is about).
+/// `rounds` alternating runs of every server (a fresh one each time); the median run of each
+/// ([`median_run`]).
 async fn alternate(
     binaries: &Binaries,
     run: &Fanout,
@@ -324,7 +323,6 @@ async fn alternate_each(
     scenario: &str,
 ) -> Result<Vec<FanoutResult>, String> {
     let mut results: Vec<Vec<FanoutResult>> = vec![Vec::new(); SUBJECTS.len()];
-    let rated = run_of(SUBJECTS[0]).rate.is_some();
     for round in 0..rounds {
         for (s, protocol) in SUBJECTS.iter().enumerate() {
             let run = run_of(*protocol);
@@ -338,16 +336,8 @@ async fn alternate_each(
             results[s].push(result);
         }
     }
-    Ok(results
-        .iter()
-        .map(|runs| {
-            if rated {
-                median_by(runs, |r| r.p99_us as f64)
-            } else {
-                median_by(runs, |r| r.deliveries_per_s)
-            }
-        })
-        .collect())
+    let run = run_of(SUBJECTS[0]);
+    Ok(results.iter().map(|r| median_run(r, &run)).collect())
 }
 
 /// The first cell of a delivery row: the publish rate, or saturation.
@@ -607,10 +597,7 @@ pub async fn in_process(
                 results[s].push(result);
             }
         }
-        let medians: Vec<FanoutResult> = results
-            .iter()
-            .map(|runs| median_by(runs, |r| r.deliveries_per_s))
-            .collect();
+        let medians: Vec<FanoutResult> = results.iter().map(|r| median_run(r, &run)).collect();
         let bare = medians[2].deliveries_per_s;
         for (s, (server, _, _)) in subjects.iter().enumerate() {
             let m = &medians[s];
@@ -713,17 +700,7 @@ pub async fn cross_node(
                 results[t].push(result);
             }
         }
-        let saturated = run.rate.is_none();
-        let medians: Vec<FanoutResult> = results
-            .iter()
-            .map(|runs| {
-                if saturated {
-                    median_by(runs, |r| r.deliveries_per_s)
-                } else {
-                    median_by(runs, |r| r.p99_us as f64)
-                }
-            })
-            .collect();
+        let medians: Vec<FanoutResult> = results.iter().map(|r| median_run(r, &run)).collect();
         let alone = &medians[0];
         for (t, (topology, _, _)) in topologies.iter().enumerate() {
             let m = &medians[t];
@@ -737,6 +714,17 @@ pub async fn cross_node(
         }
     }
     Ok(table)
+}
+
+/// The median of runs of `run`: by deliveries per second at saturation; at a set rate, where
+/// every run delivers the same, by the latency the row is about (the call round trip of an
+/// acked send, the delivery otherwise).
+fn median_run(runs: &[FanoutResult], run: &Fanout) -> FanoutResult {
+    match (run.rate, run.ack) {
+        (None, _) => median_by(runs, |r| r.deliveries_per_s),
+        (Some(_), true) => median_by(runs, |r| r.call_p99_us as f64),
+        (Some(_), false) => median_by(runs, |r| r.p99_us as f64),
+    }
 }
 
 /// The run with the median `key` (its other figures come with it, so one row is one real

@@ -8,13 +8,15 @@
 //! Besides criterion's estimates, it prints latency percentiles of the round trip (and the
 //! no-ack baseline) over 20,000 individually timed samples.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
-use wsc_hub::{Hub, HubConfig, HubMessage, Identity, MessageType, Outbound, Registration};
+use wsc_hub::{Hub, HubMessage, Identity, MessageType, Outbound, Registration};
 
 const USER: &str = "user-5000";
 /// The ack timeout: far above any round trip, so no resend ever happens (asserted).
@@ -50,19 +52,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let mut config = HubConfig::default();
+        let rt = support::runtime();
+        let mut config = support::quiet_config();
         // Every ack is an inbound frame: no inbound rate limit.
         config.max_inbound_per_second = 0;
         config.max_inbound_bytes_per_second = 0;
         config.queue_capacity = 1024;
         config.max_pending_acks = 0;
-        // Keep the liveness sweep out of the way.
-        config.heartbeat_interval = Duration::from_secs(24 * 3600);
-        config.client_timeout = Duration::from_secs(48 * 3600);
         let (hub, reg) = rt.block_on(async {
             let hub = Hub::new(config);
             hub.start();

@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p wsc-hub --bench routing -- --warm-up-time 1 --measurement-time 3`.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use wsc_hub::codec::{self, DecodeLimits};
 use wsc_hub::{
-    BroadcastOptions, Hub, HubConfig, HubMessage, Identity, MessageType, Outbound, Registration,
+    BroadcastOptions, Hub, HubMessage, Identity, MessageType, Outbound, Registration,
     SlowConsumerPolicy,
 };
 
@@ -67,20 +69,14 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let mut config = HubConfig::default();
+        let rt = support::runtime();
+        let mut config = support::quiet_config();
         config.queue_capacity = QUEUE_CAPACITY;
         config.queue_max_bytes = 64 * 1024 * 1024;
         config.max_connections = 0;
         config.max_connections_per_user = 0;
         config.slow_consumer = SlowConsumerPolicy::DropMessage;
         config.max_inbound_per_second = 0;
-        // Keep the liveness sweep out of the way (it would ping, and close after 90 s).
-        config.heartbeat_interval = Duration::from_secs(24 * 3600);
-        config.client_timeout = Duration::from_secs(48 * 3600);
         let (hub, regs) = rt.block_on(async {
             let hub = Hub::new(config);
             hub.start();

@@ -7,14 +7,16 @@
 //!
 //! Run: `cargo bench -p wsc-hub --bench writer -- --warm-up-time 1 --measurement-time 3`.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::io::AsyncReadExt;
 use tokio::runtime::Runtime;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use wsc_hub::{BroadcastOptions, Hub, HubConfig, HubMessage, Identity, MessageType};
+use wsc_hub::{BroadcastOptions, Hub, HubMessage, Identity, MessageType};
 
 /// Connections each broadcast reaches.
 const CONNECTIONS: usize = 100;
@@ -31,15 +33,9 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let mut config = HubConfig::default();
+        let rt = support::runtime();
+        let mut config = support::quiet_config();
         config.queue_capacity = 2 * BROADCASTS;
-        // Keep the liveness sweep out of the way.
-        config.heartbeat_interval = Duration::from_secs(24 * 3600);
-        config.client_timeout = Duration::from_secs(48 * 3600);
         let hub = rt.block_on(async {
             let hub = Hub::new(config);
             hub.start();

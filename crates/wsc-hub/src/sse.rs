@@ -204,9 +204,7 @@ impl SseSink {
             write_event(&mut self.buffer, &payload);
         }
     }
-}
 
-impl SseSink {
     /// Sends what is buffered as one body chunk.
     async fn send_buffered(&mut self) -> Result<(), StreamClosed> {
         if self.buffer.is_empty() {
